@@ -1,0 +1,335 @@
+//! Accounts of the book: status and restrictions, and the valuation rules
+//! (equity, leverage) the monitor and the trade generator rely on.
+
+use rust_decimal::Decimal;
+
+/// Lifecycle of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccountStatus {
+    #[default]
+    Active,
+    Closed,
+}
+
+impl AccountStatus {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Closed => "closed",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(Self::Active),
+            "closed" => Some(Self::Closed),
+            _ => None,
+        }
+    }
+}
+
+/// Why an account may not be traded normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Restriction {
+    PatternDayTrader,
+    AchReturn,
+    TradingBlocked,
+    /// Only sells are allowed.
+    LiquidationOnly,
+    /// Computed: position value above [`MAX_LEVERAGE`] times equity.
+    LeverageExceeded,
+}
+
+impl Restriction {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PatternDayTrader => "pattern_day_trader",
+            Self::AchReturn => "ach_return",
+            Self::TradingBlocked => "trading_blocked",
+            Self::LiquidationOnly => "liquidation_only",
+            Self::LeverageExceeded => "leverage_exceeded",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pattern_day_trader" => Some(Self::PatternDayTrader),
+            "ach_return" => Some(Self::AchReturn),
+            "trading_blocked" => Some(Self::TradingBlocked),
+            "liquidation_only" => Some(Self::LiquidationOnly),
+            "leverage_exceeded" => Some(Self::LeverageExceeded),
+            _ => None,
+        }
+    }
+
+    /// Whether buys are forbidden under this restriction.
+    #[must_use]
+    pub fn blocks_buys(self) -> bool {
+        !matches!(self, Self::PatternDayTrader)
+    }
+
+    /// Whether sells are forbidden under this restriction.
+    #[must_use]
+    pub fn blocks_sells(self) -> bool {
+        matches!(self, Self::TradingBlocked)
+    }
+}
+
+/// Position value above this many times equity is flagged.
+pub const MAX_LEVERAGE: Decimal = Decimal::from_parts(6, 0, 0, false, 0);
+
+/// Positions value over equity; `None` when equity is not positive.
+#[must_use]
+pub fn leverage(positions_value: Decimal, equity: Decimal) -> Option<Decimal> {
+    if equity <= Decimal::ZERO {
+        return None;
+    }
+    positions_value.checked_div(equity)
+}
+
+/// Whether an account's leverage is above the 6:1 limit (or equity is gone
+/// while positions remain).
+#[must_use]
+pub fn leverage_exceeded(positions_value: Decimal, equity: Decimal) -> bool {
+    // positions / equity > 6, without a division.
+    if equity <= Decimal::ZERO {
+        return positions_value > Decimal::ZERO;
+    }
+    positions_value > MAX_LEVERAGE * equity
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal_macros::dec;
+
+    use super::*;
+
+    #[test]
+    fn leverage_limit_is_six_to_one() {
+        assert!(!leverage_exceeded(dec!(600), dec!(100)));
+        assert!(leverage_exceeded(dec!(600.01), dec!(100)));
+        assert!(leverage_exceeded(dec!(10), dec!(0)));
+        assert!(!leverage_exceeded(dec!(0), dec!(0)));
+        assert_eq!(leverage(dec!(50), dec!(100)), Some(dec!(0.5)));
+    }
+
+    #[test]
+    fn restrictions_round_trip() {
+        for restriction in [
+            Restriction::PatternDayTrader,
+            Restriction::AchReturn,
+            Restriction::TradingBlocked,
+            Restriction::LiquidationOnly,
+            Restriction::LeverageExceeded,
+        ] {
+            assert_eq!(Restriction::parse(restriction.as_str()), Some(restriction));
+        }
+    }
+}
+
+/// A position as a client sent it.
+#[derive(Debug, Clone, Default)]
+pub struct PositionInput {
+    pub symbol: String,
+    pub quantity: String,
+    pub average_cost: String,
+}
+
+/// An account's whole state as a client sent it.
+#[derive(Debug, Clone, Default)]
+pub struct AccountInput {
+    pub account_id: String,
+    pub status: Option<AccountStatus>,
+    pub cash: String,
+    pub positions: Vec<PositionInput>,
+    /// `None` for an unspecified or unknown value.
+    pub restrictions: Vec<Option<Restriction>>,
+}
+
+/// A validated position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub symbol: crate::Symbol,
+    /// At least 0, at most 9 decimals.
+    pub quantity: Decimal,
+    pub average_cost: Decimal,
+}
+
+/// A validated account state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountState {
+    pub account_id: String,
+    pub status: AccountStatus,
+    pub cash: Decimal,
+    pub positions: Vec<Position>,
+    pub restrictions: Vec<Restriction>,
+}
+
+/// Most decimals of a share quantity.
+pub const QUANTITY_SCALE: u32 = 9;
+
+impl AccountInput {
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// [`crate::Violations`] naming each offending field.
+    pub fn validate(self) -> Result<AccountState, crate::Violations> {
+        use crate::decimal::{parse_decimal, significant_scale};
+        let mut violations = crate::Violations::new();
+        if let Some(problem) = crate::ids::external_id_problem(&self.account_id) {
+            violations.add("account_id", problem);
+        }
+        let cash = match parse_decimal(&self.cash) {
+            Ok(cash) if significant_scale(cash) > 2 => {
+                violations.add("cash", "must have at most 2 decimal places");
+                Decimal::ZERO
+            }
+            Ok(cash) => cash.normalize(),
+            Err(error) => {
+                violations.add("cash", error.to_string());
+                Decimal::ZERO
+            }
+        };
+        let mut positions: Vec<Position> = Vec::with_capacity(self.positions.len());
+        for (index, input) in self.positions.iter().enumerate() {
+            let at = |field: &str| format!("positions[{index}].{field}");
+            let symbol = match crate::Symbol::parse(&input.symbol) {
+                Ok(symbol) => symbol,
+                Err(error) => {
+                    violations.add(at("symbol"), error.to_string());
+                    continue;
+                }
+            };
+            if let Some(earlier) = positions.iter().position(|p| p.symbol == symbol) {
+                violations.add(
+                    at("symbol"),
+                    format!("duplicate symbol {symbol} (also in positions[{earlier}])"),
+                );
+                continue;
+            }
+            let quantity = match parse_decimal(&input.quantity) {
+                Ok(quantity) if quantity.is_sign_negative() && !quantity.is_zero() => {
+                    violations.add(at("quantity"), "must be 0 or more (no short positions)");
+                    continue;
+                }
+                Ok(quantity) if significant_scale(quantity) > QUANTITY_SCALE => {
+                    violations.add(at("quantity"), "must have at most 9 decimal places");
+                    continue;
+                }
+                Ok(quantity) => quantity.normalize(),
+                Err(error) => {
+                    violations.add(at("quantity"), error.to_string());
+                    continue;
+                }
+            };
+            let average_cost = if input.average_cost.is_empty() {
+                Decimal::ZERO
+            } else {
+                match parse_decimal(&input.average_cost) {
+                    Ok(cost) if cost.is_sign_negative() && !cost.is_zero() => {
+                        violations.add(at("average_cost"), "must be 0 or more");
+                        continue;
+                    }
+                    Ok(cost) => cost.normalize(),
+                    Err(error) => {
+                        violations.add(at("average_cost"), error.to_string());
+                        continue;
+                    }
+                }
+            };
+            positions.push(Position {
+                symbol,
+                quantity,
+                average_cost,
+            });
+        }
+        let mut restrictions = Vec::new();
+        for (index, restriction) in self.restrictions.iter().enumerate() {
+            match restriction {
+                None => violations.add(
+                    format!("restrictions[{index}]"),
+                    "is not a known restriction",
+                ),
+                Some(Restriction::LeverageExceeded) => violations.add(
+                    format!("restrictions[{index}]"),
+                    "LEVERAGE_EXCEEDED is computed from positions and equity; it cannot be set",
+                ),
+                Some(restriction) => restrictions.push(*restriction),
+            }
+        }
+        restrictions.sort();
+        restrictions.dedup();
+        violations.into_result(AccountState {
+            account_id: self.account_id,
+            status: self.status.unwrap_or_default(),
+            cash,
+            positions,
+            restrictions,
+        })
+    }
+}
+
+#[cfg(test)]
+mod input_tests {
+    use rust_decimal_macros::dec;
+
+    use super::*;
+
+    fn input() -> AccountInput {
+        AccountInput {
+            account_id: "acct-1".to_owned(),
+            cash: "1000.50".to_owned(),
+            positions: vec![PositionInput {
+                symbol: "spy".to_owned(),
+                quantity: "1.123456789".to_owned(),
+                average_cost: String::new(),
+            }],
+            restrictions: vec![Some(Restriction::AchReturn)],
+            ..AccountInput::default()
+        }
+    }
+
+    #[test]
+    fn valid_input() {
+        let state = input().validate().expect("valid");
+        assert_eq!(state.cash, dec!(1000.5));
+        assert_eq!(state.positions[0].symbol.as_str(), "SPY");
+        assert_eq!(state.positions[0].quantity, dec!(1.123456789));
+        assert_eq!(state.status, AccountStatus::Active);
+    }
+
+    #[test]
+    fn invalid_input_names_fields() {
+        let mut bad = input();
+        bad.account_id = String::new();
+        bad.cash = "1.001".to_owned();
+        bad.positions[0].quantity = "-1".to_owned();
+        bad.positions.push(PositionInput {
+            symbol: "TLT".to_owned(),
+            quantity: "0.0000000001".to_owned(),
+            average_cost: String::new(),
+        });
+        bad.restrictions = vec![None, Some(Restriction::LeverageExceeded)];
+        let fields: Vec<String> = bad
+            .validate()
+            .expect_err("invalid")
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "account_id",
+                "cash",
+                "positions[0].quantity",
+                "positions[1].quantity",
+                "restrictions[0]",
+                "restrictions[1]"
+            ]
+        );
+    }
+}

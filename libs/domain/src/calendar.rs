@@ -1,0 +1,329 @@
+//! The US equity trading calendar (NYSE rules): weekends, the ten holidays
+//! with their weekend observance, Good Friday, and the 13:00 early closes.
+//! Sessions are in America/New_York; the regular session is 09:30-16:00.
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use chrono_tz::America::New_York;
+use chrono_tz::Tz;
+
+/// The exchange's time zone.
+pub const EXCHANGE_TZ: Tz = New_York;
+
+/// Regular open, 09:30 New York.
+#[must_use]
+pub fn regular_open() -> NaiveTime {
+    NaiveTime::from_hms_opt(9, 30, 0).unwrap_or(NaiveTime::MIN)
+}
+
+/// Regular close, 16:00 New York.
+#[must_use]
+pub fn regular_close() -> NaiveTime {
+    NaiveTime::from_hms_opt(16, 0, 0).unwrap_or(NaiveTime::MIN)
+}
+
+/// Early close, 13:00 New York.
+#[must_use]
+pub fn early_close() -> NaiveTime {
+    NaiveTime::from_hms_opt(13, 0, 0).unwrap_or(NaiveTime::MIN)
+}
+
+/// One trading session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    pub date: NaiveDate,
+    pub open: DateTime<Utc>,
+    pub close: DateTime<Utc>,
+    pub early_close: bool,
+}
+
+impl Session {
+    /// Whether `moment` is within the regular session (open inclusive, close exclusive).
+    #[must_use]
+    pub fn contains(&self, moment: DateTime<Utc>) -> bool {
+        self.open <= moment && moment < self.close
+    }
+
+    /// Length of the session in minutes (390, or 210 on early-close days).
+    #[must_use]
+    pub fn minutes(&self) -> i64 {
+        (self.close - self.open).num_minutes()
+    }
+}
+
+/// Why a date is not a full trading day.
+fn holiday_name(date: NaiveDate) -> Option<&'static str> {
+    let year = date.year();
+    let observed = |month: u32, day: u32| NaiveDate::from_ymd_opt(year, month, day).map(observe);
+    // New Year's Day: a Saturday New Year is not observed on the Friday before
+    // (that Friday closes the previous year's books).
+    let new_year = NaiveDate::from_ymd_opt(year, 1, 1)
+        .filter(|d| d.weekday() != Weekday::Sat)
+        .map(observe);
+    let candidates: [(Option<NaiveDate>, &'static str); 10] = [
+        (new_year, "New Year's Day"),
+        (
+            nth_weekday(year, 1, Weekday::Mon, 3),
+            "Martin Luther King Jr. Day",
+        ),
+        (
+            nth_weekday(year, 2, Weekday::Mon, 3),
+            "Washington's Birthday",
+        ),
+        (good_friday(year), "Good Friday"),
+        (last_weekday(year, 5, Weekday::Mon), "Memorial Day"),
+        (
+            if year >= 2022 { observed(6, 19) } else { None },
+            "Juneteenth",
+        ),
+        (observed(7, 4), "Independence Day"),
+        (nth_weekday(year, 9, Weekday::Mon, 1), "Labor Day"),
+        (nth_weekday(year, 11, Weekday::Thu, 4), "Thanksgiving Day"),
+        (observed(12, 25), "Christmas Day"),
+    ];
+    candidates
+        .into_iter()
+        .find(|(holiday, _)| *holiday == Some(date))
+        .map(|(_, name)| name)
+}
+
+/// Saturday holidays are observed on Friday, Sunday holidays on Monday.
+fn observe(date: NaiveDate) -> NaiveDate {
+    match date.weekday() {
+        Weekday::Sat => date - Duration::days(1),
+        Weekday::Sun => date + Duration::days(1),
+        _ => date,
+    }
+}
+
+fn nth_weekday(year: i32, month: u32, weekday: Weekday, n: u8) -> Option<NaiveDate> {
+    NaiveDate::from_weekday_of_month_opt(year, month, weekday, n)
+}
+
+fn last_weekday(year: i32, month: u32, weekday: Weekday) -> Option<NaiveDate> {
+    nth_weekday(year, month, weekday, 5).or_else(|| nth_weekday(year, month, weekday, 4))
+}
+
+/// Easter Sunday (anonymous Gregorian algorithm) minus two days.
+fn good_friday(year: i32) -> Option<NaiveDate> {
+    let a = year % 19;
+    let b = year / 100;
+    let c = year % 100;
+    let d = b / 4;
+    let e = b % 4;
+    let f = (b + 8) / 25;
+    let g = (b - f + 1) / 3;
+    let h = (19 * a + b - d - g + 15) % 30;
+    let i = c / 4;
+    let k = c % 4;
+    let l = (32 + 2 * e + 2 * i - h - k) % 7;
+    let m = (a + 11 * h + 22 * l) / 451;
+    let month = (h + l - 7 * m + 114) / 31;
+    let day = ((h + l - 7 * m + 114) % 31) + 1;
+    let easter =
+        NaiveDate::from_ymd_opt(year, u32::try_from(month).ok()?, u32::try_from(day).ok()?)?;
+    Some(easter - Duration::days(2))
+}
+
+/// Whether the market closes at 13:00 that day: the day before Independence
+/// Day, the day after Thanksgiving, and Christmas Eve (when they are trading days).
+fn is_early_close(date: NaiveDate) -> bool {
+    let year = date.year();
+    let july_3 = NaiveDate::from_ymd_opt(year, 7, 3);
+    let day_after_thanksgiving =
+        nth_weekday(year, 11, Weekday::Thu, 4).map(|d| d + Duration::days(1));
+    let christmas_eve = NaiveDate::from_ymd_opt(year, 12, 24);
+    Some(date) == july_3 || Some(date) == day_after_thanksgiving || Some(date) == christmas_eve
+}
+
+/// Whether the exchange trades on `date`.
+#[must_use]
+pub fn is_trading_day(date: NaiveDate) -> bool {
+    !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) && holiday_name(date).is_none()
+}
+
+/// The holiday on `date`, if any.
+#[must_use]
+pub fn holiday(date: NaiveDate) -> Option<&'static str> {
+    holiday_name(date)
+}
+
+/// The session of `date`, or `None` when the exchange is closed.
+#[must_use]
+pub fn session(date: NaiveDate) -> Option<Session> {
+    if !is_trading_day(date) {
+        return None;
+    }
+    let early = is_early_close(date);
+    let close_time = if early {
+        early_close()
+    } else {
+        regular_close()
+    };
+    Some(Session {
+        date,
+        open: at_new_york(date, regular_open())?,
+        close: at_new_york(date, close_time)?,
+        early_close: early,
+    })
+}
+
+/// A New York wall-clock time as a UTC moment.
+#[must_use]
+pub fn at_new_york(date: NaiveDate, time: NaiveTime) -> Option<DateTime<Utc>> {
+    EXCHANGE_TZ
+        .from_local_datetime(&date.and_time(time))
+        .earliest()
+        .map(|moment| moment.with_timezone(&Utc))
+}
+
+/// The New York calendar date of a moment.
+#[must_use]
+pub fn exchange_date(moment: DateTime<Utc>) -> NaiveDate {
+    moment.with_timezone(&EXCHANGE_TZ).date_naive()
+}
+
+/// The first trading day on or after `date`.
+#[must_use]
+pub fn next_trading_day_on_or_after(date: NaiveDate) -> NaiveDate {
+    let mut day = date;
+    while !is_trading_day(day) {
+        day += Duration::days(1);
+    }
+    day
+}
+
+/// The last trading day on or before `date` (calendar dates roll back, as
+/// Alpaca's calendar conditions do).
+#[must_use]
+pub fn trading_day_on_or_before(date: NaiveDate) -> NaiveDate {
+    let mut day = date;
+    while !is_trading_day(day) {
+        day -= Duration::days(1);
+    }
+    day
+}
+
+/// The session in progress at `moment`, if the market is open.
+#[must_use]
+pub fn open_session(moment: DateTime<Utc>) -> Option<Session> {
+    session(exchange_date(moment)).filter(|session| session.contains(moment))
+}
+
+/// The next session whose close is after `moment` (the current one if open,
+/// else the next to open).
+#[must_use]
+pub fn current_or_next_session(moment: DateTime<Utc>) -> Session {
+    let mut day = exchange_date(moment);
+    loop {
+        if let Some(session) = session(day)
+            && session.close > moment
+        {
+            return session;
+        }
+        day += Duration::days(1);
+    }
+}
+
+/// Trading days from `start` to `end`, inclusive.
+#[must_use]
+pub fn sessions_between(start: NaiveDate, end: NaiveDate) -> Vec<Session> {
+    let mut sessions = Vec::new();
+    let mut day = start;
+    while day <= end {
+        if let Some(session) = session(day) {
+            sessions.push(session);
+        }
+        day += Duration::days(1);
+    }
+    sessions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(year: i32, month: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(year, month, day).expect("valid date")
+    }
+
+    #[test]
+    fn nyse_holidays_2026() {
+        // NYSE's published 2026 holidays.
+        let holidays = [
+            date(2026, 1, 1),
+            date(2026, 1, 19),
+            date(2026, 2, 16),
+            date(2026, 4, 3),
+            date(2026, 5, 25),
+            date(2026, 6, 19),
+            date(2026, 7, 3),
+            date(2026, 9, 7),
+            date(2026, 11, 26),
+            date(2026, 12, 25),
+        ];
+        for day in holidays {
+            assert!(!is_trading_day(day), "{day} is a holiday");
+        }
+        let trading_days = sessions_between(date(2026, 1, 1), date(2026, 12, 31)).len();
+        assert_eq!(trading_days, 251);
+    }
+
+    #[test]
+    fn nyse_holidays_2027_and_2028() {
+        // 2027: Christmas on Saturday observed Friday 24th; 2028: New Year on Saturday not observed.
+        assert!(!is_trading_day(date(2027, 3, 26)), "Good Friday 2027");
+        assert!(!is_trading_day(date(2027, 12, 24)));
+        assert!(!is_trading_day(date(2027, 6, 18)), "Juneteenth observed");
+        assert!(
+            is_trading_day(date(2027, 12, 31)),
+            "New Year 2028 is a Saturday"
+        );
+        assert!(
+            !is_trading_day(date(2027, 7, 5)),
+            "Independence Day observed Monday"
+        );
+    }
+
+    #[test]
+    fn early_closes() {
+        let friday_after_thanksgiving = session(date(2026, 11, 27)).expect("open");
+        assert!(friday_after_thanksgiving.early_close);
+        assert_eq!(friday_after_thanksgiving.minutes(), 210);
+        assert!(session(date(2026, 12, 24)).expect("open").early_close);
+        // 2026: July 3 is the observed holiday, so no early close that week.
+        assert_eq!(
+            session(date(2026, 7, 2)).map(|s| s.early_close),
+            Some(false)
+        );
+        assert!(session(date(2025, 7, 3)).expect("open").early_close);
+    }
+
+    #[test]
+    fn sessions_are_in_new_york_time() {
+        // Winter: UTC-5. Summer: UTC-4.
+        let winter = session(date(2026, 3, 2)).expect("open");
+        assert_eq!(winter.open.to_rfc3339(), "2026-03-02T14:30:00+00:00");
+        assert_eq!(winter.minutes(), 390);
+        let summer = session(date(2026, 3, 9)).expect("open");
+        assert_eq!(summer.open.to_rfc3339(), "2026-03-09T13:30:00+00:00");
+    }
+
+    #[test]
+    fn rolling_back_and_forward() {
+        assert_eq!(trading_day_on_or_before(date(2026, 4, 5)), date(2026, 4, 2));
+        assert_eq!(
+            next_trading_day_on_or_after(date(2026, 4, 3)),
+            date(2026, 4, 6)
+        );
+        let saturday_noon = at_new_york(
+            date(2026, 3, 7),
+            NaiveTime::from_hms_opt(12, 0, 0).expect("time"),
+        )
+        .expect("moment");
+        assert_eq!(open_session(saturday_noon), None);
+        assert_eq!(
+            current_or_next_session(saturday_noon).date,
+            date(2026, 3, 9)
+        );
+    }
+}

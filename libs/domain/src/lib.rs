@@ -1,0 +1,27 @@
+//! Pure domain logic of Rebalancer. Nothing here reads a clock, a socket or a
+//! database: callers pass `now`, prices and holdings in, and get plain values
+//! back, so every rule can be tested exhaustively and fast.
+
+pub mod account;
+pub mod algo;
+pub mod allocation;
+pub mod backtest;
+pub mod calendar;
+pub mod cash;
+pub mod decimal;
+pub mod evaluation;
+pub mod exact;
+pub mod holdings;
+pub mod ids;
+pub mod netting;
+pub mod portfolio;
+pub mod quality;
+pub mod run;
+pub mod sleeves;
+pub mod symbol;
+pub mod trades;
+pub mod violation;
+
+pub use decimal::parse_decimal;
+pub use symbol::Symbol;
+pub use violation::{FieldViolation, Violations};

@@ -1,0 +1,102 @@
+//! Typed configuration shared by every service. Each value comes from, in
+//! increasing priority: its default, an environment variable, a command-line
+//! flag (clap's `env` support). Validated once at start-up.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// Limits and behaviour of the gRPC server.
+#[derive(Debug, Clone, Args)]
+pub struct ServerOptions {
+    /// Deadline of every request handler, in seconds (streams excluded).
+    #[arg(long, env = "REBALANCER_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Requests handled at once across all connections; more are shed with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "REBALANCER_CONCURRENCY_LIMIT", default_value_t = 1024)]
+    pub concurrency_limit: usize,
+    /// Largest request or response message, in bytes.
+    #[arg(long, env = "REBALANCER_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+    /// Seconds to let in-flight requests finish after a shutdown signal.
+    #[arg(long, env = "REBALANCER_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+    /// Tenant assumed when a request carries no `x-tenant-id` (dev only; empty refuses such requests).
+    #[arg(long, env = "REBALANCER_DEFAULT_TENANT")]
+    pub default_tenant: Option<String>,
+}
+
+impl ServerOptions {
+    #[must_use]
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    #[must_use]
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// Checks the values once at start-up.
+    ///
+    /// # Errors
+    /// Describes the first value out of range.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.request_timeout_secs > 0,
+            "--request-timeout-secs must be positive"
+        );
+        anyhow::ensure!(
+            self.concurrency_limit > 0,
+            "--concurrency-limit must be positive"
+        );
+        anyhow::ensure!(
+            self.max_message_bytes >= 4096,
+            "--max-message-bytes must be at least 4096"
+        );
+        if let Some(tenant) = &self.default_tenant {
+            anyhow::ensure!(
+                crate::context::tenant_problem(tenant).is_none(),
+                "--default-tenant {tenant:?} is not a valid tenant id"
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            request_timeout_secs: 30,
+            concurrency_limit: 1024,
+            max_message_bytes: 16 * 1024 * 1024,
+            shutdown_grace_secs: 20,
+            default_tenant: None,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Logs and traces.
+#[derive(Debug, Clone, Args, Default)]
+pub struct TelemetryOptions {
+    /// Log format.
+    #[arg(long, env = "REBALANCER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, in `tracing` EnvFilter syntax.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+    /// OTLP/gRPC endpoint to export traces to, for example http://otel-collector:4317.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// Service name reported with traces.
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "rebalancer")]
+    pub service_name: String,
+}

@@ -1,0 +1,211 @@
+//! The gRPC server every service runs on: health (`grpc.health.v1`, one entry
+//! per service), reflection v1 and v1alpha (grpcurl 1.8.6 asks v1alpha),
+//! tracing with W3C context extraction, a default tenant for the dev stack,
+//! explicit limits (deadline, global concurrency with load shedding, message
+//! sizes), and graceful shutdown: health flips to NOT_SERVING, new
+//! connections stop, in-flight requests get a grace period to finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use opentelemetry::propagation::Extractor;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier};
+use tower_http::trace::{DefaultOnFailure, MakeSpan, TraceLayer};
+use tracing::{Level, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::config::ServerOptions;
+use crate::context::DefaultTenantLayer;
+
+/// Encoding and decoding limits applied to each generated service.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageLimits {
+    pub max_bytes: usize,
+}
+
+impl From<&ServerOptions> for MessageLimits {
+    fn from(options: &ServerOptions) -> Self {
+        Self {
+            max_bytes: options.max_message_bytes,
+        }
+    }
+}
+
+/// Binds the listener first, so callers learn the port (0 in tests) before serving.
+///
+/// # Errors
+/// When the address is taken or not local.
+pub async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(address).await?;
+    Ok(listener)
+}
+
+/// Serves `routes` (plus health and reflection) on `listener` until `shutdown`
+/// completes, then drains.
+///
+/// # Errors
+/// When the options are invalid or the transport fails.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    service_names: &[&'static str],
+    options: &ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    options.validate()?;
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    for name in service_names {
+        health_reporter
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(rebalancer_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(rebalancer_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let routes = routes
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let trace_layer = TraceLayer::new(SharedClassifier::new(server_errors_only()))
+        .make_span_with(GrpcMakeSpan)
+        .on_failure(DefaultOnFailure::new().level(Level::WARN));
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // `Server::tcp_nodelay` only applies to listeners tonic binds itself: set
+    // it on the accepted connections, or Nagle holds each frame of a
+    // streaming response until the peer's delayed ACK (about 40 ms).
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = Server::builder()
+        .timeout(options.request_timeout())
+        .layer(trace_layer)
+        .layer(DefaultTenantLayer::new(options.default_tenant.as_deref())?)
+        .layer(LoadShedLayer::new())
+        .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stop_rx.await;
+        });
+    tokio::pin!(server);
+
+    tokio::select! {
+        result = &mut server => return Ok(result?),
+        () = shutdown => {}
+    }
+    tracing::info!("shutting down: health NOT_SERVING, draining requests");
+    health_reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    for name in service_names {
+        health_reporter
+            .set_service_status(*name, ServingStatus::NotServing)
+            .await;
+    }
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(options.shutdown_grace(), server).await {
+        Ok(result) => result?,
+        Err(_) => tracing::warn!("grace period over, closing remaining streams"),
+    }
+    Ok(())
+}
+
+/// Client mistakes (invalid argument, not found, ...) are not server failures.
+fn server_errors_only() -> GrpcErrorsAsFailures {
+    [
+        GrpcCode::Cancelled,
+        GrpcCode::InvalidArgument,
+        GrpcCode::NotFound,
+        GrpcCode::AlreadyExists,
+        GrpcCode::PermissionDenied,
+        GrpcCode::ResourceExhausted,
+        GrpcCode::FailedPrecondition,
+        GrpcCode::Aborted,
+        GrpcCode::OutOfRange,
+        GrpcCode::Unimplemented,
+        GrpcCode::Unauthenticated,
+    ]
+    .into_iter()
+    .fold(
+        GrpcErrorsAsFailures::new(),
+        GrpcErrorsAsFailures::with_success,
+    )
+}
+
+/// A span per request, continuing the caller's trace from `traceparent`.
+#[derive(Debug, Clone, Copy)]
+struct GrpcMakeSpan;
+
+impl<B> MakeSpan<B> for GrpcMakeSpan {
+    fn make_span(&mut self, request: &http::Request<B>) -> Span {
+        let tenant = request
+            .headers()
+            .get(rebalancer_proto::client::TENANT_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("");
+        let span = tracing::info_span!(
+            "grpc",
+            otel.kind = "server",
+            rpc.method = %request.uri().path(),
+            tenant = %tenant,
+        );
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&HeaderExtractor(request.headers()))
+        });
+        let _ = span.set_parent(parent);
+        span
+    }
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (Kubernetes).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}

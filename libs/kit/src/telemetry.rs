@@ -1,0 +1,80 @@
+//! One `init_telemetry` for every binary: an `EnvFilter`, human or JSON log
+//! lines, and, when an OTLP endpoint is configured, spans exported over
+//! OTLP/gRPC. W3C trace context is the global propagator, so clients inject
+//! `traceparent` and servers continue the caller's trace.
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::{LogFormat, TelemetryOptions};
+
+/// Flushes and shuts the trace exporter down when dropped.
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(error) = provider.shutdown()
+        {
+            eprintln!("trace exporter shutdown: {error}");
+        }
+    }
+}
+
+/// Installs the global subscriber. Call once, at the start of `main`.
+///
+/// # Errors
+/// When the filter is invalid, the exporter cannot be built, or a global
+/// subscriber is already installed.
+pub fn init_telemetry(options: &TelemetryOptions) -> anyhow::Result<TelemetryGuard> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let filter = EnvFilter::try_new(&options.log_filter)?;
+
+    let provider = match &options.otlp_endpoint {
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .build()?;
+            let provider = SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(
+                    Resource::builder()
+                        .with_service_name(options.service_name.clone())
+                        .build(),
+                )
+                .build();
+            opentelemetry::global::set_tracer_provider(provider.clone());
+            Some(provider)
+        }
+        None => None,
+    };
+    let otel_layer = provider
+        .as_ref()
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("rebalancer")));
+
+    let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
+    match options.log_format {
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init()?,
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()?,
+    }
+    Ok(TelemetryGuard { provider })
+}

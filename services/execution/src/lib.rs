@@ -1,0 +1,116 @@
+//! The Execution service: where the money moves. The account book (cash,
+//! positions, restrictions, cash movements), market data over the simulated
+//! market, the paper broker, runs and batches, block orders and the
+//! algorithms that work them.
+//!
+//! A library with one entry point, [`ExecutionService`]: open it on a
+//! database, then mount its [`routes`](ExecutionService::routes) on a server.
+
+pub mod app;
+pub mod broker;
+pub mod convert;
+pub mod error;
+pub mod grpc;
+pub mod market;
+pub mod store;
+
+use std::sync::Arc;
+
+use rebalancer_kit::Clock;
+use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
+use rebalancer_kit::server::MessageLimits;
+use rebalancer_proto::client::TracedChannel;
+use rebalancer_proto::execution::account_service_server::AccountServiceServer;
+use rebalancer_proto::execution::batch_service_server::BatchServiceServer;
+use rebalancer_proto::execution::market_data_service_server::MarketDataServiceServer;
+use rebalancer_proto::execution::order_service_server::OrderServiceServer;
+use rebalancer_proto::execution::run_service_server::RunServiceServer;
+use tonic::service::RoutesBuilder;
+
+pub use crate::app::Execution;
+pub use crate::error::ExecutionError;
+use crate::market::MarketData;
+
+/// Names of this service's gRPC services, for health checks.
+pub const SERVICE_NAMES: &[&str] = rebalancer_proto::service_names::EXECUTION_SERVICES;
+
+/// What the Execution service depends on besides its database.
+#[derive(Debug, Clone)]
+pub struct ExecutionDeps {
+    pub clock: Arc<dyn Clock>,
+    /// The market data feed (the simulated market by default).
+    pub market: Arc<dyn MarketData>,
+    /// The Target service.
+    pub target: Option<TracedChannel>,
+}
+
+/// The Execution service, ready to mount on a server.
+#[derive(Debug, Clone)]
+pub struct ExecutionService {
+    execution: Execution,
+}
+
+impl ExecutionService {
+    /// Opens the database at `url`, applying migrations.
+    ///
+    /// # Errors
+    /// When the database is unreachable or a migration fails.
+    pub async fn open(
+        url: &DatabaseUrl,
+        pool: &PoolOptions,
+        deps: ExecutionDeps,
+    ) -> anyhow::Result<Self> {
+        let store = store::open(url, pool).await?;
+        Ok(Self {
+            execution: Execution::new(store, deps.clock, deps.market, deps.target),
+        })
+    }
+
+    #[must_use]
+    pub fn execution(&self) -> &Execution {
+        &self.execution
+    }
+
+    /// Starts the execution worker (transmissions, slices, run completion)
+    /// until `shutdown`; `owner` names this replica in slice leases.
+    #[must_use]
+    pub fn start_worker(
+        &self,
+        owner: String,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.execution.clone().run_worker(owner, shutdown))
+    }
+
+    /// Adds the gRPC services, with message size limits, to `routes`.
+    pub fn register(&self, routes: &mut RoutesBuilder, limits: MessageLimits) {
+        let api = grpc::ExecutionApi::new(self.execution.clone());
+        let max = limits.max_bytes;
+        routes
+            .add_service(
+                AccountServiceServer::new(api.clone())
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
+            .add_service(
+                MarketDataServiceServer::new(api.clone())
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
+            .add_service(
+                RunServiceServer::new(api.clone())
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
+            .add_service(
+                BatchServiceServer::new(api.clone())
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
+            .add_service(
+                OrderServiceServer::new(api)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            );
+    }
+}

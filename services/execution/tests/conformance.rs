@@ -1,0 +1,428 @@
+//! The store conformance suite: every case runs against SQLite and against a
+//! fresh PostgreSQL database, and both must behave the same.
+
+use std::sync::Arc;
+
+use chrono::{TimeDelta, TimeZone, Utc};
+use rebalancer_domain::account::{AccountStatus, Restriction};
+use rebalancer_domain::cash::{CashAction, CashMovementKind, CashMovementStatus};
+use rebalancer_execution::store::{
+    AccountFilter, AccountUpsert, CashMovementFilter, Created, ExecutionStore, HoldingsRange,
+    IdempotencyClaim, NewCashMovement, PageRequest, PositionRecord, StoreError,
+};
+use rebalancer_kit::db::new_id;
+use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
+use rebalancer_kit::testing::TestDatabase;
+use rust_decimal_macros::dec;
+
+async fn sqlite_store() -> (Arc<dyn ExecutionStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = DatabaseUrl::Sqlite(dir.path().join("execution.db"));
+    let store = rebalancer_execution::store::open(&url, &PoolOptions::default())
+        .await
+        .expect("open sqlite");
+    (store, dir)
+}
+
+async fn postgres_store(database: &TestDatabase) -> Arc<dyn ExecutionStore> {
+    let url = DatabaseUrl::parse(&database.url).expect("url");
+    rebalancer_execution::store::open(&url, &PoolOptions::default())
+        .await
+        .expect("open postgres")
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let (store, _dir) = super::sqlite_store().await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let Some(database) = rebalancer_kit::testing::TestDatabase::create().await else {
+                        return;
+                    };
+                    let store = super::postgres_store(&database).await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    account_upsert_round_trips_exactly,
+    stale_revision_changes_nothing,
+    deposits_credit_once_per_key,
+    withdrawal_lifecycle_moves_cash_on_settlement,
+    holdings_batches_cover_every_account_once,
+    accounts_filter_by_restriction,
+);
+
+fn upsert(id: &str, cash: rust_decimal::Decimal, expected_revision: Option<i64>) -> AccountUpsert {
+    AccountUpsert {
+        id: id.to_owned(),
+        status: AccountStatus::Active,
+        cash,
+        positions: vec![
+            PositionRecord {
+                symbol: "TLT".to_owned(),
+                quantity: dec!(12.123456789),
+                average_cost: dec!(91.2),
+            },
+            PositionRecord {
+                symbol: "SPY".to_owned(),
+                quantity: dec!(3),
+                average_cost: dec!(512.01),
+            },
+            PositionRecord {
+                symbol: "AGG".to_owned(),
+                quantity: dec!(0),
+                average_cost: dec!(0),
+            },
+        ],
+        restrictions: vec![Restriction::TradingBlocked, Restriction::AchReturn],
+        expected_revision,
+        now: Utc
+            .with_ymd_and_hms(2026, 3, 2, 15, 0, 0)
+            .single()
+            .expect("valid"),
+    }
+}
+
+async fn account_upsert_round_trips_exactly(store: Arc<dyn ExecutionStore>) {
+    let (created, is_new) = store
+        .upsert_account("firm-a", upsert("acct-1", dec!(100000.01), None))
+        .await
+        .expect("create");
+    assert!(is_new);
+    let read = store
+        .get_account("firm-a", "acct-1")
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(read, created);
+    assert_eq!(read.positions.len(), 2, "zero quantity is dropped");
+    assert_eq!(read.positions[0].symbol, "SPY");
+    assert_eq!(read.positions[1].quantity, dec!(12.123456789));
+    assert_eq!(read.cash, dec!(100000.01));
+    assert_eq!(
+        read.restrictions,
+        [Restriction::AchReturn, Restriction::TradingBlocked]
+    );
+
+    let mut next = upsert("acct-1", dec!(5), Some(1));
+    next.positions.truncate(1);
+    next.restrictions.clear();
+    next.now += TimeDelta::minutes(1);
+    let (updated, is_new) = store.upsert_account("firm-a", next).await.expect("update");
+    assert!(!is_new);
+    assert_eq!(updated.revision, 2);
+    let read = store
+        .get_account("firm-a", "acct-1")
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(read, updated);
+    assert_eq!(read.positions.len(), 1);
+    assert!(read.restrictions.is_empty());
+    assert_eq!(
+        store.get_account("firm-b", "acct-1").await.expect("get"),
+        None
+    );
+}
+
+async fn stale_revision_changes_nothing(store: Arc<dyn ExecutionStore>) {
+    store
+        .upsert_account("firm-a", upsert("acct-1", dec!(10), None))
+        .await
+        .expect("create");
+    let error = store
+        .upsert_account("firm-a", upsert("acct-1", dec!(99), Some(7)))
+        .await
+        .expect_err("stale");
+    assert!(matches!(error, StoreError::StaleRevision(_)), "{error:?}");
+    let read = store
+        .get_account("firm-a", "acct-1")
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(read.cash, dec!(10));
+    assert_eq!(read.revision, 1);
+}
+
+fn movement(
+    account: &str,
+    kind: CashMovementKind,
+    amount: rust_decimal::Decimal,
+) -> NewCashMovement {
+    NewCashMovement {
+        id: new_id(),
+        account_id: account.to_owned(),
+        kind,
+        amount,
+        now: Utc
+            .with_ymd_and_hms(2026, 3, 2, 15, 5, 0)
+            .single()
+            .expect("valid"),
+    }
+}
+
+fn claim(key: &str) -> Option<IdempotencyClaim> {
+    Some(IdempotencyClaim {
+        operation: "CreateCashMovement",
+        key: key.to_owned(),
+        fingerprint: "f".to_owned(),
+    })
+}
+
+async fn deposits_credit_once_per_key(store: Arc<dyn ExecutionStore>) {
+    store
+        .upsert_account("firm-a", upsert("acct-1", dec!(10), None))
+        .await
+        .expect("create");
+    let first = store
+        .create_cash_movement(
+            "firm-a",
+            movement("acct-1", CashMovementKind::Deposit, dec!(100000)),
+            claim("d1"),
+        )
+        .await
+        .expect("deposit");
+    let Created::New(first) = first else {
+        panic!("new")
+    };
+    let again = store
+        .create_cash_movement(
+            "firm-a",
+            movement("acct-1", CashMovementKind::Deposit, dec!(100000)),
+            claim("d1"),
+        )
+        .await
+        .expect("replay");
+    assert_eq!(again, Created::Replayed(first.clone()));
+    let account = store
+        .get_account("firm-a", "acct-1")
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(account.cash, dec!(100010));
+    assert_eq!(account.revision, 2);
+
+    let missing = store
+        .create_cash_movement(
+            "firm-a",
+            movement("nobody", CashMovementKind::Deposit, dec!(1)),
+            None,
+        )
+        .await
+        .expect_err("unknown account");
+    assert!(matches!(missing, StoreError::NotFound(_)), "{missing:?}");
+}
+
+async fn withdrawal_lifecycle_moves_cash_on_settlement(store: Arc<dyn ExecutionStore>) {
+    store
+        .upsert_account("firm-a", upsert("acct-1", dec!(1000), None))
+        .await
+        .expect("create");
+    let now = Utc
+        .with_ymd_and_hms(2026, 3, 2, 16, 0, 0)
+        .single()
+        .expect("valid");
+    let big = store
+        .create_cash_movement(
+            "firm-a",
+            movement("acct-1", CashMovementKind::Withdrawal, dec!(5000)),
+            None,
+        )
+        .await
+        .expect("withdrawal")
+        .into_inner();
+    assert_eq!(
+        store
+            .get_account("firm-a", "acct-1")
+            .await
+            .expect("get")
+            .expect("found")
+            .cash,
+        dec!(1000)
+    );
+    let acknowledged = store
+        .apply_cash_action(
+            "firm-a",
+            &big.id,
+            CashAction::Acknowledge,
+            Some("run-1".to_owned()),
+            now,
+        )
+        .await
+        .expect("acknowledge");
+    assert_eq!(acknowledged.status, CashMovementStatus::Acknowledged);
+    assert_eq!(acknowledged.run_id.as_deref(), Some("run-1"));
+    let short = store
+        .apply_cash_action("firm-a", &big.id, CashAction::Settle, None, now)
+        .await
+        .expect_err("not enough cash");
+    assert!(
+        matches!(short, StoreError::FailedPrecondition(_)),
+        "{short:?}"
+    );
+
+    let small = store
+        .create_cash_movement(
+            "firm-a",
+            movement("acct-1", CashMovementKind::Withdrawal, dec!(400.25)),
+            None,
+        )
+        .await
+        .expect("withdrawal")
+        .into_inner();
+    let settled = store
+        .apply_cash_action("firm-a", &small.id, CashAction::Settle, None, now)
+        .await
+        .expect("settle");
+    assert_eq!(settled.status, CashMovementStatus::Settled);
+    assert_eq!(
+        store
+            .get_account("firm-a", "acct-1")
+            .await
+            .expect("get")
+            .expect("found")
+            .cash,
+        dec!(599.75)
+    );
+    let again = store
+        .apply_cash_action("firm-a", &small.id, CashAction::Cancel, None, now)
+        .await
+        .expect_err("already settled");
+    assert!(matches!(again, StoreError::FailedPrecondition(_)));
+
+    let pending = store
+        .list_cash_movements(
+            "firm-a",
+            &CashMovementFilter {
+                status: Some(CashMovementStatus::Acknowledged),
+                ..CashMovementFilter::default()
+            },
+            &PageRequest {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, big.id);
+}
+
+async fn holdings_batches_cover_every_account_once(store: Arc<dyn ExecutionStore>) {
+    for index in 0..25 {
+        let id = format!("acct-{index:03}");
+        store
+            .upsert_account("firm-a", upsert(&id, dec!(100), None))
+            .await
+            .expect("create");
+        if index % 5 == 0 {
+            store
+                .create_cash_movement(
+                    "firm-a",
+                    movement(&id, CashMovementKind::Deposit, dec!(50)),
+                    None,
+                )
+                .await
+                .expect("deposit");
+        }
+    }
+    store
+        .upsert_account("firm-b", upsert("acct-000", dec!(1), None))
+        .await
+        .expect("other tenant");
+    let mut range = HoldingsRange::default();
+    let mut seen = Vec::new();
+    loop {
+        let batch = store
+            .holdings_batch("firm-a", &range, 10)
+            .await
+            .expect("batch");
+        let Some(last) = batch.last() else { break };
+        range.after = Some(last.account.id.clone());
+        for record in &batch {
+            assert_eq!(record.account.positions.len(), 2, "{}", record.account.id);
+            let expected_pending =
+                usize::from(record.account.id.ends_with('0') || record.account.id.ends_with('5'));
+            assert_eq!(
+                record.pending.len(),
+                expected_pending,
+                "{}",
+                record.account.id
+            );
+            seen.push(record.account.id.clone());
+        }
+    }
+    let expected: Vec<String> = (0..25).map(|index| format!("acct-{index:03}")).collect();
+    assert_eq!(seen, expected);
+
+    let some = store
+        .holdings_batch(
+            "firm-a",
+            &HoldingsRange {
+                account_ids: vec![
+                    "acct-007".to_owned(),
+                    "acct-003".to_owned(),
+                    "missing".to_owned(),
+                ],
+                ..HoldingsRange::default()
+            },
+            10,
+        )
+        .await
+        .expect("by ids");
+    let ids: Vec<&str> = some.iter().map(|r| r.account.id.as_str()).collect();
+    assert_eq!(ids, ["acct-003", "acct-007"]);
+}
+
+async fn accounts_filter_by_restriction(store: Arc<dyn ExecutionStore>) {
+    store
+        .upsert_account("firm-a", upsert("acct-1", dec!(1), None))
+        .await
+        .expect("create");
+    let mut clean = upsert("acct-2", dec!(1), None);
+    clean.restrictions.clear();
+    store.upsert_account("firm-a", clean).await.expect("create");
+    let blocked = store
+        .list_accounts(
+            "firm-a",
+            &AccountFilter {
+                restriction: Some(Restriction::TradingBlocked),
+                ..AccountFilter::default()
+            },
+            &PageRequest {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(blocked.len(), 1);
+    assert_eq!(blocked[0].id, "acct-1");
+    let all = store
+        .list_accounts(
+            "firm-a",
+            &AccountFilter::default(),
+            &PageRequest {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].positions.len(), 2);
+}

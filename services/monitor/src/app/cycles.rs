@@ -1,0 +1,275 @@
+//! Cycles: the daily schedule (once per trading day per tenant, at the
+//! configured New York time), on-demand cycles, splitting a cycle into
+//! shards, and the reads of the Rebalance Center.
+
+use std::collections::BTreeMap;
+
+use rebalancer_domain::Violations;
+use rebalancer_domain::calendar::{at_new_york, exchange_date, is_trading_day};
+use rebalancer_domain::evaluation::Flag;
+use rebalancer_domain::ids::external_id_problem;
+use rebalancer_kit::RequestContext;
+use rebalancer_kit::db::new_id;
+
+use super::Monitor;
+use crate::error::MonitorError;
+use crate::store::{
+    Created, CycleRecord, CycleTrigger, EvaluationRecord, IdempotencyClaim, NewCycle,
+};
+
+/// Most accounts one on-demand cycle may list.
+const MAX_LISTED_ACCOUNTS: usize = 10_000;
+
+/// An on-demand cycle request.
+#[derive(Debug, Clone, Default)]
+pub struct EvaluateNowInput {
+    pub portfolio_id: String,
+    pub account_ids: Vec<String>,
+    pub dry_run: bool,
+}
+
+/// Counts by flag of one portfolio (`None`: accounts without one).
+pub type PortfolioCounts = (Option<String>, Vec<(Flag, i64)>);
+
+/// A page of the Rebalance Center.
+#[derive(Debug, Clone)]
+pub struct FlaggedPage {
+    pub cycle_id: String,
+    pub groups: Vec<PortfolioCounts>,
+    pub evaluations: Vec<EvaluationRecord>,
+}
+
+impl Monitor {
+    /// Starts today's scheduled cycle of each tenant once the run time has
+    /// passed on a trading day (the database keeps it to one per day).
+    pub(super) async fn schedule(&self) -> Result<(), MonitorError> {
+        let now = self.clock.now();
+        let today = exchange_date(now);
+        if !is_trading_day(today) {
+            return Ok(());
+        }
+        let Some(run_at) = at_new_york(today, self.config.run_at) else {
+            return Ok(());
+        };
+        if now < run_at {
+            return Ok(());
+        }
+        for tenant in &self.config.tenants {
+            if self.store.scheduled_cycle(tenant, today).await?.is_some() {
+                continue;
+            }
+            let shards = self.plan_shards(tenant).await?;
+            let cycle = NewCycle {
+                id: new_id(),
+                trading_date: today,
+                trigger: CycleTrigger::Scheduled,
+                dry_run: false,
+                portfolio_id: None,
+                account_ids: Vec::new(),
+                shards,
+                now,
+            };
+            if let Created::New(cycle) = self.store.create_cycle(tenant, cycle, None).await? {
+                tracing::info!(%tenant, cycle_id = %cycle.id, date = %today, shards = cycle.shards_total, "daily cycle started");
+            }
+        }
+        Ok(())
+    }
+
+    /// Account ranges for a full cycle, from the last complete one's
+    /// evaluations (one range when there is none yet).
+    async fn plan_shards(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<(Option<String>, Option<String>)>, MonitorError> {
+        let Some(previous) = self.store.latest_completed_cycle(tenant).await? else {
+            return Ok(vec![(None, None)]);
+        };
+        let every = self.config.shard_size.max(2);
+        let marks = self
+            .store
+            .account_boundaries(tenant, &previous.id, every)
+            .await?;
+        let at: BTreeMap<i64, String> = marks.into_iter().collect();
+        let mut shards = Vec::new();
+        let mut after: Option<String> = None;
+        let mut k = 1;
+        // Shard k covers (account k·every, account (k+1)·every + 1): every
+        // account once; accounts opened since then in a gap may be seen twice,
+        // which is harmless (evaluations are upserted, runs keyed per day).
+        while let Some(end) = at.get(&(k * every)) {
+            let before = at.get(&(k * every + 1)).cloned();
+            let Some(before) = before else { break };
+            shards.push((after.clone(), Some(before)));
+            after = Some(end.clone());
+            k += 1;
+        }
+        shards.push((after, None));
+        Ok(shards)
+    }
+
+    /// Starts a cycle now over everything, one portfolio, or listed accounts.
+    ///
+    /// # Errors
+    /// `Invalid` for malformed account ids.
+    #[tracing::instrument(name = "evaluate_now", skip_all, fields(tenant = %context.tenant))]
+    pub async fn evaluate_now(
+        &self,
+        context: &RequestContext,
+        input: EvaluateNowInput,
+        claim: Option<IdempotencyClaim>,
+    ) -> Result<CycleRecord, MonitorError> {
+        let mut violations = Violations::new();
+        if input.account_ids.len() > MAX_LISTED_ACCOUNTS {
+            violations.add(
+                "account_ids",
+                format!("at most {MAX_LISTED_ACCOUNTS} accounts per request"),
+            );
+        }
+        for (index, id) in input.account_ids.iter().enumerate() {
+            if let Some(problem) = external_id_problem(id) {
+                violations.add(format!("account_ids[{index}]"), problem);
+            }
+        }
+        if !input.portfolio_id.is_empty() && !input.account_ids.is_empty() {
+            violations.add(
+                "portfolio_id",
+                "give a portfolio or a list of accounts, not both",
+            );
+        }
+        if !violations.is_empty() {
+            return Err(violations.into());
+        }
+        let now = self.clock.now();
+        let shards = if input.portfolio_id.is_empty() && input.account_ids.is_empty() {
+            self.plan_shards(&context.tenant).await?
+        } else {
+            vec![(None, None)]
+        };
+        let mut account_ids = input.account_ids;
+        account_ids.sort();
+        account_ids.dedup();
+        let cycle = NewCycle {
+            id: new_id(),
+            trading_date: exchange_date(now),
+            trigger: CycleTrigger::OnDemand,
+            dry_run: input.dry_run,
+            portfolio_id: Some(input.portfolio_id).filter(|id| !id.is_empty()),
+            account_ids,
+            shards,
+            now,
+        };
+        let cycle = self
+            .store
+            .create_cycle(&context.tenant, cycle, claim)
+            .await?
+            .into_inner();
+        tracing::info!(cycle_id = %cycle.id, shards = cycle.shards_total, dry_run = cycle.dry_run, "cycle requested");
+        Ok(cycle)
+    }
+
+    /// One cycle.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn get_cycle(
+        &self,
+        context: &RequestContext,
+        id: &str,
+    ) -> Result<CycleRecord, MonitorError> {
+        self.store
+            .get_cycle(&context.tenant, id)
+            .await?
+            .ok_or_else(|| MonitorError::NotFound(format!("cycle {id} not found")))
+    }
+
+    /// Cycles newest first.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn list_cycles(
+        &self,
+        context: &RequestContext,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CycleRecord>, MonitorError> {
+        Ok(self
+            .store
+            .list_cycles(&context.tenant, after, limit)
+            .await?)
+    }
+
+    /// An account's evaluation in a cycle, or its latest.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn get_evaluation(
+        &self,
+        context: &RequestContext,
+        account_id: &str,
+        cycle_id: Option<&str>,
+    ) -> Result<EvaluationRecord, MonitorError> {
+        self.store
+            .get_evaluation(&context.tenant, account_id, cycle_id)
+            .await?
+            .ok_or_else(|| {
+                MonitorError::NotFound(format!("account {account_id} has no evaluation"))
+            })
+    }
+
+    /// The Rebalance Center: flagged accounts of a cycle (the latest complete
+    /// one by default) by status, grouped by portfolio with counts.
+    ///
+    /// # Errors
+    /// `NotFound` when there is no such cycle.
+    pub async fn list_flagged(
+        &self,
+        context: &RequestContext,
+        cycle_id: Option<&str>,
+        flags: &[Flag],
+        portfolio_id: Option<&str>,
+        after_account: Option<&str>,
+        limit: u32,
+    ) -> Result<FlaggedPage, MonitorError> {
+        let cycle = match cycle_id {
+            Some(id) => self.get_cycle(context, id).await?,
+            None => self
+                .store
+                .latest_completed_cycle(&context.tenant)
+                .await?
+                .ok_or_else(|| MonitorError::NotFound("no completed cycle yet".to_owned()))?,
+        };
+        let flags: Vec<Flag> = if flags.is_empty() {
+            Flag::ALL
+                .into_iter()
+                .filter(|f| *f != Flag::InsideTolerance)
+                .collect()
+        } else {
+            flags.to_vec()
+        };
+        let mut groups: BTreeMap<Option<String>, Vec<(Flag, i64)>> = BTreeMap::new();
+        for (portfolio, flag, count) in self
+            .store
+            .flag_counts(&context.tenant, &cycle.id, portfolio_id)
+            .await?
+        {
+            groups.entry(portfolio).or_default().push((flag, count));
+        }
+        let evaluations = self
+            .store
+            .list_evaluations(
+                &context.tenant,
+                &cycle.id,
+                &flags,
+                portfolio_id,
+                after_account,
+                limit,
+            )
+            .await?;
+        Ok(FlaggedPage {
+            cycle_id: cycle.id,
+            groups: groups.into_iter().collect(),
+            evaluations,
+        })
+    }
+}

@@ -1,0 +1,562 @@
+//! The shard worker: claims a shard of a cycle, streams the shard's
+//! assignments (Target) and holdings (Execution) side by side in account
+//! order, evaluates each account, opens the runs it asks for (with a
+//! deterministic idempotency key, so a retried shard never opens a second
+//! run), and writes the evaluations.
+
+use std::collections::{HashMap, VecDeque};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use futures::StreamExt;
+use rebalancer_domain::evaluation::{
+    self, AccountView, AssignmentView, Evaluation, EvaluationInput, Prices, TargetView,
+};
+use rebalancer_domain::run::RunKind;
+use rebalancer_kit::RequestContext;
+use rebalancer_kit::wire::decimal_text;
+use rebalancer_proto::common::{InitiatedFrom, RunType};
+use rebalancer_proto::execution::account_service_client::AccountServiceClient;
+use rebalancer_proto::execution::market_data_service_client::MarketDataServiceClient;
+use rebalancer_proto::execution::run_service_client::RunServiceClient;
+use rebalancer_proto::execution::{
+    AcknowledgeCashMovementRequest, CreateRunRequest, GetQuotesRequest, Holdings, RunSpec,
+    StreamHoldingsRequest,
+};
+use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
+use rebalancer_proto::target::{ResolvedAssignment, StreamAssignmentsRequest};
+use rust_decimal::Decimal;
+use tonic::Streaming;
+
+use super::Monitor;
+use super::inputs::{self, Assigned, ParsedHoldings, TargetCache};
+use crate::error::MonitorError;
+use crate::store::{CycleRecord, EvaluationRecord, ShardCounts, ShardRecord, TickerRecord};
+
+/// How long a claimed shard stays with its replica.
+const LEASE: Duration = Duration::minutes(10);
+/// Accounts evaluated (and written) per step.
+const STEP: usize = 1000;
+/// Assignments and holdings per streamed message.
+const STREAM_BATCH: i32 = 2000;
+
+/// A stream of account-ordered records, buffered a message at a time.
+struct Cursor<T> {
+    stream: Streaming<T>,
+    buffer: VecDeque<Record>,
+    done: bool,
+}
+
+enum Record {
+    Assignment(ResolvedAssignment),
+    Holdings(Holdings),
+}
+
+impl Record {
+    fn account_id(&self) -> &str {
+        match self {
+            Self::Assignment(a) => &a.account_id,
+            Self::Holdings(h) => &h.account_id,
+        }
+    }
+}
+
+trait Batch {
+    fn records(self) -> Vec<Record>;
+}
+
+impl Batch for rebalancer_proto::target::StreamAssignmentsResponse {
+    fn records(self) -> Vec<Record> {
+        self.assignments
+            .into_iter()
+            .map(Record::Assignment)
+            .collect()
+    }
+}
+
+impl Batch for rebalancer_proto::execution::StreamHoldingsResponse {
+    fn records(self) -> Vec<Record> {
+        self.holdings.into_iter().map(Record::Holdings).collect()
+    }
+}
+
+impl<T: Batch> Cursor<T> {
+    fn new(stream: Streaming<T>) -> Self {
+        Self {
+            stream,
+            buffer: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// The next record's account id, reading a message when needed.
+    async fn peek(&mut self) -> Result<Option<&str>, MonitorError> {
+        while self.buffer.is_empty() && !self.done {
+            match self.stream.message().await {
+                Ok(Some(batch)) => self.buffer.extend(batch.records()),
+                Ok(None) => self.done = true,
+                Err(status) => {
+                    return Err(MonitorError::Unavailable(format!(
+                        "stream failed: {}",
+                        status.message()
+                    )));
+                }
+            }
+        }
+        Ok(self.buffer.front().map(Record::account_id))
+    }
+
+    fn pop(&mut self) -> Option<Record> {
+        self.buffer.pop_front()
+    }
+}
+
+/// One account of the shard: its assignment (if any) and holdings (if any).
+struct Pair {
+    account_id: String,
+    assignment: Option<ResolvedAssignment>,
+    holdings: Option<ParsedHoldings>,
+}
+
+impl Monitor {
+    /// Claims and works shards until none is left open (at most
+    /// `parallel_shards` at a time).
+    pub(super) async fn work_shards(&self, owner: &str) -> Result<usize, MonitorError> {
+        let mut worked = 0;
+        loop {
+            let now = self.clock.now();
+            let mut claimed = Vec::new();
+            for _ in 0..self.config.parallel_shards.max(1) {
+                match self.store.claim_shard(owner, now, now + LEASE).await? {
+                    Some(shard) => claimed.push(shard),
+                    None => break,
+                }
+            }
+            if claimed.is_empty() {
+                return Ok(worked);
+            }
+            worked += claimed.len();
+            let results =
+                futures::future::join_all(claimed.into_iter().map(|(tenant, shard)| async move {
+                    (self.work_shard(owner, &tenant, &shard).await, tenant, shard)
+                }))
+                .await;
+            for (result, tenant, shard) in results {
+                if let Err(error) = result {
+                    tracing::warn!(%tenant, cycle_id = %shard.cycle_id, sequence = shard.sequence, %error,
+                        "shard failed; it is retried when its lease ends");
+                }
+            }
+        }
+    }
+
+    #[tracing::instrument(name = "work_shard", skip_all, fields(tenant = %tenant, cycle_id = %shard.cycle_id, sequence = shard.sequence))]
+    async fn work_shard(
+        &self,
+        owner: &str,
+        tenant: &str,
+        shard: &ShardRecord,
+    ) -> Result<(), MonitorError> {
+        let context = RequestContext::system(tenant);
+        let cycle = self
+            .store
+            .get_cycle(tenant, &shard.cycle_id)
+            .await?
+            .ok_or_else(|| MonitorError::NotFound(format!("cycle {} not found", shard.cycle_id)))?;
+        let call = context.call();
+        let mut assignments = AssignmentServiceClient::new(self.target.clone());
+        let assignment_stream = assignments
+            .stream_assignments(call.request(StreamAssignmentsRequest {
+                batch_size: STREAM_BATCH,
+                portfolio_id: cycle.portfolio_id.clone().unwrap_or_default(),
+                account_ids: cycle.account_ids.clone(),
+                include_unmonitored: true,
+                after_account_id: shard.after_account.clone().unwrap_or_default(),
+                before_account_id: shard.before_account.clone().unwrap_or_default(),
+            }))
+            .await
+            .map_err(|status| {
+                MonitorError::Unavailable(format!("target service: {}", status.message()))
+            })?
+            .into_inner();
+        let mut accounts = AccountServiceClient::new(self.execution.clone());
+        let holdings_stream = accounts
+            .stream_holdings(call.request(StreamHoldingsRequest {
+                batch_size: STREAM_BATCH,
+                account_ids: cycle.account_ids.clone(),
+                after_account_id: shard.after_account.clone().unwrap_or_default(),
+                before_account_id: shard.before_account.clone().unwrap_or_default(),
+            }))
+            .await
+            .map_err(|status| {
+                MonitorError::Unavailable(format!("execution service: {}", status.message()))
+            })?
+            .into_inner();
+        let mut assigned = Cursor::new(assignment_stream);
+        let mut held = Cursor::new(holdings_stream);
+        let mut targets = TargetCache::new();
+        let mut prices = Prices::default();
+        let mut priced: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut counts = ShardCounts::default();
+        let scoped_to_portfolio = cycle.portfolio_id.is_some();
+        loop {
+            let mut step = Vec::with_capacity(STEP);
+            while step.len() < STEP {
+                let next_assignment = assigned.peek().await?.map(str::to_owned);
+                let next_holdings = held.peek().await?.map(str::to_owned);
+                let pair = match (next_assignment, next_holdings) {
+                    (None, None) => break,
+                    (Some(a), Some(h)) if a == h => Pair {
+                        account_id: a,
+                        assignment: take_assignment(&mut assigned),
+                        holdings: take_holdings(&mut held),
+                    },
+                    (Some(a), Some(h)) if a < h => Pair {
+                        account_id: a,
+                        assignment: take_assignment(&mut assigned),
+                        holdings: None,
+                    },
+                    (Some(a), None) => Pair {
+                        account_id: a,
+                        assignment: take_assignment(&mut assigned),
+                        holdings: None,
+                    },
+                    (_, Some(h)) => Pair {
+                        account_id: h,
+                        assignment: None,
+                        holdings: take_holdings(&mut held),
+                    },
+                };
+                // A cycle scoped to a portfolio looks only at its accounts.
+                if scoped_to_portfolio && pair.assignment.is_none() {
+                    continue;
+                }
+                step.push(pair);
+            }
+            if step.is_empty() {
+                break;
+            }
+            self.price(&context, &step, &mut prices, &mut priced)
+                .await?;
+            let evaluated = self
+                .evaluate_step(&context, &cycle, step, &mut targets, &prices, &mut counts)
+                .await?;
+            self.store.write_evaluations(tenant, &evaluated).await?;
+        }
+        let finished = self
+            .store
+            .finish_shard(tenant, shard, owner, counts, self.clock.now())
+            .await?;
+        tracing::info!(
+            evaluated = counts.evaluated,
+            runs = counts.runs_created,
+            finished,
+            "shard done"
+        );
+        Ok(())
+    }
+
+    /// Fetches quotes for symbols not yet priced in this shard.
+    async fn price(
+        &self,
+        context: &RequestContext,
+        step: &[Pair],
+        prices: &mut Prices,
+        priced: &mut std::collections::HashSet<String>,
+    ) -> Result<(), MonitorError> {
+        let mut wanted: Vec<String> = Vec::new();
+        for pair in step {
+            let held = pair
+                .holdings
+                .iter()
+                .flat_map(|h| h.positions.iter().map(|(s, _)| s.as_str()));
+            let targeted = pair
+                .assignment
+                .iter()
+                .flat_map(|a| a.weights.iter().map(|w| w.symbol.as_str()))
+                .filter(|s| !s.is_empty());
+            for symbol in held.chain(targeted) {
+                if !priced.contains(symbol) && !wanted.iter().any(|w| w == symbol) {
+                    wanted.push(symbol.to_owned());
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let mut client = MarketDataServiceClient::new(self.execution.clone());
+        for chunk in wanted.chunks(1000) {
+            let response = client
+                .get_quotes(context.call().request(GetQuotesRequest {
+                    symbols: chunk.to_vec(),
+                }))
+                .await
+                .map_err(|status| {
+                    MonitorError::Unavailable(format!("quotes: {}", status.message()))
+                })?
+                .into_inner();
+            for quote in response.quotes {
+                if let Ok(last) = quote.last.parse::<Decimal>() {
+                    prices.insert(quote.symbol, last);
+                }
+            }
+            priced.extend(chunk.iter().cloned());
+        }
+        Ok(())
+    }
+
+    /// Evaluates a step of accounts and opens the runs they ask for.
+    async fn evaluate_step(
+        &self,
+        context: &RequestContext,
+        cycle: &CycleRecord,
+        step: Vec<Pair>,
+        targets: &mut TargetCache,
+        prices: &Prices,
+        counts: &mut ShardCounts,
+    ) -> Result<Vec<EvaluationRecord>, MonitorError> {
+        let now = self.clock.now();
+        let mut records = Vec::with_capacity(step.len());
+        let mut wanted_runs = Vec::new();
+        for pair in &step {
+            let assigned = pair
+                .assignment
+                .as_ref()
+                .map_or(Assigned::None, |assignment| {
+                    inputs::assignment(assignment, targets)
+                });
+            let evaluation = evaluate(
+                cycle.trading_date,
+                now,
+                &assigned,
+                pair.holdings.as_ref(),
+                prices,
+            );
+            let (portfolio_id, portfolio_version) = match &assigned {
+                Assigned::Active { target, .. } => {
+                    (Some(target.portfolio_id.clone()), Some(target.version))
+                }
+                _ => (None, None),
+            };
+            if let Some(run) = &evaluation.run
+                && !cycle.dry_run
+            {
+                wanted_runs.push((records.len(), run.clone()));
+            }
+            records.push(record(
+                cycle,
+                &pair.account_id,
+                portfolio_id,
+                portfolio_version,
+                &evaluation,
+                now,
+            ));
+        }
+        counts.evaluated += i64::try_from(records.len()).unwrap_or(i64::MAX);
+        if cycle.dry_run {
+            for record in &mut records {
+                if record.run_type.is_some() {
+                    record.run_note = "dry run: no run created".to_owned();
+                }
+            }
+            return Ok(records);
+        }
+        let date = cycle.trading_date;
+        let results: Vec<(usize, Result<String, String>)> = futures::stream::iter(wanted_runs)
+            .map(|(index, decision)| {
+                let account_id = records[index].account_id.clone();
+                let reason = records[index].reason.clone();
+                async move {
+                    (
+                        index,
+                        self.open_run(context, date, &account_id, &decision, &reason)
+                            .await,
+                    )
+                }
+            })
+            .buffer_unordered(self.config.run_concurrency.max(1))
+            .collect()
+            .await;
+        let deposits: HashMap<&str, &Vec<String>> = step
+            .iter()
+            .filter_map(|pair| {
+                pair.holdings
+                    .as_ref()
+                    .map(|h| (pair.account_id.as_str(), &h.deposits))
+            })
+            .collect();
+        let mut accounts = AccountServiceClient::new(self.execution.clone());
+        for (index, result) in results {
+            let record = &mut records[index];
+            match result {
+                Ok(run_id) => {
+                    counts.runs_created += 1;
+                    // The monitor acted on the account's pending deposits.
+                    for deposit in deposits
+                        .get(record.account_id.as_str())
+                        .copied()
+                        .into_iter()
+                        .flatten()
+                    {
+                        let request = context.call().request(AcknowledgeCashMovementRequest {
+                            cash_movement_id: deposit.clone(),
+                            run_id: run_id.clone(),
+                        });
+                        if let Err(status) = accounts.acknowledge_cash_movement(request).await {
+                            tracing::warn!(deposit = %deposit, %status, "cannot acknowledge a deposit");
+                        }
+                    }
+                    record.run_id = Some(run_id);
+                }
+                Err(note) => {
+                    counts.errors += 1;
+                    record.run_note = note;
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    /// Opens a run in the Execution service; the key makes it one per account and day.
+    async fn open_run(
+        &self,
+        context: &RequestContext,
+        date: NaiveDate,
+        account_id: &str,
+        decision: &evaluation::RunDecision,
+        reason: &str,
+    ) -> Result<String, String> {
+        let mut client = RunServiceClient::new(self.execution.clone());
+        let kind = match decision.kind {
+            RunKind::FullRebalance => RunType::FullRebalance,
+            RunKind::InvestCash => RunType::InvestCash,
+            RunKind::Liquidation => RunType::Liquidation,
+        };
+        let request = context.call().request(CreateRunRequest {
+            idempotency_key: format!("monitor-{date}-{account_id}"),
+            spec: Some(RunSpec {
+                account_id: account_id.to_owned(),
+                r#type: kind.into(),
+                amount: decision.amount.map(decimal_text).unwrap_or_default(),
+                initiated_from: InitiatedFrom::System.into(),
+                reason: reason.to_owned(),
+                cash_movement_id: decision.cash_movement_id.clone().unwrap_or_default(),
+                algorithm: self.config.algorithm.clone(),
+                ..RunSpec::default()
+            }),
+        });
+        match client.create_run(request).await {
+            Ok(response) => response
+                .into_inner()
+                .run
+                .map(|run| run.id)
+                .ok_or_else(|| "no run returned".to_owned()),
+            Err(status)
+                if status.code() == tonic::Code::InvalidArgument
+                    && status.message().contains("idempotency_key") =>
+            {
+                Err("a run was already opened for this account today".to_owned())
+            }
+            Err(status) => Err(format!("run not created: {}", status.message())),
+        }
+    }
+}
+
+fn take_assignment(
+    cursor: &mut Cursor<rebalancer_proto::target::StreamAssignmentsResponse>,
+) -> Option<ResolvedAssignment> {
+    match cursor.pop() {
+        Some(Record::Assignment(assignment)) => Some(assignment),
+        _ => None,
+    }
+}
+
+fn take_holdings(
+    cursor: &mut Cursor<rebalancer_proto::execution::StreamHoldingsResponse>,
+) -> Option<ParsedHoldings> {
+    match cursor.pop() {
+        Some(Record::Holdings(holdings)) => Some(inputs::holdings(&holdings)),
+        _ => None,
+    }
+}
+
+/// The domain evaluation of one account.
+fn evaluate<'a>(
+    today: NaiveDate,
+    now: DateTime<Utc>,
+    assigned: &'a Assigned,
+    holdings: Option<&'a ParsedHoldings>,
+    prices: &'a Prices,
+) -> Evaluation<'a> {
+    let assignment = match assigned {
+        Assigned::None => AssignmentView::None,
+        Assigned::Liquidate => AssignmentView::Liquidate,
+        Assigned::Active {
+            target,
+            rebalancing_enabled,
+            target_changed_at,
+        } => AssignmentView::Active {
+            target: TargetView {
+                target: &target.prepared,
+                target_changed_at: *target_changed_at,
+            },
+            rebalancing_enabled: *rebalancing_enabled,
+        },
+    };
+    let account = holdings.map(|h| AccountView {
+        cash: h.cash,
+        positions: &h.positions,
+        restrictions: &h.restrictions,
+        pending: &h.pending,
+        open_run: h.open_run,
+        last_rebalanced_at: h.last_rebalanced_at,
+    });
+    evaluation::evaluate(&EvaluationInput {
+        today,
+        now,
+        assignment,
+        account,
+        prices,
+    })
+}
+
+fn record(
+    cycle: &CycleRecord,
+    account_id: &str,
+    portfolio_id: Option<String>,
+    portfolio_version: Option<i64>,
+    evaluation: &Evaluation,
+    now: DateTime<Utc>,
+) -> EvaluationRecord {
+    EvaluationRecord {
+        cycle_id: cycle.id.clone(),
+        account_id: account_id.to_owned(),
+        flag: evaluation.flag,
+        reason: evaluation.reason.clone(),
+        portfolio_id,
+        portfolio_version,
+        equity: evaluation.equity,
+        cash: evaluation.cash,
+        max_drift: evaluation.max_drift,
+        total_drift: evaluation.total_drift,
+        tickers: evaluation
+            .tickers
+            .iter()
+            .map(|t| TickerRecord {
+                symbol: t.symbol.map(str::to_owned),
+                target_weight: t.target_weight,
+                band_lower: t.band_lower,
+                band_upper: t.band_upper,
+                breached: t.breached,
+                value: t.value.round_dp(2),
+            })
+            .collect(),
+        missing: evaluation.missing.clone(),
+        run_id: None,
+        run_type: evaluation
+            .run
+            .as_ref()
+            .map(|run| run.kind.as_str().to_owned()),
+        run_note: evaluation.run_note.clone(),
+        evaluated_at: now,
+    }
+}

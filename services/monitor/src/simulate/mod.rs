@@ -1,0 +1,228 @@
+//! `SimulatePolicy`: backtests a rebalancing policy (weights over STOCKS,
+//! BONDS and cash; drift bands; a calendar; a cooldown) on Robert Shiller's
+//! monthly S&P history, embedded in the binary. Pure computation: it reads
+//! nothing from the database and changes nothing.
+
+use std::sync::OnceLock;
+
+use chrono::NaiveDate;
+use rebalancer_domain::Violations;
+use rebalancer_domain::backtest::{self, Month, Outcome, Policy, Sleeve};
+use rebalancer_domain::decimal::parse_decimal;
+use rebalancer_domain::portfolio::{ConditionInput, TargetInput, WeightInput, WeightTarget};
+use rust_decimal::Decimal;
+
+/// The monthly series, 1871-01 to 2026-06 (ODC PDDL).
+const SHILLER_CSV: &str = include_str!("shiller.csv");
+
+/// The history, parsed once.
+fn history() -> &'static [Month] {
+    static HISTORY: OnceLock<Vec<Month>> = OnceLock::new();
+    HISTORY.get_or_init(|| backtest::parse_shiller(SHILLER_CSV))
+}
+
+/// A policy as the client sent it.
+#[derive(Debug, Clone, Default)]
+pub struct SimulationInput {
+    pub weights: Vec<WeightInput>,
+    pub conditions: Vec<ConditionInput>,
+    pub cooldown_days: i32,
+    /// `YYYY-MM`; empty means the first month with data.
+    pub start_month: String,
+    /// `YYYY-MM`; empty means the last month with data.
+    pub end_month: String,
+    /// Starting value; empty means 10000.
+    pub initial_value: String,
+}
+
+/// Months (inclusive) simulated when the range is shorter than this are refused.
+const MIN_MONTHS: usize = 2;
+
+fn parse_month(field: &str, text: &str, violations: &mut Violations) -> Option<(i32, u32)> {
+    if text.is_empty() {
+        return None;
+    }
+    match NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d") {
+        Ok(date) if text.len() == 7 => Some((
+            chrono::Datelike::year(&date),
+            chrono::Datelike::month(&date),
+        )),
+        _ => {
+            violations.add(field, "must be a month as YYYY-MM");
+            None
+        }
+    }
+}
+
+/// Validates the request and runs the backtest.
+///
+/// # Errors
+/// [`Violations`] naming each offending field.
+pub fn simulate(input: SimulationInput) -> Result<Outcome, Violations> {
+    let mut violations = Violations::new();
+    let start = parse_month("start_month", &input.start_month, &mut violations);
+    let end = parse_month("end_month", &input.end_month, &mut violations);
+    let initial = if input.initial_value.is_empty() {
+        Decimal::from(10_000)
+    } else {
+        match parse_decimal(&input.initial_value) {
+            Ok(value) if value > Decimal::ZERO && value <= Decimal::from(1_000_000_000_000_i64) => {
+                value
+            }
+            Ok(_) => {
+                violations.add(
+                    "initial_value",
+                    "must be greater than 0 and at most 1000000000000",
+                );
+                Decimal::ONE
+            }
+            Err(error) => {
+                violations.add("initial_value", error.to_string());
+                Decimal::ONE
+            }
+        }
+    };
+    let spec = TargetInput {
+        weights: input.weights,
+        conditions: input.conditions,
+        cooldown_days: input.cooldown_days,
+        ..TargetInput::default()
+    }
+    .validate();
+    let spec = match spec {
+        Ok(spec) => Some(spec),
+        Err(problems) => {
+            for problem in problems.as_slice() {
+                violations.add(problem.field.clone(), problem.description.clone());
+            }
+            None
+        }
+    };
+    let mut weights = Vec::new();
+    if let Some(spec) = &spec {
+        for (index, weight) in spec.weights.iter().enumerate() {
+            let sleeve = match &weight.target {
+                WeightTarget::Cash => Some(Sleeve::Cash),
+                WeightTarget::Asset(symbol) if symbol.as_str() == "STOCKS" => Some(Sleeve::Stocks),
+                WeightTarget::Asset(symbol) if symbol.as_str() == "BONDS" => Some(Sleeve::Bonds),
+                WeightTarget::Asset(_) => {
+                    violations.add(
+                        format!("weights[{index}].symbol"),
+                        "the simulation knows STOCKS (the S&P composite) and BONDS (a 10-year Treasury)",
+                    );
+                    None
+                }
+                WeightTarget::Portfolio(_) => {
+                    violations.add(
+                        format!("weights[{index}].type"),
+                        "sleeves cannot be simulated",
+                    );
+                    None
+                }
+            };
+            if let Some(sleeve) = sleeve {
+                weights.push((sleeve, weight.percent));
+            }
+        }
+    }
+    let all = history();
+    let from = start.map_or(0, |(y, m)| {
+        all.iter()
+            .position(|x| (x.year, x.month) >= (y, m))
+            .unwrap_or(all.len())
+    });
+    let to = end.map_or(all.len(), |(y, m)| {
+        all.iter()
+            .rposition(|x| (x.year, x.month) <= (y, m))
+            .map_or(0, |i| i + 1)
+    });
+    if violations.is_empty() && (to <= from || to - from < MIN_MONTHS) {
+        violations.add(
+            "end_month",
+            format!(
+                "the range must hold at least {MIN_MONTHS} months of data ({}-{:02} to {}-{:02} is available)",
+                all.first().map_or(0, |m| m.year),
+                all.first().map_or(0, |m| m.month),
+                all.last().map_or(0, |m| m.year),
+                all.last().map_or(0, |m| m.month),
+            ),
+        );
+    }
+    if !violations.is_empty() {
+        return Err(violations);
+    }
+    let Some(spec) = spec else {
+        return Err(violations);
+    };
+    let policy = Policy {
+        weights,
+        conditions: spec.conditions,
+        cooldown_days: spec.cooldown_days,
+    };
+    Ok(backtest::simulate(&all[from..to], &policy, initial))
+}
+
+#[cfg(test)]
+mod tests {
+    use rebalancer_domain::portfolio::{ConditionKind, ConditionSubKind, WeightKind};
+
+    use super::*;
+
+    fn weight(symbol: &str, percent: &str) -> WeightInput {
+        WeightInput {
+            kind: Some(if symbol.is_empty() {
+                WeightKind::Cash
+            } else {
+                WeightKind::Asset
+            }),
+            symbol: symbol.to_owned(),
+            percent: percent.to_owned(),
+            portfolio_id: String::new(),
+        }
+    }
+
+    fn band(percent: &str) -> ConditionInput {
+        ConditionInput {
+            kind: Some(ConditionKind::DriftBand),
+            sub_kind: Some(ConditionSubKind::Absolute),
+            percent: percent.to_owned(),
+            day: String::new(),
+            symbol: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_embedded_history_spans_a_century_and_a_half() {
+        let all = history();
+        assert!(all.len() > 1800, "{} months", all.len());
+        assert_eq!((all[0].year, all[0].month), (1871, 1));
+    }
+
+    #[test]
+    fn a_sixty_forty_policy_over_two_decades() {
+        let outcome = simulate(SimulationInput {
+            weights: vec![weight("STOCKS", "60"), weight("BONDS", "40")],
+            conditions: vec![band("5")],
+            start_month: "2000-01".into(),
+            end_month: "2019-12".into(),
+            ..SimulationInput::default()
+        })
+        .expect("valid");
+        assert!(!outcome.rebalances.is_empty());
+        assert!(outcome.final_value > Decimal::from(10_000));
+        assert!(outcome.max_drift > Decimal::from(5));
+    }
+
+    #[test]
+    fn unknown_symbols_and_bad_months_are_named() {
+        let error = simulate(SimulationInput {
+            weights: vec![weight("AAPL", "100")],
+            start_month: "2000-13".into(),
+            ..SimulationInput::default()
+        })
+        .expect_err("invalid");
+        let fields: Vec<&str> = error.as_slice().iter().map(|v| v.field.as_str()).collect();
+        assert!(fields.contains(&"weights[0].symbol"), "{fields:?}");
+        assert!(fields.contains(&"start_month"), "{fields:?}");
+    }
+}

@@ -1,0 +1,304 @@
+//! Storage of the Monitor service: cycles, their shards (claimed by replicas
+//! with leases), and each account's evaluation. One trait, one SQL
+//! implementation generic over PostgreSQL and SQLite, and the migrations of each.
+
+mod migrations;
+mod sql;
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rebalancer_domain::evaluation::Flag;
+use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
+pub use rebalancer_kit::idempotency::{Created, IdempotencyClaim};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+pub use sql::SqlStore;
+
+/// Lifecycle of a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CycleState {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+}
+
+impl CycleState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Self::Pending),
+            "running" => Some(Self::Running),
+            "completed" => Some(Self::Completed),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// What started a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CycleTrigger {
+    Scheduled,
+    OnDemand,
+}
+
+impl CycleTrigger {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::OnDemand => "on_demand",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "scheduled" => Some(Self::Scheduled),
+            "on_demand" => Some(Self::OnDemand),
+            _ => None,
+        }
+    }
+}
+
+/// A cycle as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CycleRecord {
+    pub id: String,
+    pub trading_date: NaiveDate,
+    pub trigger: CycleTrigger,
+    pub state: CycleState,
+    pub dry_run: bool,
+    pub portfolio_id: Option<String>,
+    pub account_ids: Vec<String>,
+    pub shards_total: i64,
+    pub shards_done: i64,
+    pub accounts_evaluated: i64,
+    pub runs_created: i64,
+    pub errors: i64,
+    pub status_counts: BTreeMap<String, i64>,
+    pub error: String,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// A cycle to create, with its shards' account ranges.
+#[derive(Debug, Clone)]
+pub struct NewCycle {
+    pub id: String,
+    pub trading_date: NaiveDate,
+    pub trigger: CycleTrigger,
+    pub dry_run: bool,
+    pub portfolio_id: Option<String>,
+    pub account_ids: Vec<String>,
+    /// (after, before) of each shard; `None` is an open end.
+    pub shards: Vec<(Option<String>, Option<String>)>,
+    pub now: DateTime<Utc>,
+}
+
+/// A claimed shard: accounts strictly between its bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardRecord {
+    pub cycle_id: String,
+    pub sequence: i32,
+    pub after_account: Option<String>,
+    pub before_account: Option<String>,
+    pub attempts: i32,
+}
+
+/// A ticker as stored with an evaluation: its value against its band (its
+/// weight and drift follow from the value and the account's equity).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TickerRecord {
+    pub symbol: Option<String>,
+    pub target_weight: Decimal,
+    pub band_lower: Option<Decimal>,
+    pub band_upper: Option<Decimal>,
+    pub breached: bool,
+    pub value: Decimal,
+}
+
+/// One account's evaluation in one cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvaluationRecord {
+    pub cycle_id: String,
+    pub account_id: String,
+    pub flag: Flag,
+    pub reason: String,
+    pub portfolio_id: Option<String>,
+    pub portfolio_version: Option<i64>,
+    pub equity: Decimal,
+    pub cash: Decimal,
+    pub max_drift: Decimal,
+    pub total_drift: Decimal,
+    pub tickers: Vec<TickerRecord>,
+    pub missing: Vec<String>,
+    pub run_id: Option<String>,
+    pub run_type: Option<String>,
+    pub run_note: String,
+    pub evaluated_at: DateTime<Utc>,
+}
+
+/// Counts a shard adds to its cycle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShardCounts {
+    pub evaluated: i64,
+    pub runs_created: i64,
+    pub errors: i64,
+}
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error("idempotency key was already used for a different request")]
+    IdempotencyMismatch,
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+impl From<rebalancer_kit::db::ClaimError> for StoreError {
+    fn from(error: rebalancer_kit::db::ClaimError) -> Self {
+        match error {
+            rebalancer_kit::db::ClaimError::Mismatch => Self::IdempotencyMismatch,
+            rebalancer_kit::db::ClaimError::Database(error) => Self::Database(error),
+        }
+    }
+}
+
+/// What the Monitor service keeps.
+#[tonic::async_trait]
+pub trait MonitorStore: Send + Sync + Debug {
+    /// Creates a cycle and its shards; a scheduled cycle for a tenant and day
+    /// that already has one returns `Replayed` with the existing cycle.
+    async fn create_cycle(
+        &self,
+        tenant: &str,
+        cycle: NewCycle,
+        claim: Option<IdempotencyClaim>,
+    ) -> Result<Created<CycleRecord>, StoreError>;
+
+    async fn get_cycle(&self, tenant: &str, id: &str) -> Result<Option<CycleRecord>, StoreError>;
+
+    /// Cycles newest first.
+    async fn list_cycles(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CycleRecord>, StoreError>;
+
+    /// The scheduled cycle of a tenant's trading day, if it was started.
+    async fn scheduled_cycle(
+        &self,
+        tenant: &str,
+        date: NaiveDate,
+    ) -> Result<Option<CycleRecord>, StoreError>;
+
+    /// The newest completed cycle over all accounts (not one scoped to a
+    /// portfolio or a list of accounts).
+    async fn latest_completed_cycle(&self, tenant: &str)
+    -> Result<Option<CycleRecord>, StoreError>;
+
+    /// Claims one open shard of any tenant (skipping those other replicas
+    /// hold) until `lease_until`; marks its cycle running.
+    async fn claim_shard(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<(String, ShardRecord)>, StoreError>;
+
+    /// Stores (or replaces, on a retried shard) evaluations.
+    async fn write_evaluations(
+        &self,
+        tenant: &str,
+        evaluations: &[EvaluationRecord],
+    ) -> Result<(), StoreError>;
+
+    /// Marks a shard done (only if `owner` still holds it) and adds its
+    /// counts to the cycle; completes the cycle with its last shard.
+    async fn finish_shard(
+        &self,
+        tenant: &str,
+        shard: &ShardRecord,
+        owner: &str,
+        counts: ShardCounts,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// One account's evaluation in a cycle, or its latest.
+    async fn get_evaluation(
+        &self,
+        tenant: &str,
+        account_id: &str,
+        cycle_id: Option<&str>,
+    ) -> Result<Option<EvaluationRecord>, StoreError>;
+
+    /// Evaluations of a cycle with one of `flags` (all when empty), in account
+    /// order, optionally of one portfolio.
+    async fn list_evaluations(
+        &self,
+        tenant: &str,
+        cycle_id: &str,
+        flags: &[Flag],
+        portfolio_id: Option<&str>,
+        after_account: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<EvaluationRecord>, StoreError>;
+
+    /// Accounts of a cycle counted by portfolio and flag.
+    async fn flag_counts(
+        &self,
+        tenant: &str,
+        cycle_id: &str,
+        portfolio_id: Option<&str>,
+    ) -> Result<Vec<(Option<String>, Flag, i64)>, StoreError>;
+
+    /// The accounts at positions k·every and k·every + 1 (k ≥ 1) of a cycle's
+    /// evaluations in account order, with their positions: shard boundaries.
+    async fn account_boundaries(
+        &self,
+        tenant: &str,
+        cycle_id: &str,
+        every: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError>;
+}
+
+/// Opens the store at `url`, applying migrations.
+///
+/// # Errors
+/// When the database is unreachable or a migration fails.
+pub async fn open(url: &DatabaseUrl, pool: &PoolOptions) -> anyhow::Result<Arc<dyn MonitorStore>> {
+    match url {
+        DatabaseUrl::Postgres(url) => {
+            let pool = rebalancer_kit::db::connect_postgres(url, pool).await?;
+            migrations::postgres().run(&pool).await?;
+            Ok(Arc::new(SqlStore::new(pool)))
+        }
+        DatabaseUrl::Sqlite(path) => {
+            let pool = rebalancer_kit::db::connect_sqlite(path, pool).await?;
+            migrations::sqlite().run(&pool).await?;
+            Ok(Arc::new(SqlStore::new(pool)))
+        }
+    }
+}

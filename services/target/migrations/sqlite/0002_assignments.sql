@@ -1,0 +1,20 @@
+-- Which account follows which target. One row per account: unassigning keeps
+-- the row (with rebalancing on, the account is liquidated to cash).
+CREATE TABLE assignments (
+    tenant_id           TEXT        NOT NULL,
+    id                  TEXT        NOT NULL,
+    account_id          TEXT        NOT NULL,
+    portfolio_id        TEXT,
+    rebalancing_enabled BOOLEAN     NOT NULL,
+    approval_mode       TEXT        NOT NULL CHECK (approval_mode IN ('auto', 'manual')),
+    status              TEXT        NOT NULL CHECK (status IN ('active', 'unassigned')),
+    revision            INTEGER      NOT NULL,
+    created_at          TEXT        NOT NULL,
+    updated_at          TEXT        NOT NULL,
+    -- Set when the target (or its weights) changed: evaluate next even in cooldown.
+    target_changed_at   TEXT       ,
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, portfolio_id) REFERENCES portfolios (tenant_id, id)
+);
+CREATE UNIQUE INDEX assignments_by_account ON assignments (tenant_id, account_id);
+CREATE INDEX assignments_by_portfolio ON assignments (tenant_id, portfolio_id, account_id) WHERE status = 'active';

@@ -1,0 +1,76 @@
+//! The Target service: the system of record for what each account should look
+//! like. Model portfolios (versioned weights and rebalance conditions, sleeves,
+//! minimums) and the assignment of accounts to them.
+//!
+//! A library with one entry point, [`TargetService`]: open it on a database,
+//! then mount its [`routes`](TargetService::routes) on a server.
+
+pub mod app;
+pub mod convert;
+pub mod error;
+pub mod grpc;
+pub mod store;
+
+use std::sync::Arc;
+
+use rebalancer_kit::Clock;
+use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
+use rebalancer_kit::server::MessageLimits;
+use rebalancer_proto::client::TracedChannel;
+use rebalancer_proto::target::assignment_service_server::AssignmentServiceServer;
+use rebalancer_proto::target::portfolio_service_server::PortfolioServiceServer;
+use tonic::service::RoutesBuilder;
+
+pub use app::Target;
+pub use error::TargetError;
+
+/// Names of this service's gRPC services, for health checks.
+pub const SERVICE_NAMES: &[&str] = rebalancer_proto::service_names::TARGET_SERVICES;
+
+/// What the Target service depends on besides its database.
+#[derive(Debug, Clone)]
+pub struct TargetDeps {
+    pub clock: Arc<dyn Clock>,
+    /// The Execution service: market data for symbol checks, account values for minimums.
+    pub execution: Option<TracedChannel>,
+}
+
+/// The Target service, ready to mount on a server.
+#[derive(Debug, Clone)]
+pub struct TargetService {
+    target: Target,
+}
+
+impl TargetService {
+    /// Opens the database at `url`, applying migrations.
+    ///
+    /// # Errors
+    /// When the database is unreachable or a migration fails.
+    pub async fn open(
+        url: &DatabaseUrl,
+        pool: &PoolOptions,
+        deps: TargetDeps,
+    ) -> anyhow::Result<Self> {
+        let store = store::open(url, pool).await?;
+        Ok(Self {
+            target: Target::new(store, deps.clock, deps.execution),
+        })
+    }
+
+    #[must_use]
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Adds the gRPC services, with message size limits, to `routes`.
+    pub fn register(&self, routes: &mut RoutesBuilder, limits: MessageLimits) {
+        let portfolios = PortfolioServiceServer::new(grpc::PortfolioApi::new(self.target.clone()))
+            .max_decoding_message_size(limits.max_bytes)
+            .max_encoding_message_size(limits.max_bytes);
+        let assignments =
+            AssignmentServiceServer::new(grpc::AssignmentApi::new(self.target.clone()))
+                .max_decoding_message_size(limits.max_bytes)
+                .max_encoding_message_size(limits.max_bytes);
+        routes.add_service(portfolios).add_service(assignments);
+    }
+}

@@ -1,0 +1,262 @@
+//! The whole system in-process: the three services on one port 0 listener,
+//! each on its own database, served by the same server code as production.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rebalancer_execution::market::SimMarketData;
+use rebalancer_execution::{ExecutionDeps, ExecutionService};
+use rebalancer_kit::config::ServerOptions;
+use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
+use rebalancer_kit::server::{self, MessageLimits};
+use rebalancer_kit::testing::TestDatabase;
+use rebalancer_kit::{Clock, SimClock};
+use rebalancer_monitor::{MonitorConfig, MonitorDeps, MonitorService};
+use rebalancer_proto::client::{CallContext, ClientOptions, TracedChannel, lazy_channel};
+use rebalancer_target::{TargetDeps, TargetService};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::service::RoutesBuilder;
+
+/// Seed of the simulated market in tests.
+pub const MARKET_SEED: u64 = 42;
+
+/// Which database the stack runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How a test stack is set up.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Accounts per monitor shard.
+    pub monitor_shard_size: i64,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            monitor_shard_size: 500,
+        }
+    }
+}
+
+/// A running stack; stopped when dropped.
+#[derive(Debug)]
+pub struct TestStack {
+    pub address: SocketAddr,
+    pub clock: SimClock,
+    /// The execution service, to drive its worker tick by tick.
+    pub execution: rebalancer_execution::Execution,
+    /// The monitor, to drive its scheduler and shards tick by tick.
+    pub monitor: rebalancer_monitor::Monitor,
+    channel: TracedChannel,
+    monitor_url: DatabaseUrl,
+    stop: CancellationToken,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    _sqlite_dir: Option<tempfile::TempDir>,
+    _databases: Vec<TestDatabase>,
+}
+
+impl TestStack {
+    /// Starts the stack, or returns `None` when the backend is PostgreSQL and
+    /// it is unreachable outside CI (the helper says so loudly).
+    ///
+    /// # Panics
+    /// When a service cannot start.
+    pub async fn start(backend: Backend) -> Option<Self> {
+        Self::start_with(backend, StackOptions::default()).await
+    }
+
+    /// Starts the stack with `options`; see [`TestStack::start`].
+    ///
+    /// # Panics
+    /// When a service cannot start.
+    pub async fn start_with(backend: Backend, options: StackOptions) -> Option<Self> {
+        rebalancer_kit::testing::init_test_logs();
+        let mut databases = Vec::new();
+        let mut sqlite_dir = None;
+        let urls = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = |name: &str| DatabaseUrl::Sqlite(dir.path().join(format!("{name}.db")));
+                let urls = [url("target"), url("monitor"), url("execution")];
+                sqlite_dir = Some(dir);
+                urls
+            }
+            Backend::Postgres => {
+                let mut urls = Vec::new();
+                for _ in 0..3 {
+                    let database = TestDatabase::create().await?;
+                    urls.push(DatabaseUrl::parse(&database.url).expect("url"));
+                    databases.push(database);
+                }
+                let [target, monitor, execution] =
+                    <[DatabaseUrl; 3]>::try_from(urls).expect("three urls");
+                [target, monitor, execution]
+            }
+        };
+        let start = chrono::DateTime::parse_from_rfc3339("2026-03-02T15:00:00Z")
+            .expect("valid")
+            .with_timezone(&chrono::Utc);
+        let clock = SimClock::manual(start);
+        let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
+        let pool = PoolOptions::default();
+        // Bind first: the services call each other on this very address.
+        let listener = server::bind("127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let channel =
+            lazy_channel(&ClientOptions::new(format!("http://{address}"))).expect("channel");
+        let target_deps = TargetDeps {
+            clock: shared_clock.clone(),
+            execution: Some(channel.clone()),
+        };
+        let target = TargetService::open(&urls[0], &pool, target_deps)
+            .await
+            .expect("target");
+        let monitor_deps = MonitorDeps {
+            clock: shared_clock.clone(),
+            target: channel.clone(),
+            execution: channel.clone(),
+            config: MonitorConfig {
+                shard_size: options.monitor_shard_size,
+                tenants: ["default", "firm-a", "firm-b"].map(str::to_owned).to_vec(),
+                ..MonitorConfig::default()
+            },
+        };
+        let monitor = MonitorService::open(&urls[1], &pool, monitor_deps)
+            .await
+            .expect("monitor");
+        let deps = ExecutionDeps {
+            clock: shared_clock.clone(),
+            market: Arc::new(SimMarketData::new(MARKET_SEED, shared_clock, 0)),
+            target: Some(channel.clone()),
+        };
+        let execution = ExecutionService::open(&urls[2], &pool, deps)
+            .await
+            .expect("execution");
+
+        let options = ServerOptions {
+            max_message_bytes: 64 * 1024 * 1024,
+            ..ServerOptions::default()
+        };
+        let limits = MessageLimits::from(&options);
+        let mut routes = RoutesBuilder::default();
+        target.register(&mut routes, limits);
+        monitor.register(&mut routes, limits);
+        execution.register(&mut routes, limits);
+        let names: Vec<&'static str> = [
+            rebalancer_target::SERVICE_NAMES,
+            rebalancer_monitor::SERVICE_NAMES,
+            rebalancer_execution::SERVICE_NAMES,
+        ]
+        .concat();
+
+        let stop = CancellationToken::new();
+        let shutdown = stop.clone().cancelled_owned();
+        let server = tokio::spawn(async move {
+            server::serve(listener, routes.routes(), &names, &options, shutdown).await
+        });
+        let execution_handle = execution.execution().clone();
+        Some(Self {
+            address,
+            clock,
+            execution: execution_handle,
+            monitor: monitor.monitor().clone(),
+            monitor_url: urls[1].clone(),
+            channel,
+            stop,
+            server: Some(server),
+            _sqlite_dir: sqlite_dir,
+            _databases: databases,
+        })
+    }
+
+    /// A channel to the stack.
+    #[must_use]
+    pub fn channel(&self) -> TracedChannel {
+        self.channel.clone()
+    }
+
+    /// One pass of the execution worker at the current simulated time.
+    ///
+    /// # Panics
+    /// When the tick fails.
+    pub async fn tick(&self) -> usize {
+        self.execution
+            .tick("test-worker")
+            .await
+            .expect("worker tick")
+    }
+
+    /// One pass of the monitor (schedule, then every open shard) at the
+    /// current simulated time; returns the shards worked.
+    ///
+    /// # Panics
+    /// When the tick fails.
+    pub async fn monitor_tick(&self) -> usize {
+        self.monitor
+            .tick("test-monitor")
+            .await
+            .expect("monitor tick")
+    }
+
+    /// URLs of the PostgreSQL databases of target, monitor and execution
+    /// (`None` on SQLite).
+    #[must_use]
+    pub fn postgres_urls(&self) -> Option<[String; 3]> {
+        match self._databases.as_slice() {
+            [target, monitor, execution] => Some([
+                target.url.clone(),
+                monitor.url.clone(),
+                execution.url.clone(),
+            ]),
+            _ => None,
+        }
+    }
+
+    /// The monitor's database, as another replica (or a dead one) sees it.
+    ///
+    /// # Panics
+    /// When the database cannot be opened.
+    pub async fn monitor_store(&self) -> Arc<dyn rebalancer_monitor::store::MonitorStore> {
+        rebalancer_monitor::store::open(&self.monitor_url, &PoolOptions::default())
+            .await
+            .expect("monitor store")
+    }
+
+    /// Advances the clock by `step` and ticks, `times` times.
+    pub async fn advance_and_tick(&self, step: chrono::TimeDelta, times: usize) {
+        for _ in 0..times {
+            self.clock.advance(step);
+            self.tick().await;
+        }
+    }
+
+    /// Call metadata for `tenant`.
+    #[must_use]
+    pub fn tenant(&self, tenant: &str) -> CallContext {
+        CallContext::tenant(tenant)
+    }
+
+    /// Stops the server and waits for it to drain.
+    ///
+    /// # Panics
+    /// When the server failed.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server result");
+        }
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

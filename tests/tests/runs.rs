@@ -1,0 +1,457 @@
+//! Runs end to end on both backends: deposit, plan against the Balanced
+//! portfolio from the Target service, preview, approve, execute through the
+//! paper broker on the simulated market, watch, and read the holdings back;
+//! whole shares, the $10 / 11 assets case, edits, withdrawals, idempotency.
+
+use std::str::FromStr;
+
+use rebalancer_proto::client::{CallContext, TracedChannel};
+use rebalancer_proto::common::{ApprovalMode, RunType, Weight, WeightType};
+use rebalancer_proto::execution::account_service_client::AccountServiceClient;
+use rebalancer_proto::execution::run_service_client::RunServiceClient;
+use rebalancer_proto::execution::{
+    AdjustRunRequest, ApproveRunRequest, CashMovementType, CreateCashMovementRequest,
+    CreateRunRequest, GetHoldingsRequest, GetRunRequest, Holdings, OrderAdjustment, OrderSide,
+    Position, PreviewRunRequest, Run, RunEventType, RunSpec, RunStatus, SkipReason,
+    UpsertAccountRequest, WatchRunRequest,
+};
+use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
+use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
+use rebalancer_proto::target::{AssignRequest, CreatePortfolioRequest};
+use rebalancer_tests::{Backend, TestStack};
+use rust_decimal::Decimal;
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+fn d(text: &str) -> Decimal {
+    Decimal::from_str(text).unwrap_or_else(|_| panic!("decimal {text:?}"))
+}
+
+fn weight(symbol: &str, percent: &str) -> Weight {
+    Weight {
+        r#type: if symbol.is_empty() {
+            WeightType::Cash
+        } else {
+            WeightType::Asset
+        }
+        .into(),
+        symbol: symbol.to_owned(),
+        percent: percent.to_owned(),
+        portfolio_id: String::new(),
+    }
+}
+
+struct Desk {
+    firm: CallContext,
+    accounts: AccountServiceClient<TracedChannel>,
+    runs: RunServiceClient<TracedChannel>,
+}
+
+impl Desk {
+    async fn open_account(&mut self, id: &str, cash: &str, positions: Vec<Position>) {
+        self.accounts
+            .upsert_account(self.firm.request(UpsertAccountRequest {
+                account_id: id.to_owned(),
+                cash: cash.to_owned(),
+                positions,
+                ..UpsertAccountRequest::default()
+            }))
+            .await
+            .expect("account");
+    }
+
+    async fn deposit(&mut self, id: &str, amount: &str) {
+        self.accounts
+            .create_cash_movement(self.firm.request(CreateCashMovementRequest {
+                idempotency_key: format!("deposit-{id}-{amount}"),
+                account_id: id.to_owned(),
+                r#type: CashMovementType::Deposit.into(),
+                amount: amount.to_owned(),
+            }))
+            .await
+            .expect("deposit");
+    }
+
+    async fn create(&mut self, key: &str, spec: RunSpec) -> Result<Run, tonic::Status> {
+        self.runs
+            .create_run(self.firm.request(CreateRunRequest {
+                idempotency_key: key.to_owned(),
+                spec: Some(spec),
+            }))
+            .await
+            .map(|response| response.into_inner().run.expect("run"))
+    }
+
+    async fn run(&mut self, id: &str) -> Run {
+        self.runs
+            .get_run(self.firm.request(GetRunRequest {
+                run_id: id.to_owned(),
+            }))
+            .await
+            .expect("get run")
+            .into_inner()
+            .run
+            .expect("run")
+    }
+
+    async fn holdings(&mut self, id: &str) -> Holdings {
+        self.accounts
+            .get_holdings(self.firm.request(GetHoldingsRequest {
+                account_id: id.to_owned(),
+            }))
+            .await
+            .expect("holdings")
+            .into_inner()
+            .holdings
+            .expect("holdings")
+    }
+}
+
+fn position(holdings: &Holdings, symbol: &str) -> Position {
+    holdings
+        .positions
+        .iter()
+        .find(|p| p.symbol == symbol)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {symbol} position in {holdings:?}"))
+}
+
+/// Dollars spent on a position: quantity × average cost.
+fn cost(position: &Position) -> Decimal {
+    d(&position.quantity) * d(&position.average_cost)
+}
+
+async fn run_lifecycle(backend: Backend) {
+    let Some(stack) = TestStack::start(backend).await else {
+        return;
+    };
+    let mut firm = stack.tenant("firm-a");
+    firm.actor = Some("advisor@firm-a".to_owned());
+    let mut desk = Desk {
+        firm: firm.clone(),
+        accounts: AccountServiceClient::new(stack.channel()),
+        runs: RunServiceClient::new(stack.channel()),
+    };
+    let mut portfolios = PortfolioServiceClient::new(stack.channel());
+    let mut assignments = AssignmentServiceClient::new(stack.channel());
+
+    // Alpaca's Balanced model; a new account funded with $100,000 and assigned, manual approval.
+    let balanced = portfolios
+        .create_portfolio(firm.request(CreatePortfolioRequest {
+            name: "Balanced".to_owned(),
+            weights: vec![weight("", "5"), weight("SPY", "60"), weight("TLT", "35")],
+            cooldown_days: 7,
+            ..CreatePortfolioRequest::default()
+        }))
+        .await
+        .expect("portfolio")
+        .into_inner()
+        .portfolio
+        .expect("portfolio");
+    desk.open_account("acct-1", "0", Vec::new()).await;
+    desk.deposit("acct-1", "100000").await;
+    assignments
+        .assign(firm.request(AssignRequest {
+            account_id: "acct-1".to_owned(),
+            portfolio_id: balanced.id.clone(),
+            rebalancing_enabled: true,
+            approval_mode: ApprovalMode::Manual.into(),
+            ..AssignRequest::default()
+        }))
+        .await
+        .expect("assign");
+
+    // Preview shows the trades and drift without creating anything.
+    let full = RunSpec {
+        account_id: "acct-1".to_owned(),
+        r#type: RunType::FullRebalance.into(),
+        ..RunSpec::default()
+    };
+    let preview = desk
+        .runs
+        .preview_run(firm.request(PreviewRunRequest {
+            spec: Some(full.clone()),
+        }))
+        .await
+        .expect("preview")
+        .into_inner();
+    assert_eq!(preview.orders.len(), 2);
+    assert_eq!(d(&preview.cash_after), d("5000"));
+
+    // Create twice with one key: one run, PROPOSED (manual approval).
+    let run = desk
+        .create("rebalance-acct-1", full.clone())
+        .await
+        .expect("create");
+    let again = desk
+        .create("rebalance-acct-1", full.clone())
+        .await
+        .expect("replay");
+    assert_eq!(run.id, again.id);
+    assert_eq!(run.status, i32::from(RunStatus::Proposed));
+    assert_eq!(run.portfolio_id, balanced.id);
+    let notionals: Vec<(String, String)> = run
+        .orders
+        .iter()
+        .map(|o| (o.symbol.clone(), o.notional.clone()))
+        .collect();
+    assert_eq!(
+        notionals,
+        [
+            ("SPY".to_owned(), "60000.00".to_owned()),
+            ("TLT".to_owned(), "35000.00".to_owned())
+        ]
+    );
+    // One run per account at a time.
+    let status = desk.create("", full.clone()).await.expect_err("open run");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+
+    // Watch, approve, execute.
+    let mut watch = desk
+        .runs
+        .watch_run(firm.request(WatchRunRequest {
+            run_id: run.id.clone(),
+        }))
+        .await
+        .expect("watch")
+        .into_inner();
+    let watcher = tokio::spawn(async move {
+        let mut kinds = Vec::new();
+        while let Some(event) = watch.next().await {
+            kinds.push(event.expect("event").event_type);
+        }
+        kinds
+    });
+    let approved = desk
+        .runs
+        .approve_run(firm.request(ApproveRunRequest {
+            run_id: run.id.clone(),
+            etag: run.etag.clone(),
+        }))
+        .await
+        .expect("approve")
+        .into_inner()
+        .run
+        .expect("run");
+    assert_eq!(approved.status, i32::from(RunStatus::Queued));
+    assert_eq!(approved.approved_by, "advisor@firm-a");
+    stack.tick().await;
+    let done = desk.run(&run.id).await;
+    assert_eq!(
+        done.status,
+        i32::from(RunStatus::CompletedSuccess),
+        "{done:?}"
+    );
+    let events = watcher.await.expect("watcher");
+    assert_eq!(events.first(), Some(&i32::from(RunEventType::Snapshot)));
+    assert!(
+        events.contains(&i32::from(RunEventType::Fill)),
+        "{events:?}"
+    );
+    assert_eq!(events.last(), Some(&i32::from(RunEventType::StatusChanged)));
+
+    // Holdings within a cent of target: $60,000 of SPY, $35,000 of TLT, $5,000 cash.
+    let holdings = desk.holdings("acct-1").await;
+    assert!(
+        (cost(&position(&holdings, "SPY")) - d("60000")).abs() <= d("0.01"),
+        "{holdings:?}"
+    );
+    assert!(
+        (cost(&position(&holdings, "TLT")) - d("35000")).abs() <= d("0.01"),
+        "{holdings:?}"
+    );
+    assert!(
+        (d(&holdings.cash) - d("5000")).abs() <= d("0.02"),
+        "{holdings:?}"
+    );
+
+    // A withdrawal of $5,000 raises at least $5,000, keeping the rest near target.
+    let withdrawal = desk
+        .accounts
+        .create_cash_movement(firm.request(CreateCashMovementRequest {
+            account_id: "acct-1".to_owned(),
+            r#type: CashMovementType::Withdrawal.into(),
+            amount: "5000".to_owned(),
+            ..CreateCashMovementRequest::default()
+        }))
+        .await
+        .expect("withdrawal")
+        .into_inner()
+        .cash_movement
+        .expect("movement");
+    let liquidation = desk
+        .create(
+            "liquidate-acct-1",
+            RunSpec {
+                account_id: "acct-1".to_owned(),
+                r#type: RunType::Liquidation.into(),
+                cash_movement_id: withdrawal.id.clone(),
+                approval_mode: ApprovalMode::Auto.into(),
+                ..RunSpec::default()
+            },
+        )
+        .await
+        .expect("liquidation");
+    assert_eq!(liquidation.amount, "5000.00");
+    assert!(
+        liquidation
+            .orders
+            .iter()
+            .all(|o| o.side == i32::from(OrderSide::Sell))
+    );
+    stack.tick().await;
+    let done = desk.run(&liquidation.id).await;
+    assert!(
+        matches!(
+            RunStatus::try_from(done.status),
+            Ok(RunStatus::CompletedSuccess | RunStatus::CompletedAdjusted)
+        ),
+        "{done:?}"
+    );
+    let holdings = desk.holdings("acct-1").await;
+    let cash = d(&holdings.cash);
+    assert!(cash >= d("5000"), "cash {cash}");
+    let spy = cost(&position(&holdings, "SPY"));
+    let tlt = cost(&position(&holdings, "TLT"));
+    let invested_share = spy / (spy + tlt);
+    assert!(
+        (invested_share - d("60") / d("95")).abs() < d("0.01"),
+        "SPY share {invested_share}"
+    );
+
+    // Whole shares for a non-fractionable asset.
+    desk.open_account("acct-whole", "50000", Vec::new()).await;
+    let whole = desk
+        .create(
+            "",
+            RunSpec {
+                account_id: "acct-whole".to_owned(),
+                r#type: RunType::FullRebalance.into(),
+                weights: vec![weight("", "10"), weight("AZO", "90")],
+                ..RunSpec::default()
+            },
+        )
+        .await
+        .expect("one-off run");
+    assert_eq!(whole.status, i32::from(RunStatus::Queued));
+    assert!(whole.orders[0].notional.is_empty());
+    stack.tick().await;
+    let holdings = desk.holdings("acct-whole").await;
+    let azo = d(&position(&holdings, "AZO").quantity);
+    assert!(azo > Decimal::ZERO && azo.fract().is_zero(), "AZO {azo}");
+
+    // $10 into 11 equal assets with a $1 minimum: 10 buys of $1 and one skipped with its reason.
+    desk.open_account("acct-ten", "10", Vec::new()).await;
+    let symbols = [
+        "AAPL", "MSFT", "AMZN", "GOOGL", "META", "JPM", "V", "UNH", "XOM", "MA", "JNJ",
+    ];
+    let mut eleven: Vec<Weight> = symbols.iter().map(|s| weight(s, "9.09")).collect();
+    eleven[10].percent = "9.10".to_owned();
+    let ten = desk
+        .create(
+            "",
+            RunSpec {
+                account_id: "acct-ten".to_owned(),
+                r#type: RunType::InvestCash.into(),
+                weights: eleven,
+                ..RunSpec::default()
+            },
+        )
+        .await
+        .expect("invest cash");
+    assert_eq!(ten.orders.len(), 10, "{ten:?}");
+    assert!(ten.orders.iter().all(|o| d(&o.notional) == d("1")));
+    assert_eq!(ten.skipped_orders.len(), 1);
+    assert_ne!(
+        ten.skipped_orders[0].reason,
+        i32::from(SkipReason::Unspecified)
+    );
+    assert!(!ten.skipped_orders[0].detail.is_empty());
+
+    // Editing an order to sell more than held is refused; a smaller sell is fine.
+    desk.open_account(
+        "acct-sell",
+        "0",
+        vec![Position {
+            symbol: "SPY".to_owned(),
+            quantity: "10".to_owned(),
+            ..Position::default()
+        }],
+    )
+    .await;
+    let sell = desk
+        .create(
+            "",
+            RunSpec {
+                account_id: "acct-sell".to_owned(),
+                r#type: RunType::FullRebalance.into(),
+                weights: vec![weight("", "100")],
+                approval_mode: ApprovalMode::Manual.into(),
+                ..RunSpec::default()
+            },
+        )
+        .await
+        .expect("sell run");
+    let order = &sell.orders[0];
+    assert_eq!(order.side, i32::from(OrderSide::Sell));
+    let status = desk
+        .runs
+        .adjust_run(firm.request(AdjustRunRequest {
+            run_id: sell.id.clone(),
+            etag: sell.etag.clone(),
+            adjustments: vec![OrderAdjustment {
+                order_id: order.id.clone(),
+                quantity: "11".to_owned(),
+                ..OrderAdjustment::default()
+            }],
+            exclude_account: false,
+        }))
+        .await
+        .expect_err("sells more than held");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let fields: Vec<String> = status
+        .get_error_details()
+        .bad_request()
+        .expect("details")
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    assert_eq!(fields, ["adjustments[0].quantity"]);
+    let edited = desk
+        .runs
+        .adjust_run(firm.request(AdjustRunRequest {
+            run_id: sell.id.clone(),
+            etag: sell.etag.clone(),
+            adjustments: vec![OrderAdjustment {
+                order_id: order.id.clone(),
+                quantity: "4".to_owned(),
+                ..OrderAdjustment::default()
+            }],
+            exclude_account: false,
+        }))
+        .await
+        .expect("edit")
+        .into_inner()
+        .run
+        .expect("run");
+    assert_eq!(d(&edited.orders[0].quantity), d("4"));
+    assert!(
+        edited
+            .adjustments
+            .iter()
+            .any(|a| a.action == "quantity_changed" && a.actor == "advisor@firm-a")
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn run_lifecycle_sqlite() {
+    run_lifecycle(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn run_lifecycle_postgres() {
+    run_lifecycle(Backend::Postgres).await;
+}
