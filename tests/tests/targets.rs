@@ -620,5 +620,59 @@ async fn stream_of_many_assignments_comes_in_batches() {
         sizes.push(batch.len());
     }
     assert_eq!(sizes, [1000, 1000, 500]);
+
+    // For a reader that caches targets: each portfolio version's weights come
+    // once, with the first assignment to it; the rest only name it.
+    let other = portfolios
+        .create_portfolio(firm.request(portfolio(
+            "Other",
+            vec![asset("SPY", "60"), asset("TLT", "40")],
+        )))
+        .await
+        .expect("other")
+        .into_inner()
+        .portfolio
+        .expect("portfolio");
+    for account_id in ["acct-99998", "acct-99999"] {
+        assignments
+            .assign(firm.request(AssignRequest {
+                account_id: account_id.to_owned(),
+                portfolio_id: other.id.clone(),
+                rebalancing_enabled: true,
+                ..AssignRequest::default()
+            }))
+            .await
+            .expect("assign other");
+    }
+    let mut stream = assignments
+        .stream_assignments(firm.request(StreamAssignmentsRequest {
+            batch_size: 1000,
+            omit_repeated_targets: true,
+            ..StreamAssignmentsRequest::default()
+        }))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut carried: Vec<(String, usize)> = Vec::new();
+    let mut omitted = 0;
+    while let Some(batch) = stream.next().await {
+        for assignment in batch.expect("batch").assignments {
+            if assignment.target_omitted {
+                assert!(
+                    assignment.weights.is_empty(),
+                    "omitted target has no weights"
+                );
+                assert!(
+                    carried.iter().any(|(id, _)| *id == assignment.portfolio_id),
+                    "omitted before it was sent"
+                );
+                omitted += 1;
+            } else {
+                carried.push((assignment.portfolio_id.clone(), assignment.weights.len()));
+            }
+        }
+    }
+    assert_eq!(carried, [(model.id.clone(), 1), (other.id.clone(), 2)]);
+    assert_eq!(omitted, 2500 - 1 + 2 - 1);
     stack.stop().await;
 }

@@ -270,7 +270,10 @@ macro_rules! sql_impl {
             for<'a> ::std::option::Option<$crate::db::Dec>: ::sqlx::Encode<'a, DB>,
             for<'a> ::chrono::DateTime<::chrono::Utc>: ::sqlx::Encode<'a, DB> + ::sqlx::Decode<'a, DB> + ::sqlx::Type<DB>,
             for<'a> ::std::option::Option<::chrono::DateTime<::chrono::Utc>>: ::sqlx::Encode<'a, DB>,
-            for<'a> &'a str: ::sqlx::ColumnIndex<<DB as ::sqlx::Database>::Row>,
+            for<'a> &'a str: ::sqlx::ColumnIndex<<DB as ::sqlx::Database>::Row>
+                + ::sqlx::Decode<'a, DB>
+                + ::sqlx::Type<DB>,
+            usize: ::sqlx::ColumnIndex<<DB as ::sqlx::Database>::Row>,
         {
             $($body)*
         }
@@ -293,7 +296,10 @@ macro_rules! sql_impl {
             for<'a> ::std::option::Option<$crate::db::Dec>: ::sqlx::Encode<'a, DB>,
             for<'a> ::chrono::DateTime<::chrono::Utc>: ::sqlx::Encode<'a, DB> + ::sqlx::Decode<'a, DB> + ::sqlx::Type<DB>,
             for<'a> ::std::option::Option<::chrono::DateTime<::chrono::Utc>>: ::sqlx::Encode<'a, DB>,
-            for<'a> &'a str: ::sqlx::ColumnIndex<<DB as ::sqlx::Database>::Row>,
+            for<'a> &'a str: ::sqlx::ColumnIndex<<DB as ::sqlx::Database>::Row>
+                + ::sqlx::Decode<'a, DB>
+                + ::sqlx::Type<DB>,
+            usize: ::sqlx::ColumnIndex<<DB as ::sqlx::Database>::Row>,
         {
             $($body)*
         }

@@ -174,6 +174,29 @@ pub fn assignment_to_wire(record: &AssignmentRecord) -> pb::Assignment {
     }
 }
 
+/// A resolved assignment whose target an earlier message of the stream
+/// carried: its portfolio id, version and status only.
+#[must_use]
+pub fn resolved_assignment_without_target(resolved: &ResolvedAssignment) -> pb::ResolvedAssignment {
+    let assignment = &resolved.assignment;
+    let mut message = pb::ResolvedAssignment {
+        assignment_id: assignment.id.clone(),
+        account_id: assignment.account_id.clone(),
+        status: assignment_status_to_wire(assignment.status).into(),
+        rebalancing_enabled: assignment.rebalancing_enabled,
+        approval_mode: approval_mode_to_wire(assignment.approval_mode).into(),
+        target_changed_at: assignment.target_changed_at.map(timestamp),
+        target_omitted: true,
+        ..pb::ResolvedAssignment::default()
+    };
+    if let Some(target) = &resolved.target {
+        message.portfolio_id = target.portfolio.id.clone();
+        message.portfolio_version = target.portfolio.version;
+        message.portfolio_status = status_to_wire(target.portfolio.status).into();
+    }
+    message
+}
+
 /// An assignment with its flattened target, as the monitor streams it.
 #[must_use]
 pub fn resolved_assignment_to_wire(resolved: &ResolvedAssignment) -> pb::ResolvedAssignment {

@@ -228,7 +228,6 @@ pub fn stream_holdings_to_wire(
             .map(|position| pb::Position {
                 symbol: position.symbol.clone(),
                 quantity: decimal_text(position.quantity),
-                average_cost: decimal_text(position.average_cost),
                 ..pb::Position::default()
             })
             .collect(),

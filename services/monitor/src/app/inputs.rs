@@ -47,27 +47,37 @@ fn decimal(text: &str) -> Decimal {
     Decimal::from_str(text).unwrap_or(Decimal::ZERO)
 }
 
-/// Parses a streamed assignment (its target through `cache`).
+/// Parses a streamed assignment (its target through `cache`). `None` when
+/// the stream left the target out (`target_omitted`) without having sent it
+/// earlier: the stream broke its contract.
 #[must_use]
-pub fn assignment(resolved: &target::ResolvedAssignment, cache: &mut TargetCache) -> Assigned {
+pub fn assignment(
+    resolved: &target::ResolvedAssignment,
+    cache: &mut TargetCache,
+) -> Option<Assigned> {
     let active = resolved.status == i32::from(target::AssignmentStatus::Active);
     if !active {
-        return if resolved.rebalancing_enabled {
+        return Some(if resolved.rebalancing_enabled {
             Assigned::Liquidate
         } else {
             Assigned::None
-        };
+        });
     }
     let key = (resolved.portfolio_id.clone(), resolved.portfolio_version);
-    let parsed = cache
-        .entry(key)
-        .or_insert_with(|| Arc::new(parse_target(resolved)))
-        .clone();
-    Assigned::Active {
+    let parsed = match cache.get(&key) {
+        Some(parsed) => Arc::clone(parsed),
+        None if resolved.target_omitted => return None,
+        None => Arc::clone(
+            cache
+                .entry(key)
+                .or_insert_with(|| Arc::new(parse_target(resolved))),
+        ),
+    };
+    Some(Assigned::Active {
         target: parsed,
         rebalancing_enabled: resolved.rebalancing_enabled,
         target_changed_at: resolved.target_changed_at.as_ref().and_then(datetime),
-    }
+    })
 }
 
 fn parse_target(resolved: &target::ResolvedAssignment) -> ParsedTarget {

@@ -5,6 +5,7 @@
 //! run), and writes the evaluations.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use futures::StreamExt;
@@ -26,11 +27,14 @@ use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient
 use rebalancer_proto::target::{ResolvedAssignment, StreamAssignmentsRequest};
 use rust_decimal::Decimal;
 use tonic::Streaming;
+use tracing::Instrument;
 
 use super::Monitor;
 use super::inputs::{self, Assigned, ParsedHoldings, TargetCache};
 use crate::error::MonitorError;
-use crate::store::{CycleRecord, EvaluationRecord, ShardCounts, ShardRecord, TickerRecord};
+use crate::store::{
+    CycleRecord, EvaluationRecord, ShardCounts, ShardRecord, StoreError, TickerRecord,
+};
 
 /// How long a claimed shard stays with its replica.
 const LEASE: Duration = Duration::minutes(10);
@@ -172,6 +176,7 @@ impl Monitor {
                 include_unmonitored: true,
                 after_account_id: shard.after_account.clone().unwrap_or_default(),
                 before_account_id: shard.before_account.clone().unwrap_or_default(),
+                omit_repeated_targets: true,
             }))
             .await
             .map_err(|status| {
@@ -198,6 +203,9 @@ impl Monitor {
         let mut priced: std::collections::HashSet<String> = std::collections::HashSet::new();
         let mut counts = ShardCounts::default();
         let scoped_to_portfolio = cycle.portfolio_id.is_some();
+        // A step's evaluations are written while the next step is read and
+        // evaluated: at most one write in flight.
+        let mut writing: Option<Writing> = None;
         loop {
             let mut step = Vec::with_capacity(STEP);
             while step.len() < STEP {
@@ -240,7 +248,18 @@ impl Monitor {
             let evaluated = self
                 .evaluate_step(&context, &cycle, step, &mut targets, &prices, &mut counts)
                 .await?;
-            self.store.write_evaluations(tenant, &evaluated).await?;
+            if let Some(previous) = writing.take() {
+                finish_write(previous).await?;
+            }
+            let store = Arc::clone(&self.store);
+            let tenant = tenant.to_owned();
+            writing = Some(tokio::spawn(
+                async move { store.write_evaluations(&tenant, &evaluated).await }
+                    .instrument(tracing::Span::current()),
+            ));
+        }
+        if let Some(previous) = writing.take() {
+            finish_write(previous).await?;
         }
         let finished = self
             .store
@@ -318,12 +337,15 @@ impl Monitor {
         let mut records = Vec::with_capacity(step.len());
         let mut wanted_runs = Vec::new();
         for pair in &step {
-            let assigned = pair
-                .assignment
-                .as_ref()
-                .map_or(Assigned::None, |assignment| {
-                    inputs::assignment(assignment, targets)
-                });
+            let assigned = match &pair.assignment {
+                None => Assigned::None,
+                Some(assignment) => inputs::assignment(assignment, targets).ok_or_else(|| {
+                    MonitorError::Unavailable(format!(
+                        "target service: the target of portfolio {} version {} was left out before it was sent",
+                        assignment.portfolio_id, assignment.portfolio_version
+                    ))
+                })?,
+            };
             let evaluation = evaluate(
                 cycle.trading_date,
                 now,
@@ -458,6 +480,18 @@ impl Monitor {
             }
             Err(status) => Err(format!("run not created: {}", status.message())),
         }
+    }
+}
+
+/// A write of evaluations under way.
+type Writing = tokio::task::JoinHandle<Result<(), StoreError>>;
+
+async fn finish_write(writing: Writing) -> Result<(), MonitorError> {
+    match writing.await {
+        Ok(result) => Ok(result?),
+        Err(error) => Err(MonitorError::Unavailable(format!(
+            "writing evaluations failed: {error}"
+        ))),
     }
 }
 

@@ -3,17 +3,31 @@
 use rebalancer_kit::db::{EmbeddedMigration, migrator};
 use sqlx::migrate::Migrator;
 
-const POSTGRES: &[EmbeddedMigration] = &[(
-    1,
-    "cycles",
-    include_str!("../../migrations/postgres/0001_cycles.sql"),
-)];
+const POSTGRES: &[EmbeddedMigration] = &[
+    (
+        1,
+        "cycles",
+        include_str!("../../migrations/postgres/0001_cycles.sql"),
+    ),
+    (
+        2,
+        "compact_tickers",
+        include_str!("../../migrations/postgres/0002_compact_tickers.sql"),
+    ),
+];
 
-const SQLITE: &[EmbeddedMigration] = &[(
-    1,
-    "cycles",
-    include_str!("../../migrations/sqlite/0001_cycles.sql"),
-)];
+const SQLITE: &[EmbeddedMigration] = &[
+    (
+        1,
+        "cycles",
+        include_str!("../../migrations/sqlite/0001_cycles.sql"),
+    ),
+    (
+        2,
+        "compact_tickers",
+        include_str!("../../migrations/sqlite/0002_compact_tickers.sql"),
+    ),
+];
 
 pub(super) fn postgres() -> Migrator {
     migrator(POSTGRES)

@@ -4,6 +4,7 @@
 
 mod migrations;
 mod sql;
+mod tickers;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;

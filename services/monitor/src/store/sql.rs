@@ -7,6 +7,7 @@ use rebalancer_domain::evaluation::Flag;
 use rebalancer_kit::db::{DbErrorKind, Dec, classify, find_claimed, insert_claim};
 use sqlx::{Database, Pool, QueryBuilder, Row};
 
+use super::tickers;
 use super::{
     Created, CycleRecord, CycleState, CycleTrigger, EvaluationRecord, IdempotencyClaim,
     MonitorStore, NewCycle, ShardCounts, ShardRecord, StoreError,
@@ -35,9 +36,9 @@ const CYCLE_COLUMNS: &str = "id, trading_date, trigger_kind, state, dry_run, por
      started_at, completed_at";
 
 const EVALUATION_COLUMNS: &str = "cycle_id, account_id, status, reason, portfolio_id, portfolio_version, equity, \
-     cash, max_drift, total_drift, tickers_json, missing_json, run_id, run_type, run_note, evaluated_at";
+     cash, max_drift, total_drift, tickers_json, tickers, missing_json, run_id, run_type, run_note, evaluated_at";
 
-/// Rows per multi-row insert (17 parameters each, far below both engines' limits).
+/// Rows per multi-row insert (18 parameters each, far below both engines' limits).
 const INSERT_CHUNK: usize = 400;
 
 fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
@@ -231,9 +232,8 @@ impl MonitorStore for SqlStore<DB> {
             ));
             let mut failed = None;
             query.push_values(chunk, |mut row, evaluation| {
-                let tickers = json(&evaluation.tickers);
                 let missing = json(&evaluation.missing);
-                if let (Err(error), _) | (_, Err(error)) = (&tickers, &missing) {
+                if let Err(error) = &missing {
                     failed = Some(error.to_string());
                 }
                 row.push_bind(tenant.to_owned())
@@ -247,7 +247,8 @@ impl MonitorStore for SqlStore<DB> {
                     .push_bind(Dec(evaluation.cash))
                     .push_bind(Dec(evaluation.max_drift))
                     .push_bind(Dec(evaluation.total_drift))
-                    .push_bind(tickers.unwrap_or_default())
+                    .push_bind(String::new())
+                    .push_bind(tickers::encode(&evaluation.tickers))
                     .push_bind(missing.unwrap_or_default())
                     .push_bind(evaluation.run_id.clone())
                     .push_bind(evaluation.run_type.clone())
@@ -262,7 +263,7 @@ impl MonitorStore for SqlStore<DB> {
                  reason = excluded.reason, portfolio_id = excluded.portfolio_id, \
                  portfolio_version = excluded.portfolio_version, equity = excluded.equity, cash = excluded.cash, \
                  max_drift = excluded.max_drift, total_drift = excluded.total_drift, \
-                 tickers_json = excluded.tickers_json, missing_json = excluded.missing_json, \
+                 tickers_json = excluded.tickers_json, tickers = excluded.tickers, missing_json = excluded.missing_json, \
                  run_id = excluded.run_id, run_type = excluded.run_type, run_note = excluded.run_note, \
                  evaluated_at = excluded.evaluated_at",
             );
@@ -486,7 +487,8 @@ where
     let cash: Dec = row.try_get("cash")?;
     let max_drift: Dec = row.try_get("max_drift")?;
     let total_drift: Dec = row.try_get("total_drift")?;
-    let tickers: String = row.try_get("tickers_json")?;
+    let tickers_json: String = row.try_get("tickers_json")?;
+    let tickers: String = row.try_get("tickers")?;
     let missing: String = row.try_get("missing_json")?;
     Ok(EvaluationRecord {
         cycle_id: row.try_get("cycle_id")?,
@@ -500,7 +502,12 @@ where
         cash: cash.0,
         max_drift: max_drift.0,
         total_drift: total_drift.0,
-        tickers: unjson(&tickers)?,
+        // Rows from before the compact form keep their JSON.
+        tickers: if tickers_json.is_empty() {
+            tickers::decode(&tickers)?
+        } else {
+            unjson(&tickers_json)?
+        },
         missing: unjson(&missing)?,
         run_id: row.try_get("run_id")?,
         run_type: row.try_get("run_type")?,

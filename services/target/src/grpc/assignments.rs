@@ -13,6 +13,7 @@ use super::required;
 use crate::app::{AssignInput, AssignmentUpdate, Target, TargetCache};
 use crate::convert::{
     approval_mode_from_wire, assignment_to_wire, audit_to_wire, resolved_assignment_to_wire,
+    resolved_assignment_without_target,
 };
 use crate::store::{AssignmentFilter, AssignmentStatus, PageRequest};
 
@@ -194,12 +195,14 @@ impl AssignmentService for AssignmentApi {
             ..AssignmentFilter::default()
         };
         let start = Some(message.after_account_id).filter(|id| !id.is_empty());
+        let omit_repeated_targets = message.omit_repeated_targets;
         let (sender, receiver) = tokio::sync::mpsc::channel(4);
         let target = self.target.clone();
         tokio::spawn(async move {
             // Each portfolio is resolved once per stream; batches are read one
             // at a time, so memory stays flat however many assignments there are.
             let mut cache = TargetCache::new();
+            let mut sent_targets = std::collections::HashSet::new();
             let mut after = start;
             loop {
                 let mut batch_filter = filter.clone();
@@ -228,7 +231,23 @@ impl AssignmentService for AssignmentApi {
                 }
                 if !resolved.is_empty() {
                     let message = pb::StreamAssignmentsResponse {
-                        assignments: resolved.iter().map(resolved_assignment_to_wire).collect(),
+                        assignments: resolved
+                            .iter()
+                            .map(|resolved| {
+                                let repeated = omit_repeated_targets
+                                    && resolved.target.as_ref().is_some_and(|target| {
+                                        !sent_targets.insert((
+                                            target.portfolio.id.clone(),
+                                            target.portfolio.version,
+                                        ))
+                                    });
+                                if repeated {
+                                    resolved_assignment_without_target(resolved)
+                                } else {
+                                    resolved_assignment_to_wire(resolved)
+                                }
+                            })
+                            .collect(),
                     };
                     if sender.send(Ok(message)).await.is_err() {
                         return;

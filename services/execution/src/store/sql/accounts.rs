@@ -263,18 +263,19 @@ impl SqlStore<DB> {
         .fetch_all(&mut *conn)
         .await?;
         let mut index = 0;
+        // By position, not by name: ten million rows in a monitor cycle.
         for row in &position_rows {
-            let account_id: String = row.try_get("account_id")?;
-            while index < accounts.len() && accounts[index].id < account_id {
+            let account_id: &str = row.try_get(0)?;
+            while index < accounts.len() && accounts[index].id.as_str() < account_id {
                 index += 1;
             }
             let Some(account) = accounts.get_mut(index).filter(|a| a.id == account_id) else {
                 continue;
             };
-            let quantity: Dec = row.try_get("quantity")?;
-            let average_cost: Dec = row.try_get("average_cost")?;
+            let quantity: Dec = row.try_get(2)?;
+            let average_cost: Dec = row.try_get(3)?;
             account.positions.push(PositionRecord {
-                symbol: row.try_get("symbol")?,
+                symbol: row.try_get(1)?,
                 quantity: quantity.0,
                 average_cost: average_cost.0,
             });
