@@ -42,6 +42,10 @@ use rebalancer_tests::{Backend, TestStack};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
+/// The allocator of the `rebalancer` binary, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Liquid symbols: ETFs and large caps trading 25M+ shares a day.
 const LIQUID: [&str; 12] = [
     "SPY", "QQQ", "IWM", "TLT", "XLF", "EEM", "HYG", "LQD", "AAPL", "NVDA", "AMZN", "BAC",

@@ -34,6 +34,10 @@ use rebalancer_tests::bench::TargetBench;
 use rust_decimal::Decimal;
 use tokio::task::JoinSet;
 
+/// The allocator of the `rebalancer` binary, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TENANT: &str = "bench";
 /// Concurrent `Assign` callers, and the connections they share.
 const CLIENTS: usize = 64;

@@ -60,6 +60,7 @@ conformance!(
     scheduled_cycle_is_one_per_day,
     shards_are_claimed_once_and_leases_expire,
     evaluations_upsert_list_count_and_complete_the_cycle,
+    latest_evaluation_reaches_back_past_many_cycles,
 );
 
 fn at(hour: u32, minute: u32) -> DateTime<Utc> {
@@ -473,4 +474,44 @@ async fn evaluations_upsert_list_count_and_complete_the_cycle(store: Arc<dyn Mon
             .map(|c| c.id),
         Some(cycle.id)
     );
+}
+
+/// An account's latest evaluation is found however many newer cycles passed
+/// it by (the store probes cycles newest first, a page at a time).
+async fn latest_evaluation_reaches_back_past_many_cycles(store: Arc<dyn MonitorStore>) {
+    let mut ids = Vec::new();
+    for _ in 0..150 {
+        let cycle = store
+            .create_cycle("firm-a", new_cycle(CycleTrigger::OnDemand, 1), None)
+            .await
+            .expect("create")
+            .into_inner();
+        ids.push(cycle.id);
+    }
+    ids.sort();
+    let (oldest, newest) = (ids[0].clone(), ids[ids.len() - 1].clone());
+    let mut records = vec![evaluation(&oldest, 1, Flag::OutOfTolerance, Some("pf"))];
+    records.extend(
+        ids.iter()
+            .map(|id| evaluation(id, 2, Flag::InsideTolerance, Some("pf"))),
+    );
+    for record in &records {
+        store
+            .write_evaluations("firm-a", std::slice::from_ref(record))
+            .await
+            .expect("write");
+    }
+    let latest = |account: &'static str| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .get_evaluation("firm-a", account, None)
+                .await
+                .expect("latest")
+                .map(|e| e.cycle_id)
+        }
+    };
+    assert_eq!(latest("acct-0001").await, Some(oldest));
+    assert_eq!(latest("acct-0002").await, Some(newest));
+    assert_eq!(latest("acct-0003").await, None);
 }

@@ -122,33 +122,38 @@ struct Pair {
 }
 
 impl Monitor {
-    /// Claims and works shards until none is left open (at most
-    /// `parallel_shards` at a time).
+    /// Claims and works shards until none is left open, keeping
+    /// `parallel_shards` under way: a shard is claimed as soon as one ends.
+    /// Each shard is its own task, so a shard in the middle of a
+    /// transaction keeps going while the next one is claimed.
     pub(super) async fn work_shards(&self, owner: &str) -> Result<usize, MonitorError> {
+        let parallel = self.config.parallel_shards.max(1);
+        let mut working = tokio::task::JoinSet::new();
         let mut worked = 0;
         loop {
-            let now = self.clock.now();
-            let mut claimed = Vec::new();
-            for _ in 0..self.config.parallel_shards.max(1) {
-                match self.store.claim_shard(owner, now, now + LEASE).await? {
-                    Some(shard) => claimed.push(shard),
-                    None => break,
-                }
+            while working.len() < parallel {
+                let now = self.clock.now();
+                let Some((tenant, shard)) = self.store.claim_shard(owner, now, now + LEASE).await?
+                else {
+                    break;
+                };
+                worked += 1;
+                let monitor = self.clone();
+                let owner = owner.to_owned();
+                working.spawn(
+                    async move {
+                        if let Err(error) = monitor.work_shard(&owner, &tenant, &shard).await {
+                            tracing::warn!(%tenant, cycle_id = %shard.cycle_id, sequence = shard.sequence,
+                                %error, "shard failed; it is retried when its lease ends");
+                        }
+                    }
+                    .in_current_span(),
+                );
             }
-            if claimed.is_empty() {
-                return Ok(worked);
-            }
-            worked += claimed.len();
-            let results =
-                futures::future::join_all(claimed.into_iter().map(|(tenant, shard)| async move {
-                    (self.work_shard(owner, &tenant, &shard).await, tenant, shard)
-                }))
-                .await;
-            for (result, tenant, shard) in results {
-                if let Err(error) = result {
-                    tracing::warn!(%tenant, cycle_id = %shard.cycle_id, sequence = shard.sequence, %error,
-                        "shard failed; it is retried when its lease ends");
-                }
+            match working.join_next().await {
+                None => return Ok(worked),
+                Some(Err(error)) => tracing::error!(%error, "shard task ended abnormally"),
+                Some(Ok(())) => {}
             }
         }
     }

@@ -14,6 +14,11 @@ const POSTGRES: &[EmbeddedMigration] = &[
         "compact_tickers",
         include_str!("../../migrations/postgres/0002_compact_tickers.sql"),
     ),
+    (
+        3,
+        "drop_evaluations_by_account",
+        include_str!("../../migrations/postgres/0003_drop_evaluations_by_account.sql"),
+    ),
 ];
 
 const SQLITE: &[EmbeddedMigration] = &[
@@ -26,6 +31,11 @@ const SQLITE: &[EmbeddedMigration] = &[
         2,
         "compact_tickers",
         include_str!("../../migrations/sqlite/0002_compact_tickers.sql"),
+    ),
+    (
+        3,
+        "drop_evaluations_by_account",
+        include_str!("../../migrations/sqlite/0003_drop_evaluations_by_account.sql"),
     ),
 ];
 

@@ -38,6 +38,9 @@ const CYCLE_COLUMNS: &str = "id, trading_date, trigger_kind, state, dry_run, por
 const EVALUATION_COLUMNS: &str = "cycle_id, account_id, status, reason, portfolio_id, portfolio_version, equity, \
      cash, max_drift, total_drift, tickers_json, tickers, missing_json, run_id, run_type, run_note, evaluated_at";
 
+/// Cycles probed per query when looking for an account's latest evaluation.
+const LATEST_CYCLES_PAGE: i64 = 64;
+
 /// Rows per multi-row insert (18 parameters each, far below both engines' limits).
 const INSERT_CHUNK: usize = 400;
 
@@ -345,15 +348,49 @@ impl MonitorStore for SqlStore<DB> {
         account_id: &str,
         cycle_id: Option<&str>,
     ) -> Result<Option<EvaluationRecord>, StoreError> {
-        let mut query = QueryBuilder::<DB>::new(format!("SELECT {EVALUATION_COLUMNS} FROM evaluations WHERE tenant_id = "));
-        query.push_bind(tenant.to_owned());
-        query.push(" AND account_id = ").push_bind(account_id.to_owned());
         if let Some(cycle_id) = cycle_id {
+            let mut query = QueryBuilder::<DB>::new(format!("SELECT {EVALUATION_COLUMNS} FROM evaluations WHERE tenant_id = "));
+            query.push_bind(tenant.to_owned());
             query.push(" AND cycle_id = ").push_bind(cycle_id.to_owned());
+            query.push(" AND account_id = ").push_bind(account_id.to_owned());
+            let row = query.build().fetch_optional(&self.pool).await?;
+            return row.as_ref().map(evaluation_from_row).transpose();
         }
-        query.push(" ORDER BY cycle_id DESC LIMIT 1");
-        let row = query.build().fetch_optional(&self.pool).await?;
-        row.as_ref().map(evaluation_from_row).transpose()
+        // The latest: cycles newest first (ids are time-ordered), a page at a
+        // time, one primary-key probe per cycle. No index by account: it cost
+        // a third of every evaluation's insert, a million a day.
+        let mut before: Option<String> = None;
+        loop {
+            let mut cycles = QueryBuilder::<DB>::new("SELECT id FROM cycles WHERE tenant_id = ");
+            cycles.push_bind(tenant.to_owned());
+            if let Some(before) = &before {
+                cycles.push(" AND id < ").push_bind(before.clone());
+            }
+            cycles.push(" ORDER BY id DESC LIMIT ").push_bind(LATEST_CYCLES_PAGE);
+            let ids: Vec<String> = cycles
+                .build()
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|row| row.try_get(0))
+                .collect::<Result<_, _>>()?;
+            let Some(oldest) = ids.last().cloned() else {
+                return Ok(None);
+            };
+            let mut query = QueryBuilder::<DB>::new(format!("SELECT {EVALUATION_COLUMNS} FROM evaluations WHERE tenant_id = "));
+            query.push_bind(tenant.to_owned());
+            query.push(" AND account_id = ").push_bind(account_id.to_owned());
+            query.push(" AND cycle_id IN (");
+            let mut list = query.separated(", ");
+            for id in ids {
+                list.push_bind(id);
+            }
+            query.push(") ORDER BY cycle_id DESC LIMIT 1");
+            if let Some(row) = query.build().fetch_optional(&self.pool).await? {
+                return evaluation_from_row(&row).map(Some);
+            }
+            before = Some(oldest);
+        }
     }
 
     async fn list_evaluations(
