@@ -140,7 +140,8 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
             .default_tenant
             .clone()
             .unwrap_or_else(|| DEV_TENANT.to_owned());
-        if let Err(error) = crate::demo::run(&args.demo, own.clone(), clock.clone(), &tenant).await
+        if let Err(error) =
+            crate::demo::run(&args.demo, own.clone(), clock.clone(), &tenant, address).await
         {
             eprintln!("demo failed: {error:#}");
         }

@@ -67,6 +67,7 @@ pub async fn run(
     channel: TracedChannel,
     clock: SimClock,
     tenant: &str,
+    address: std::net::SocketAddr,
 ) -> anyhow::Result<()> {
     let call = CallContext::tenant(tenant);
     let mut rng = seed::Rng::new(args.demo_seed);
@@ -108,9 +109,9 @@ pub async fn run(
     }
     println!(
         "demo done in {:.0} s; still serving. Explore with grpcurl, for example:\n  \
-         grpcurl -plaintext localhost:50051 rebalancer.monitor.v1.MonitorService/ListCycles\n  \
-         grpcurl -plaintext -d '{{\"statuses\":[\"EVALUATION_STATUS_OUT_OF_TOLERANCE\"]}}' localhost:50051 rebalancer.monitor.v1.MonitorService/ListFlagged\n  \
-         grpcurl -plaintext -d '{{\"account_id\":\"demo-000006\"}}' localhost:50051 rebalancer.monitor.v1.MonitorService/GetEvaluation",
+         grpcurl -plaintext {address} rebalancer.monitor.v1.MonitorService/ListCycles\n  \
+         grpcurl -plaintext -d '{{\"statuses\":[\"EVALUATION_STATUS_OUT_OF_TOLERANCE\"]}}' {address} rebalancer.monitor.v1.MonitorService/ListFlagged\n  \
+         grpcurl -plaintext -d '{{\"account_id\":\"demo-000006\"}}' {address} rebalancer.monitor.v1.MonitorService/GetEvaluation",
         started.elapsed().as_secs_f64()
     );
     Ok(())
