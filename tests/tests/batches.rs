@@ -933,7 +933,7 @@ async fn runs_claimed_by_a_dead_worker_are_grouped_again_sqlite() {
     let claimed = stack
         .execution
         .store()
-        .claim_queued_runs("dead-worker", stack.clock.now(), 5000)
+        .claim_queued_runs("dead-worker", stack.clock.now(), 5000, false)
         .await
         .expect("claim");
     assert_eq!(claimed.len(), ids.len());

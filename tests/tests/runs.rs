@@ -6,14 +6,15 @@
 use std::str::FromStr;
 
 use rebalancer_proto::client::{CallContext, TracedChannel};
-use rebalancer_proto::common::{ApprovalMode, RunType, Weight, WeightType};
+use rebalancer_proto::common::{ApprovalMode, InitiatedFrom, RunType, Weight, WeightType};
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
+use rebalancer_proto::execution::order_service_client::OrderServiceClient;
 use rebalancer_proto::execution::run_service_client::RunServiceClient;
 use rebalancer_proto::execution::{
     AdjustRunRequest, ApproveRunRequest, CashMovementType, CreateCashMovementRequest,
-    CreateRunRequest, GetHoldingsRequest, GetRunRequest, Holdings, OrderAdjustment, OrderSide,
-    Position, PreviewRunRequest, Run, RunEventType, RunSpec, RunStatus, SkipReason,
-    UpsertAccountRequest, WatchRunRequest,
+    CreateRunRequest, GetHoldingsRequest, GetRunRequest, Holdings, ListBlockOrdersRequest,
+    OrderAdjustment, OrderSide, Position, PreviewRunRequest, Run, RunEventType, RunSpec, RunStatus,
+    SkipReason, UpsertAccountRequest, WatchRunRequest,
 };
 use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
 use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
@@ -454,4 +455,95 @@ async fn run_lifecycle_sqlite() {
 #[tokio::test]
 async fn run_lifecycle_postgres() {
     run_lifecycle(Backend::Postgres).await;
+}
+
+/// The runs the monitor opens one by one during its cycle are gathered into
+/// one transmission (one block per symbol and side), sent once none has come
+/// for a while; a run an advisor or a platform service creates goes at once.
+#[tokio::test]
+async fn system_runs_are_gathered_into_one_transmission() {
+    let Some(stack) = TestStack::start(Backend::Sqlite).await else {
+        return;
+    };
+    let firm = stack.tenant("firm-a");
+    let mut desk = Desk {
+        firm: firm.clone(),
+        accounts: AccountServiceClient::new(stack.channel()),
+        runs: RunServiceClient::new(stack.channel()),
+    };
+    let spec = |account: &str, from: InitiatedFrom| RunSpec {
+        account_id: account.to_owned(),
+        r#type: RunType::FullRebalance.into(),
+        weights: vec![weight("", "5"), weight("SPY", "60"), weight("TLT", "35")],
+        initiated_from: from.into(),
+        approval_mode: ApprovalMode::Auto.into(),
+        ..RunSpec::default()
+    };
+    for account in ["acct-a", "acct-b", "acct-c"] {
+        desk.open_account(account, "10000", Vec::new()).await;
+    }
+    let status = |run: &Run| RunStatus::try_from(run.status).expect("status");
+
+    let first = desk
+        .create("a", spec("acct-a", InitiatedFrom::System))
+        .await
+        .expect("first");
+    stack.tick().await;
+    assert_eq!(status(&desk.run(&first.id).await), RunStatus::Queued);
+    stack.clock.advance(chrono::Duration::seconds(10));
+    let second = desk
+        .create("b", spec("acct-b", InitiatedFrom::System))
+        .await
+        .expect("second");
+    stack
+        .advance_and_tick(chrono::Duration::seconds(10), 1)
+        .await;
+    assert_eq!(status(&desk.run(&first.id).await), RunStatus::Queued);
+    assert_eq!(status(&desk.run(&second.id).await), RunStatus::Queued);
+
+    // An API run is not held back by the gathering.
+    let api = desk
+        .create("c", spec("acct-c", InitiatedFrom::Api))
+        .await
+        .expect("api");
+    stack.tick().await;
+    assert_ne!(status(&desk.run(&api.id).await), RunStatus::Queued);
+    assert_eq!(status(&desk.run(&first.id).await), RunStatus::Queued);
+
+    // Quiet for 15 s: both system runs go together.
+    stack
+        .advance_and_tick(chrono::Duration::seconds(10), 1)
+        .await;
+    assert_ne!(status(&desk.run(&first.id).await), RunStatus::Queued);
+    assert_ne!(status(&desk.run(&second.id).await), RunStatus::Queued);
+    let orders = OrderServiceClient::new(stack.channel());
+    let blocks = |run_id: String| {
+        let request = firm.request(ListBlockOrdersRequest {
+            run_id,
+            page_size: 10,
+            ..ListBlockOrdersRequest::default()
+        });
+        let mut orders = orders.clone();
+        async move {
+            orders
+                .list_block_orders(request)
+                .await
+                .expect("blocks")
+                .into_inner()
+                .block_orders
+        }
+    };
+    let gathered = blocks(first.id.clone()).await;
+    assert_eq!(gathered.len(), 2, "{gathered:?}");
+    assert!(
+        gathered.iter().all(|b| b.account_order_count == 2),
+        "{gathered:?}"
+    );
+    assert_eq!(blocks(second.id.clone()).await, gathered);
+    let alone = blocks(api.id.clone()).await;
+    assert!(
+        alone.iter().all(|b| b.account_order_count == 1),
+        "{alone:?}"
+    );
+    stack.stop().await;
 }

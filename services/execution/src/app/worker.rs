@@ -46,6 +46,12 @@ const LEASE: TimeDelta = TimeDelta::seconds(60);
 const SLICES_PER_TICK: u32 = 256;
 /// Runs transmitted per tick.
 const RUNS_PER_TICK: u32 = 5000;
+/// The runs the monitor opens one by one during its cycle are gathered into
+/// one transmission (so one block per symbol and side for the whole cycle):
+/// sent once none has been queued for this long ...
+const GATHER_QUIET: TimeDelta = TimeDelta::seconds(15);
+/// ... or this long after the first of them was queued.
+const GATHER_AT_MOST: TimeDelta = TimeDelta::minutes(5);
 /// Simulated time between ticks.
 const TICK: Duration = Duration::from_secs(1);
 const CENT: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
@@ -220,7 +226,8 @@ impl Execution {
     }
 
     /// Claims queued runs while the market allows and groups their orders
-    /// into block orders.
+    /// into block orders; the monitor's runs wait while they are still
+    /// coming in (`GATHER_QUIET`, `GATHER_AT_MOST`).
     async fn transmit(&self, now: DateTime<Utc>) -> Result<(), ExecutionError> {
         let Some(session) = calendar::open_session(now) else {
             return Ok(());
@@ -228,10 +235,17 @@ impl Execution {
         if now + LAST_START_BEFORE_CLOSE > session.close {
             return Ok(());
         }
+        let gathering = self
+            .store
+            .queued_system_runs()
+            .await?
+            .is_some_and(|(oldest, newest)| {
+                now - newest < GATHER_QUIET && now - oldest < GATHER_AT_MOST
+            });
         let transmission_id = new_id();
         let claimed = self
             .store
-            .claim_queued_runs(&transmission_id, now, RUNS_PER_TICK)
+            .claim_queued_runs(&transmission_id, now, RUNS_PER_TICK, gathering)
             .await?;
         let mut by_tenant: BTreeMap<String, Vec<RunRecord>> = BTreeMap::new();
         for (tenant, run) in claimed {

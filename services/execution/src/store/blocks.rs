@@ -263,12 +263,21 @@ pub struct PaperFill {
 pub trait BlockStore: Send + Sync + Debug {
     /// Claims up to `limit` queued runs of any tenant (skipping rows other
     /// workers hold) and marks them in progress under `transmission_id`.
+    /// With `gathering`, the runs the monitor opened one by one (system
+    /// runs outside any batch) stay queued.
     async fn claim_queued_runs(
         &self,
         transmission_id: &str,
         now: DateTime<Utc>,
         limit: u32,
+        gathering: bool,
     ) -> Result<Vec<(String, RunRecord)>, StoreError>;
+
+    /// When the oldest and the newest queued system runs outside any batch
+    /// were queued, if there are any.
+    async fn queued_system_runs(
+        &self,
+    ) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StoreError>;
 
     /// Stores the blocks of a transmission, links their account orders and
     /// books their crosses, in one transaction; `false` (and nothing stored)

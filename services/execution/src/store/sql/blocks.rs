@@ -46,12 +46,18 @@ impl BlockStore for SqlStore<DB> {
         transmission_id: &str,
         now: DateTime<Utc>,
         limit: u32,
+        gathering: bool,
     ) -> Result<Vec<(String, RunRecord)>, StoreError> {
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
         let sql = format!(
             "UPDATE runs SET status = 'in_progress', transmission_id = $1, started_at = $2, updated_at = $2, \
              revision = revision + 1 WHERE (tenant_id, id) IN (SELECT tenant_id, id FROM runs \
-             WHERE status = 'queued' ORDER BY tenant_id, id LIMIT $3 {}) RETURNING tenant_id, id",
+             WHERE status = 'queued'{} ORDER BY tenant_id, id LIMIT $3 {}) RETURNING tenant_id, id",
+            if gathering {
+                " AND NOT (batch_id IS NULL AND initiated_from = 'system')"
+            } else {
+                ""
+            },
             DB::SKIP_LOCKED
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -72,6 +78,18 @@ impl BlockStore for SqlStore<DB> {
         }
         tx.commit().await?;
         Ok(runs)
+    }
+
+    async fn queued_system_runs(&self) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MIN(updated_at) AS oldest, MAX(updated_at) AS newest FROM runs \
+             WHERE status = 'queued' AND batch_id IS NULL AND initiated_from = 'system'",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let oldest: Option<DateTime<Utc>> = row.try_get("oldest")?;
+        let newest: Option<DateTime<Utc>> = row.try_get("newest")?;
+        Ok(oldest.zip(newest))
     }
 
     async fn create_blocks(&self, tenant: &str, blocks: &[NewBlock], now: DateTime<Utc>) -> Result<bool, StoreError> {
