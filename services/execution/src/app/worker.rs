@@ -241,7 +241,9 @@ impl Execution {
             .await?
             .is_some_and(|(oldest, newest)| {
                 now - newest < GATHER_QUIET && now - oldest < GATHER_AT_MOST
-            });
+            })
+            // Never gather past the day's last start.
+            && now + GATHER_QUIET + LAST_START_BEFORE_CLOSE < session.close;
         let transmission_id = new_id();
         let claimed = self
             .store

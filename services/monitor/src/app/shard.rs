@@ -133,8 +133,16 @@ impl Monitor {
         loop {
             while working.len() < parallel {
                 let now = self.clock.now();
-                let Some((tenant, shard)) = self.store.claim_shard(owner, now, now + LEASE).await?
-                else {
+                let claimed = match self.store.claim_shard(owner, now, now + LEASE).await {
+                    Ok(claimed) => claimed,
+                    Err(error) => {
+                        // Let the shards under way finish (dropping the set
+                        // would abort them mid-step) before reporting.
+                        while working.join_next().await.is_some() {}
+                        return Err(error.into());
+                    }
+                };
+                let Some((tenant, shard)) = claimed else {
                     break;
                 };
                 worked += 1;
@@ -208,8 +216,8 @@ impl Monitor {
         let mut priced: std::collections::HashSet<String> = std::collections::HashSet::new();
         let mut counts = ShardCounts::default();
         let scoped_to_portfolio = cycle.portfolio_id.is_some();
-        // A step's evaluations are written while the next step is read and
-        // evaluated: at most one write in flight.
+        // A step's evaluations are written while the next step is read: at
+        // most one write in flight.
         let mut writing: Option<Writing> = None;
         loop {
             let mut step = Vec::with_capacity(STEP);
@@ -248,14 +256,17 @@ impl Monitor {
             if step.is_empty() {
                 break;
             }
+            // The previous step's evaluations are stored before this step
+            // opens runs: a failed write is retried with nothing acted on
+            // beyond it.
+            if let Some(previous) = writing.take() {
+                finish_write(previous).await?;
+            }
             self.price(&context, &step, &mut prices, &mut priced)
                 .await?;
             let evaluated = self
                 .evaluate_step(&context, &cycle, step, &mut targets, &prices, &mut counts)
                 .await?;
-            if let Some(previous) = writing.take() {
-                finish_write(previous).await?;
-            }
             let store = Arc::clone(&self.store);
             let tenant = tenant.to_owned();
             writing = Some(tokio::spawn(

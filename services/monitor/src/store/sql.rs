@@ -38,8 +38,11 @@ const CYCLE_COLUMNS: &str = "id, trading_date, trigger_kind, state, dry_run, por
 const EVALUATION_COLUMNS: &str = "cycle_id, account_id, status, reason, portfolio_id, portfolio_version, equity, \
      cash, max_drift, total_drift, tickers_json, tickers, missing_json, run_id, run_type, run_note, evaluated_at";
 
-/// Cycles probed per query when looking for an account's latest evaluation.
+/// Cycles probed per query when looking for an account's latest evaluation,
+/// and how many such pages at most: an account not evaluated in the newest
+/// 1,024 cycles (years of daily cycles) has no latest evaluation.
 const LATEST_CYCLES_PAGE: i64 = 64;
+const LATEST_CYCLES_PAGES: usize = 16;
 
 /// Rows per multi-row insert (18 parameters each, far below both engines' limits).
 const INSERT_CHUNK: usize = 400;
@@ -360,7 +363,7 @@ impl MonitorStore for SqlStore<DB> {
         // time, one primary-key probe per cycle. No index by account: it cost
         // a third of every evaluation's insert, a million a day.
         let mut before: Option<String> = None;
-        loop {
+        for _ in 0..LATEST_CYCLES_PAGES {
             let mut cycles = QueryBuilder::<DB>::new("SELECT id FROM cycles WHERE tenant_id = ");
             cycles.push_bind(tenant.to_owned());
             if let Some(before) = &before {
@@ -391,6 +394,7 @@ impl MonitorStore for SqlStore<DB> {
             }
             before = Some(oldest);
         }
+        Ok(None)
     }
 
     async fn list_evaluations(
