@@ -178,6 +178,14 @@ pub fn assignment_to_wire(record: &AssignmentRecord) -> pb::Assignment {
 /// carried: its portfolio id, version and status only.
 #[must_use]
 pub fn resolved_assignment_without_target(resolved: &ResolvedAssignment) -> pb::ResolvedAssignment {
+    pb::ResolvedAssignment {
+        target_omitted: true,
+        ..resolved_head(resolved)
+    }
+}
+
+/// The assignment's own fields and its portfolio's identity.
+fn resolved_head(resolved: &ResolvedAssignment) -> pb::ResolvedAssignment {
     let assignment = &resolved.assignment;
     let mut message = pb::ResolvedAssignment {
         assignment_id: assignment.id.clone(),
@@ -186,7 +194,6 @@ pub fn resolved_assignment_without_target(resolved: &ResolvedAssignment) -> pb::
         rebalancing_enabled: assignment.rebalancing_enabled,
         approval_mode: approval_mode_to_wire(assignment.approval_mode).into(),
         target_changed_at: assignment.target_changed_at.map(timestamp),
-        target_omitted: true,
         ..pb::ResolvedAssignment::default()
     };
     if let Some(target) = &resolved.target {
@@ -200,22 +207,10 @@ pub fn resolved_assignment_without_target(resolved: &ResolvedAssignment) -> pb::
 /// An assignment with its flattened target, as the monitor streams it.
 #[must_use]
 pub fn resolved_assignment_to_wire(resolved: &ResolvedAssignment) -> pb::ResolvedAssignment {
-    let assignment = &resolved.assignment;
-    let mut message = pb::ResolvedAssignment {
-        assignment_id: assignment.id.clone(),
-        account_id: assignment.account_id.clone(),
-        status: assignment_status_to_wire(assignment.status).into(),
-        rebalancing_enabled: assignment.rebalancing_enabled,
-        approval_mode: approval_mode_to_wire(assignment.approval_mode).into(),
-        target_changed_at: assignment.target_changed_at.map(timestamp),
-        ..pb::ResolvedAssignment::default()
-    };
+    let mut message = resolved_head(resolved);
     match &resolved.target {
         Some(target) => {
             let portfolio = &target.portfolio;
-            message.portfolio_id = portfolio.id.clone();
-            message.portfolio_version = portfolio.version;
-            message.portfolio_status = status_to_wire(portfolio.status).into();
             message.weights = target.resolved.weights.iter().map(weight_to_wire).collect();
             message.rebalance_conditions = portfolio
                 .target
@@ -231,7 +226,7 @@ pub fn resolved_assignment_to_wire(resolved: &ResolvedAssignment) -> pb::Resolve
         }
         None => {
             // Unassigned (or unresolvable): the account targets 100% cash.
-            message.portfolio_id = assignment.portfolio_id.clone().unwrap_or_default();
+            message.portfolio_id = resolved.assignment.portfolio_id.clone().unwrap_or_default();
             message.weights = vec![weight_to_wire(&Weight::cash(Decimal::ONE_HUNDRED))];
             message.invest_cash_threshold =
                 money_text(rebalancer_domain::portfolio::DEFAULT_INVEST_CASH_THRESHOLD);

@@ -351,11 +351,15 @@ impl MonitorStore for SqlStore<DB> {
         account_id: &str,
         cycle_id: Option<&str>,
     ) -> Result<Option<EvaluationRecord>, StoreError> {
-        if let Some(cycle_id) = cycle_id {
+        let of_account = || {
             let mut query = QueryBuilder::<DB>::new(format!("SELECT {EVALUATION_COLUMNS} FROM evaluations WHERE tenant_id = "));
             query.push_bind(tenant.to_owned());
-            query.push(" AND cycle_id = ").push_bind(cycle_id.to_owned());
             query.push(" AND account_id = ").push_bind(account_id.to_owned());
+            query
+        };
+        if let Some(cycle_id) = cycle_id {
+            let mut query = of_account();
+            query.push(" AND cycle_id = ").push_bind(cycle_id.to_owned());
             let row = query.build().fetch_optional(&self.pool).await?;
             return row.as_ref().map(evaluation_from_row).transpose();
         }
@@ -380,9 +384,7 @@ impl MonitorStore for SqlStore<DB> {
             let Some(oldest) = ids.last().cloned() else {
                 return Ok(None);
             };
-            let mut query = QueryBuilder::<DB>::new(format!("SELECT {EVALUATION_COLUMNS} FROM evaluations WHERE tenant_id = "));
-            query.push_bind(tenant.to_owned());
-            query.push(" AND account_id = ").push_bind(account_id.to_owned());
+            let mut query = of_account();
             query.push(" AND cycle_id IN (");
             let mut list = query.separated(", ");
             for id in ids {
