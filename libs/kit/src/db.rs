@@ -5,7 +5,6 @@
 //! migration folder per backend and applies it at start-up (under
 //! PostgreSQL's advisory lock).
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -14,7 +13,6 @@ use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Database, Decode, Encode, PgPool, Postgres, Sqlite, SqlitePool, Type};
@@ -191,27 +189,6 @@ pub async fn connect_sqlite(path: &Path, options: &PoolOptions) -> anyhow::Resul
     Ok(pool)
 }
 
-/// One embedded migration: version, description, SQL.
-pub type EmbeddedMigration = (i64, &'static str, &'static str);
-
-/// A migrator over embedded SQL, so the one binary carries its schema.
-#[must_use]
-pub fn migrator(migrations: &[EmbeddedMigration]) -> Migrator {
-    let migrations = migrations
-        .iter()
-        .map(|(version, description, sql)| {
-            Migration::new(
-                *version,
-                Cow::Borrowed(*description),
-                MigrationType::Simple,
-                sqlx::SqlSafeStr::into_sql_str(*sql),
-                false,
-            )
-        })
-        .collect();
-    Migrator::with_migrations(migrations)
-}
-
 /// What kind of failure a database error is, for mapping to a gRPC status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbErrorKind {
@@ -234,76 +211,6 @@ pub fn classify(error: &sqlx::Error) -> DbErrorKind {
 #[must_use]
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
-}
-
-/// Writes an `impl` block generic over the backend `DB`, with every bound the
-/// store code of this workspace needs (the column types it binds and reads).
-/// Rust does not carry such bounds through a trait alias, so this macro is
-/// the one place they are spelled out.
-///
-/// ```text
-/// rebalancer_kit::sql_impl! {
-///     #[tonic::async_trait]
-///     impl TargetStore for SqlStore<DB> { ... }
-/// }
-/// rebalancer_kit::sql_impl! {
-///     impl SqlStore<DB> { ... }
-/// }
-/// ```
-#[macro_export]
-macro_rules! sql_impl {
-    ($(#[$attr:meta])* impl $trait_:ident for $self_ty:ty { $($body:tt)* }) => {
-        $(#[$attr])*
-        impl<DB> $trait_ for $self_ty
-        where
-            DB: $crate::db::Backend,
-            for<'c> &'c mut <DB as ::sqlx::Database>::Connection: ::sqlx::Executor<'c, Database = DB>,
-            <DB as ::sqlx::Database>::Arguments: ::sqlx::IntoArguments<DB>,
-            for<'a> ::std::string::String: ::sqlx::Encode<'a, DB> + ::sqlx::Decode<'a, DB> + ::sqlx::Type<DB>,
-            for<'a> ::std::option::Option<::std::string::String>: ::sqlx::Encode<'a, DB>,
-            for<'a> i64: ::sqlx::Encode<'a, DB> + ::sqlx::Decode<'a, DB> + ::sqlx::Type<DB>,
-            for<'a> ::std::option::Option<i64>: ::sqlx::Encode<'a, DB>,
-            for<'a> i32: ::sqlx::Encode<'a, DB> + ::sqlx::Decode<'a, DB> + ::sqlx::Type<DB>,
-            for<'a> bool: ::sqlx::Encode<'a, DB> + ::sqlx::Decode<'a, DB> + ::sqlx::Type<DB>,
-            for<'a> ::std::option::Option<bool>: ::sqlx::Encode<'a, DB>,
-            for<'a> $crate::db::Dec: ::sqlx::Encode<'a, DB> + ::sqlx::Decode<'a, DB> + ::sqlx::Type<DB>,
-            for<'a> ::std::option::Option<$crate::db::Dec>: ::sqlx::Encode<'a, DB>,
-            for<'a> ::chrono::DateTime<::chrono::Utc>: ::sqlx::Encode<'a, DB> + ::sqlx::Decode<'a, DB> + ::sqlx::Type<DB>,
-            for<'a> ::std::option::Option<::chrono::DateTime<::chrono::Utc>>: ::sqlx::Encode<'a, DB>,
-            for<'a> &'a str: ::sqlx::ColumnIndex<<DB as ::sqlx::Database>::Row>
-                + ::sqlx::Decode<'a, DB>
-                + ::sqlx::Type<DB>,
-            usize: ::sqlx::ColumnIndex<<DB as ::sqlx::Database>::Row>,
-        {
-            $($body)*
-        }
-    };
-    ($(#[$attr:meta])* impl $self_ty:ty { $($body:tt)* }) => {
-        $(#[$attr])*
-        impl<DB> $self_ty
-        where
-            DB: $crate::db::Backend,
-            for<'c> &'c mut <DB as ::sqlx::Database>::Connection: ::sqlx::Executor<'c, Database = DB>,
-            <DB as ::sqlx::Database>::Arguments: ::sqlx::IntoArguments<DB>,
-            for<'a> ::std::string::String: ::sqlx::Encode<'a, DB> + ::sqlx::Decode<'a, DB> + ::sqlx::Type<DB>,
-            for<'a> ::std::option::Option<::std::string::String>: ::sqlx::Encode<'a, DB>,
-            for<'a> i64: ::sqlx::Encode<'a, DB> + ::sqlx::Decode<'a, DB> + ::sqlx::Type<DB>,
-            for<'a> ::std::option::Option<i64>: ::sqlx::Encode<'a, DB>,
-            for<'a> i32: ::sqlx::Encode<'a, DB> + ::sqlx::Decode<'a, DB> + ::sqlx::Type<DB>,
-            for<'a> bool: ::sqlx::Encode<'a, DB> + ::sqlx::Decode<'a, DB> + ::sqlx::Type<DB>,
-            for<'a> ::std::option::Option<bool>: ::sqlx::Encode<'a, DB>,
-            for<'a> $crate::db::Dec: ::sqlx::Encode<'a, DB> + ::sqlx::Decode<'a, DB> + ::sqlx::Type<DB>,
-            for<'a> ::std::option::Option<$crate::db::Dec>: ::sqlx::Encode<'a, DB>,
-            for<'a> ::chrono::DateTime<::chrono::Utc>: ::sqlx::Encode<'a, DB> + ::sqlx::Decode<'a, DB> + ::sqlx::Type<DB>,
-            for<'a> ::std::option::Option<::chrono::DateTime<::chrono::Utc>>: ::sqlx::Encode<'a, DB>,
-            for<'a> &'a str: ::sqlx::ColumnIndex<<DB as ::sqlx::Database>::Row>
-                + ::sqlx::Decode<'a, DB>
-                + ::sqlx::Type<DB>,
-            usize: ::sqlx::ColumnIndex<<DB as ::sqlx::Database>::Row>,
-        {
-            $($body)*
-        }
-    };
 }
 
 /// Why a claimed idempotency key cannot be replayed.

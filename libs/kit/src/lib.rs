@@ -20,3 +20,4 @@ pub mod testing;
 
 pub use clock::{Clock, SimClock, SystemClock};
 pub use context::RequestContext;
+pub use rebalancer_kit_macros::sql_store;

@@ -57,7 +57,7 @@ fn unjson<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
         .map_err(|error| StoreError::Corrupt(format!("cannot decode {text:?}: {error}")))
 }
 
-rebalancer_kit::sql_impl! {
+#[rebalancer_kit::sql_store]
 #[tonic::async_trait]
 impl MonitorStore for SqlStore<DB> {
     async fn create_cycle(
@@ -76,7 +76,8 @@ impl MonitorStore for SqlStore<DB> {
         }
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         if let Some(claim) = &claim
-            && let Err(error) = insert_claim::<DB>(&mut tx, tenant, claim, &cycle.id, cycle.now).await
+            && let Err(error) =
+                insert_claim::<DB>(&mut tx, tenant, claim, &cycle.id, cycle.now).await
         {
             drop(tx);
             if classify(&error) == DbErrorKind::UniqueViolation {
@@ -108,7 +109,9 @@ impl MonitorStore for SqlStore<DB> {
         .await;
         if let Err(error) = inserted {
             drop(tx);
-            if classify(&error) == DbErrorKind::UniqueViolation && cycle.trigger == CycleTrigger::Scheduled {
+            if classify(&error) == DbErrorKind::UniqueViolation
+                && cycle.trigger == CycleTrigger::Scheduled
+            {
                 let sql = format!(
                     "SELECT {CYCLE_COLUMNS} FROM cycles WHERE tenant_id = $1 AND trading_date = $2 \
                      AND trigger_kind = 'scheduled'"
@@ -152,18 +155,31 @@ impl MonitorStore for SqlStore<DB> {
         row.as_ref().map(cycle_from_row).transpose()
     }
 
-    async fn list_cycles(&self, tenant: &str, after: Option<&str>, limit: u32) -> Result<Vec<CycleRecord>, StoreError> {
-        let mut query = QueryBuilder::<DB>::new(format!("SELECT {CYCLE_COLUMNS} FROM cycles WHERE tenant_id = "));
+    async fn list_cycles(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CycleRecord>, StoreError> {
+        let mut query = QueryBuilder::<DB>::new(format!(
+            "SELECT {CYCLE_COLUMNS} FROM cycles WHERE tenant_id = "
+        ));
         query.push_bind(tenant.to_owned());
         if let Some(after) = after {
             query.push(" AND id < ").push_bind(after.to_owned());
         }
-        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(limit));
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(cycle_from_row).collect()
     }
 
-    async fn scheduled_cycle(&self, tenant: &str, date: NaiveDate) -> Result<Option<CycleRecord>, StoreError> {
+    async fn scheduled_cycle(
+        &self,
+        tenant: &str,
+        date: NaiveDate,
+    ) -> Result<Option<CycleRecord>, StoreError> {
         let sql = format!(
             "SELECT {CYCLE_COLUMNS} FROM cycles WHERE tenant_id = $1 AND trading_date = $2 \
              AND trigger_kind = 'scheduled'"
@@ -176,7 +192,10 @@ impl MonitorStore for SqlStore<DB> {
         row.as_ref().map(cycle_from_row).transpose()
     }
 
-    async fn latest_completed_cycle(&self, tenant: &str) -> Result<Option<CycleRecord>, StoreError> {
+    async fn latest_completed_cycle(
+        &self,
+        tenant: &str,
+    ) -> Result<Option<CycleRecord>, StoreError> {
         let sql = format!(
             "SELECT {CYCLE_COLUMNS} FROM cycles WHERE tenant_id = $1 AND state = 'completed' \
              AND portfolio_id IS NULL AND account_ids_json = '[]' ORDER BY id DESC LIMIT 1"
@@ -230,7 +249,11 @@ impl MonitorStore for SqlStore<DB> {
         Ok(Some((tenant, shard)))
     }
 
-    async fn write_evaluations(&self, tenant: &str, evaluations: &[EvaluationRecord]) -> Result<(), StoreError> {
+    async fn write_evaluations(
+        &self,
+        tenant: &str,
+        evaluations: &[EvaluationRecord],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         for chunk in evaluations.chunks(INSERT_CHUNK) {
             let mut query = QueryBuilder::<DB>::new(format!(
@@ -352,14 +375,20 @@ impl MonitorStore for SqlStore<DB> {
         cycle_id: Option<&str>,
     ) -> Result<Option<EvaluationRecord>, StoreError> {
         let of_account = || {
-            let mut query = QueryBuilder::<DB>::new(format!("SELECT {EVALUATION_COLUMNS} FROM evaluations WHERE tenant_id = "));
+            let mut query = QueryBuilder::<DB>::new(format!(
+                "SELECT {EVALUATION_COLUMNS} FROM evaluations WHERE tenant_id = "
+            ));
             query.push_bind(tenant.to_owned());
-            query.push(" AND account_id = ").push_bind(account_id.to_owned());
+            query
+                .push(" AND account_id = ")
+                .push_bind(account_id.to_owned());
             query
         };
         if let Some(cycle_id) = cycle_id {
             let mut query = of_account();
-            query.push(" AND cycle_id = ").push_bind(cycle_id.to_owned());
+            query
+                .push(" AND cycle_id = ")
+                .push_bind(cycle_id.to_owned());
             let row = query.build().fetch_optional(&self.pool).await?;
             return row.as_ref().map(evaluation_from_row).transpose();
         }
@@ -373,7 +402,9 @@ impl MonitorStore for SqlStore<DB> {
             if let Some(before) = &before {
                 cycles.push(" AND id < ").push_bind(before.clone());
             }
-            cycles.push(" ORDER BY id DESC LIMIT ").push_bind(LATEST_CYCLES_PAGE);
+            cycles
+                .push(" ORDER BY id DESC LIMIT ")
+                .push_bind(LATEST_CYCLES_PAGE);
             let ids: Vec<String> = cycles
                 .build()
                 .fetch_all(&self.pool)
@@ -408,9 +439,13 @@ impl MonitorStore for SqlStore<DB> {
         after_account: Option<&str>,
         limit: u32,
     ) -> Result<Vec<EvaluationRecord>, StoreError> {
-        let mut query = QueryBuilder::<DB>::new(format!("SELECT {EVALUATION_COLUMNS} FROM evaluations WHERE tenant_id = "));
+        let mut query = QueryBuilder::<DB>::new(format!(
+            "SELECT {EVALUATION_COLUMNS} FROM evaluations WHERE tenant_id = "
+        ));
         query.push_bind(tenant.to_owned());
-        query.push(" AND cycle_id = ").push_bind(cycle_id.to_owned());
+        query
+            .push(" AND cycle_id = ")
+            .push_bind(cycle_id.to_owned());
         if !flags.is_empty() {
             query.push(" AND status IN (");
             let mut list = query.separated(", ");
@@ -420,12 +455,16 @@ impl MonitorStore for SqlStore<DB> {
             query.push(")");
         }
         if let Some(portfolio_id) = portfolio_id {
-            query.push(" AND portfolio_id = ").push_bind(portfolio_id.to_owned());
+            query
+                .push(" AND portfolio_id = ")
+                .push_bind(portfolio_id.to_owned());
         }
         if let Some(after) = after_account {
             query.push(" AND account_id > ").push_bind(after.to_owned());
         }
-        query.push(" ORDER BY account_id LIMIT ").push_bind(i64::from(limit));
+        query
+            .push(" ORDER BY account_id LIMIT ")
+            .push_bind(i64::from(limit));
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(evaluation_from_row).collect()
     }
@@ -440,16 +479,21 @@ impl MonitorStore for SqlStore<DB> {
             "SELECT portfolio_id, status, COUNT(*) AS n FROM evaluations WHERE tenant_id = ",
         );
         query.push_bind(tenant.to_owned());
-        query.push(" AND cycle_id = ").push_bind(cycle_id.to_owned());
+        query
+            .push(" AND cycle_id = ")
+            .push_bind(cycle_id.to_owned());
         if let Some(portfolio_id) = portfolio_id {
-            query.push(" AND portfolio_id = ").push_bind(portfolio_id.to_owned());
+            query
+                .push(" AND portfolio_id = ")
+                .push_bind(portfolio_id.to_owned());
         }
         query.push(" GROUP BY portfolio_id, status ORDER BY portfolio_id, status");
         let rows = query.build().fetch_all(&self.pool).await?;
         let mut counts = Vec::with_capacity(rows.len());
         for row in &rows {
             let status: String = row.try_get("status")?;
-            let flag = Flag::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("flag {status:?}")))?;
+            let flag = Flag::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("flag {status:?}")))?;
             counts.push((row.try_get("portfolio_id")?, flag, row.try_get("n")?));
         }
         Ok(counts)
@@ -475,7 +519,6 @@ impl MonitorStore for SqlStore<DB> {
             .map(|row| Ok((row.try_get("n")?, row.try_get("account_id")?)))
             .collect()
     }
-}
 }
 
 fn cycle_from_row<R>(row: &R) -> Result<CycleRecord, StoreError>

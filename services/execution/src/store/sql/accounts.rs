@@ -11,10 +11,14 @@ use crate::store::{
     PageRequest, PositionRecord, StoreError,
 };
 
-rebalancer_kit::sql_impl! {
+#[rebalancer_kit::sql_store]
 #[tonic::async_trait]
 impl AccountStore for SqlStore<DB> {
-    async fn upsert_account(&self, tenant: &str, upsert: AccountUpsert) -> Result<(AccountRecord, bool), StoreError> {
+    async fn upsert_account(
+        &self,
+        tenant: &str,
+        upsert: AccountUpsert,
+    ) -> Result<(AccountRecord, bool), StoreError> {
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
         let current = sqlx::query("SELECT revision, created_at, last_rebalanced_at FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.to_owned())
@@ -25,7 +29,10 @@ impl AccountStore for SqlStore<DB> {
         let (revision, created_at, last_rebalanced_at, created) = match current {
             None => {
                 if upsert.expected_revision.is_some() {
-                    return Err(StoreError::NotFound(format!("account {} not found", upsert.id)));
+                    return Err(StoreError::NotFound(format!(
+                        "account {} not found",
+                        upsert.id
+                    )));
                 }
                 let inserted = sqlx::query(
                     "INSERT INTO accounts (tenant_id, id, status, cash, restrictions, revision, created_at, updated_at) \
@@ -40,8 +47,13 @@ impl AccountStore for SqlStore<DB> {
                 .execute(&mut *tx)
                 .await;
                 if let Err(error) = inserted {
-                    if rebalancer_kit::db::classify(&error) == rebalancer_kit::db::DbErrorKind::UniqueViolation {
-                        return Err(StoreError::StaleRevision(format!("account {} was created concurrently", upsert.id)));
+                    if rebalancer_kit::db::classify(&error)
+                        == rebalancer_kit::db::DbErrorKind::UniqueViolation
+                    {
+                        return Err(StoreError::StaleRevision(format!(
+                            "account {} was created concurrently",
+                            upsert.id
+                        )));
                     }
                     return Err(error.into());
                 }
@@ -50,10 +62,14 @@ impl AccountStore for SqlStore<DB> {
             Some(row) => {
                 let revision: i64 = row.try_get("revision")?;
                 let created_at: DateTime<Utc> = row.try_get("created_at")?;
-                let last_rebalanced_at: Option<DateTime<Utc>> = row.try_get("last_rebalanced_at")?;
-                if let Some(expected) = upsert.expected_revision && expected != revision {
+                let last_rebalanced_at: Option<DateTime<Utc>> =
+                    row.try_get("last_rebalanced_at")?;
+                if let Some(expected) = upsert.expected_revision
+                    && expected != revision
+                {
                     return Err(StoreError::StaleRevision(format!(
-                        "account {} changed since etag r{expected} (now r{revision})", upsert.id
+                        "account {} changed since etag r{expected} (now r{revision})",
+                        upsert.id
                     )));
                 }
                 let updated = sqlx::query(
@@ -70,7 +86,10 @@ impl AccountStore for SqlStore<DB> {
                 .fetch_optional(&mut *tx)
                 .await?;
                 if updated.is_none() {
-                    return Err(StoreError::StaleRevision(format!("account {} changed concurrently", upsert.id)));
+                    return Err(StoreError::StaleRevision(format!(
+                        "account {} changed concurrently",
+                        upsert.id
+                    )));
                 }
                 sqlx::query("DELETE FROM positions WHERE tenant_id = $1 AND account_id = $2")
                     .bind(tenant.to_owned())
@@ -80,7 +99,11 @@ impl AccountStore for SqlStore<DB> {
                 (revision + 1, created_at, last_rebalanced_at, false)
             }
         };
-        let mut positions: Vec<PositionRecord> = upsert.positions.into_iter().filter(|p| !p.quantity.is_zero()).collect();
+        let mut positions: Vec<PositionRecord> = upsert
+            .positions
+            .into_iter()
+            .filter(|p| !p.quantity.is_zero())
+            .collect();
         positions.sort_by(|a, b| a.symbol.cmp(&b.symbol));
         for position in &positions {
             sqlx::query(
@@ -114,9 +137,15 @@ impl AccountStore for SqlStore<DB> {
         ))
     }
 
-    async fn get_account(&self, tenant: &str, id: &str) -> Result<Option<AccountRecord>, StoreError> {
+    async fn get_account(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<AccountRecord>, StoreError> {
         let filter = AccountFilter::default();
-        let mut accounts = self.select_accounts(tenant, &filter, Some(id), None, 1).await?;
+        let mut accounts = self
+            .select_accounts(tenant, &filter, Some(id), None, 1)
+            .await?;
         Ok(accounts.pop())
     }
 
@@ -126,7 +155,8 @@ impl AccountStore for SqlStore<DB> {
         filter: &AccountFilter,
         page: &PageRequest,
     ) -> Result<Vec<AccountRecord>, StoreError> {
-        self.select_accounts(tenant, filter, None, page.after.as_deref(), page.limit).await
+        self.select_accounts(tenant, filter, None, page.after.as_deref(), page.limit)
+            .await
     }
 
     async fn holdings_batch(
@@ -136,7 +166,8 @@ impl AccountStore for SqlStore<DB> {
         limit: u32,
     ) -> Result<Vec<HoldingsRecord>, StoreError> {
         let mut conn = self.pool().acquire().await?;
-        let accounts = Self::select_range(&mut conn, tenant, &AccountFilter::default(), range, limit).await?;
+        let accounts =
+            Self::select_range(&mut conn, tenant, &AccountFilter::default(), range, limit).await?;
         let (Some(first), Some(last)) = (accounts.first(), accounts.last()) else {
             return Ok(Vec::new());
         };
@@ -172,9 +203,8 @@ impl AccountStore for SqlStore<DB> {
         Ok(batch)
     }
 }
-}
 
-rebalancer_kit::sql_impl! {
+#[rebalancer_kit::sql_store]
 impl SqlStore<DB> {
     /// Accounts in id order, with their positions (one range query for all
     /// the positions of the page).
@@ -222,7 +252,9 @@ impl SqlStore<DB> {
             query.push(" AND id < ").push_bind(before.clone());
         }
         if let Some(status) = filter.status {
-            query.push(" AND status = ").push_bind(status.as_str().to_owned());
+            query
+                .push(" AND status = ")
+                .push_bind(status.as_str().to_owned());
         }
         if let Some(restriction) = filter.restriction {
             // Stored as a sorted comma list: match a whole name.
@@ -230,7 +262,9 @@ impl SqlStore<DB> {
                 .push(" AND (',' || restrictions || ',') LIKE ")
                 .push_bind(format!("%,{},%", restriction.as_str()));
         }
-        query.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+        query
+            .push(" ORDER BY id LIMIT ")
+            .push_bind(i64::from(limit));
         let rows = query.build().fetch_all(&mut *conn).await?;
         let mut accounts = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -282,7 +316,6 @@ impl SqlStore<DB> {
         }
         Ok(accounts)
     }
-}
 }
 
 /// Restrictions as stored: sorted names joined by commas.

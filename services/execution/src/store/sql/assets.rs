@@ -5,7 +5,7 @@ use sqlx::Row;
 use super::SqlStore;
 use crate::store::{AssetOverride, AssetStore, StoreError};
 
-rebalancer_kit::sql_impl! {
+#[rebalancer_kit::sql_store]
 #[tonic::async_trait]
 impl AssetStore for SqlStore<DB> {
     async fn asset_overrides(&self) -> Result<Vec<AssetOverride>, StoreError> {
@@ -53,7 +53,8 @@ impl AssetStore for SqlStore<DB> {
         let rows = sqlx::query("SELECT DISTINCT tenant_id FROM accounts ORDER BY tenant_id")
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(|row| Ok(row.try_get("tenant_id")?)).collect()
+        rows.iter()
+            .map(|row| Ok(row.try_get("tenant_id")?))
+            .collect()
     }
-}
 }

@@ -38,7 +38,7 @@ const OPEN_ORDER: &str = "('new', 'submitted', 'partially_filled')";
 /// backends (32,766 for SQLite, 65,535 for PostgreSQL) with ten binds a row.
 const CHUNK: usize = 1000;
 
-rebalancer_kit::sql_impl! {
+#[rebalancer_kit::sql_store]
 #[tonic::async_trait]
 impl BlockStore for SqlStore<DB> {
     async fn claim_queued_runs(
@@ -68,7 +68,10 @@ impl BlockStore for SqlStore<DB> {
             .await?;
         let mut by_tenant: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for row in &rows {
-            by_tenant.entry(row.try_get("tenant_id")?).or_default().push(row.try_get("id")?);
+            by_tenant
+                .entry(row.try_get("tenant_id")?)
+                .or_default()
+                .push(row.try_get("id")?);
         }
         let mut runs = Vec::with_capacity(rows.len());
         for (tenant, ids) in by_tenant {
@@ -80,7 +83,9 @@ impl BlockStore for SqlStore<DB> {
         Ok(runs)
     }
 
-    async fn queued_system_runs(&self) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+    async fn queued_system_runs(
+        &self,
+    ) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
         let row = sqlx::query(
             "SELECT MIN(updated_at) AS oldest, MAX(updated_at) AS newest FROM runs \
              WHERE status = 'queued' AND batch_id IS NULL AND initiated_from = 'system'",
@@ -92,7 +97,12 @@ impl BlockStore for SqlStore<DB> {
         Ok(oldest.zip(newest))
     }
 
-    async fn create_blocks(&self, tenant: &str, blocks: &[NewBlock], now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn create_blocks(
+        &self,
+        tenant: &str,
+        blocks: &[NewBlock],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
         for new in blocks {
             let block = &new.block;
@@ -171,7 +181,8 @@ impl BlockStore for SqlStore<DB> {
             return Ok(());
         }
         for chunk in start.order_quantities.chunks(CHUNK) {
-            let mut query = QueryBuilder::<DB>::new("UPDATE orders SET quantity = v.column2 FROM (");
+            let mut query =
+                QueryBuilder::<DB>::new("UPDATE orders SET quantity = v.column2 FROM (");
             query.push_values(chunk, |mut row, (order_id, quantity)| {
                 row.push_bind(order_id.clone()).push_bind(Dec(*quantity));
             });
@@ -224,7 +235,8 @@ impl BlockStore for SqlStore<DB> {
     }
 
     async fn get_block(&self, tenant: &str, id: &str) -> Result<Option<BlockRecord>, StoreError> {
-        let sql = format!("SELECT {BLOCK_COLUMNS} FROM block_orders WHERE tenant_id = $1 AND id = $2");
+        let sql =
+            format!("SELECT {BLOCK_COLUMNS} FROM block_orders WHERE tenant_id = $1 AND id = $2");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(tenant.to_owned())
             .bind(id.to_owned())
@@ -233,12 +245,20 @@ impl BlockStore for SqlStore<DB> {
         row.as_ref().map(block_from_row).transpose()
     }
 
-    async fn block_orders(&self, tenant: &str, block_id: &str) -> Result<Vec<OrderRecord>, StoreError> {
+    async fn block_orders(
+        &self,
+        tenant: &str,
+        block_id: &str,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
         let mut conn = self.pool().acquire().await?;
         Self::select_orders(&mut conn, tenant, "block_order_id", block_id).await
     }
 
-    async fn open_slices(&self, tenant: &str, block_id: &str) -> Result<Vec<SliceRecord>, StoreError> {
+    async fn open_slices(
+        &self,
+        tenant: &str,
+        block_id: &str,
+    ) -> Result<Vec<SliceRecord>, StoreError> {
         let sql = format!(
             "SELECT {SLICE_COLUMNS} FROM slices WHERE tenant_id = $1 AND block_order_id = $2 \
              AND status IN ('pending', 'claimed') ORDER BY sequence"
@@ -340,30 +360,50 @@ impl BlockStore for SqlStore<DB> {
         Ok(())
     }
 
-    async fn transmission_blocks(&self, tenant: &str, transmission_id: &str) -> Result<Vec<BlockRecord>, StoreError> {
+    async fn transmission_blocks(
+        &self,
+        tenant: &str,
+        transmission_id: &str,
+    ) -> Result<Vec<BlockRecord>, StoreError> {
         self.list_blocks(
             tenant,
             &BlockFilter {
                 transmission_id: Some(transmission_id.to_owned()),
                 ..BlockFilter::default()
             },
-            &PageRequest { after: None, limit: 100_000 },
+            &PageRequest {
+                after: None,
+                limit: 100_000,
+            },
         )
         .await
     }
 
-    async fn transmission_runs(&self, tenant: &str, transmission_id: &str) -> Result<Vec<RunRecord>, StoreError> {
+    async fn transmission_runs(
+        &self,
+        tenant: &str,
+        transmission_id: &str,
+    ) -> Result<Vec<RunRecord>, StoreError> {
         let mut conn = self.pool().acquire().await?;
-        let rows = sqlx::query("SELECT id FROM runs WHERE tenant_id = $1 AND transmission_id = $2 ORDER BY id")
-            .bind(tenant.to_owned())
-            .bind(transmission_id.to_owned())
-            .fetch_all(&mut *conn)
-            .await?;
-        let ids = rows.iter().map(|row| row.try_get("id")).collect::<Result<Vec<String>, _>>()?;
+        let rows = sqlx::query(
+            "SELECT id FROM runs WHERE tenant_id = $1 AND transmission_id = $2 ORDER BY id",
+        )
+        .bind(tenant.to_owned())
+        .bind(transmission_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await?;
+        let ids = rows
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<Result<Vec<String>, _>>()?;
         Self::load_runs(&mut conn, tenant, &ids).await
     }
 
-    async fn finished_runs(&self, tenant: &str, transmission_id: &str) -> Result<Vec<RunRecord>, StoreError> {
+    async fn finished_runs(
+        &self,
+        tenant: &str,
+        transmission_id: &str,
+    ) -> Result<Vec<RunRecord>, StoreError> {
         let mut conn = self.pool().acquire().await?;
         let sql = format!(
             "SELECT r.id FROM runs r WHERE r.tenant_id = $1 AND r.transmission_id = $2 AND r.status = 'in_progress' \
@@ -375,7 +415,10 @@ impl BlockStore for SqlStore<DB> {
             .bind(transmission_id.to_owned())
             .fetch_all(&mut *conn)
             .await?;
-        let ids = rows.iter().map(|row| row.try_get("id")).collect::<Result<Vec<String>, _>>()?;
+        let ids = rows
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<Result<Vec<String>, _>>()?;
         Self::load_runs(&mut conn, tenant, &ids).await
     }
 
@@ -415,12 +458,14 @@ impl BlockStore for SqlStore<DB> {
                 && completion.rebalanced
             {
                 let account_id: String = row.try_get("account_id")?;
-                sqlx::query("UPDATE accounts SET last_rebalanced_at = $3 WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.to_owned())
-                    .bind(account_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE accounts SET last_rebalanced_at = $3 WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant.to_owned())
+                .bind(account_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             }
         }
         tx.commit().await?;
@@ -443,7 +488,9 @@ impl BlockStore for SqlStore<DB> {
         filter: &OrderFilter,
         page: &PageRequest,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let mut query = QueryBuilder::<DB>::new(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = "));
+        let mut query = QueryBuilder::<DB>::new(format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = "
+        ));
         query.push_bind(tenant.to_owned());
         if let Some(after) = &page.after {
             query.push(" AND id < ").push_bind(after.clone());
@@ -452,15 +499,23 @@ impl BlockStore for SqlStore<DB> {
             query.push(" AND run_id = ").push_bind(run_id.clone());
         }
         if let Some(account_id) = &filter.account_id {
-            query.push(" AND account_id = ").push_bind(account_id.clone());
+            query
+                .push(" AND account_id = ")
+                .push_bind(account_id.clone());
         }
         if let Some(block) = &filter.block_order_id {
-            query.push(" AND block_order_id = ").push_bind(block.clone());
+            query
+                .push(" AND block_order_id = ")
+                .push_bind(block.clone());
         }
         if let Some(status) = filter.status {
-            query.push(" AND status = ").push_bind(status.as_str().to_owned());
+            query
+                .push(" AND status = ")
+                .push_bind(status.as_str().to_owned());
         }
-        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(page.limit));
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(page.limit));
         let rows = query.build().fetch_all(self.pool()).await?;
         rows.iter().map(order_from_row).collect()
     }
@@ -471,7 +526,9 @@ impl BlockStore for SqlStore<DB> {
         filter: &BlockFilter,
         page: &PageRequest,
     ) -> Result<Vec<BlockRecord>, StoreError> {
-        let mut query = QueryBuilder::<DB>::new(format!("SELECT {BLOCK_COLUMNS} FROM block_orders WHERE tenant_id = "));
+        let mut query = QueryBuilder::<DB>::new(format!(
+            "SELECT {BLOCK_COLUMNS} FROM block_orders WHERE tenant_id = "
+        ));
         query.push_bind(tenant.to_owned());
         if let Some(after) = &page.after {
             query.push(" AND id < ").push_bind(after.clone());
@@ -480,15 +537,21 @@ impl BlockStore for SqlStore<DB> {
             query.push(" AND batch_id = ").push_bind(batch_id.clone());
         }
         if let Some(transmission_id) = &filter.transmission_id {
-            query.push(" AND transmission_id = ").push_bind(transmission_id.clone());
+            query
+                .push(" AND transmission_id = ")
+                .push_bind(transmission_id.clone());
         }
         if let Some(symbol) = &filter.symbol {
             query.push(" AND symbol = ").push_bind(symbol.clone());
         }
         if let Some(status) = filter.status {
-            query.push(" AND status = ").push_bind(status.as_str().to_owned());
+            query
+                .push(" AND status = ")
+                .push_bind(status.as_str().to_owned());
         }
-        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(page.limit));
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(page.limit));
         let rows = query.build().fetch_all(self.pool()).await?;
         rows.iter().map(block_from_row).collect()
     }
@@ -513,7 +576,12 @@ impl BlockStore for SqlStore<DB> {
         rows.iter().map(child_from_row).collect()
     }
 
-    async fn list_fills(&self, tenant: &str, block_id: &str, page: &PageRequest) -> Result<Vec<FillRecord>, StoreError> {
+    async fn list_fills(
+        &self,
+        tenant: &str,
+        block_id: &str,
+        page: &PageRequest,
+    ) -> Result<Vec<FillRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, child_order_id, block_order_id, quantity, price, executed_at, crossed FROM fills \
              WHERE tenant_id = $1 AND block_order_id = $2 AND id > $3 ORDER BY id LIMIT $4",
@@ -554,10 +622,14 @@ impl BlockStore for SqlStore<DB> {
         );
         query.push_bind(tenant.to_owned());
         if let Some(block_id) = block_id {
-            query.push(" AND f.block_order_id = ").push_bind(block_id.to_owned());
+            query
+                .push(" AND f.block_order_id = ")
+                .push_bind(block_id.to_owned());
         }
         if let Some(order_id) = order_id {
-            query.push(" AND a.order_id = ").push_bind(order_id.to_owned());
+            query
+                .push(" AND a.order_id = ")
+                .push_bind(order_id.to_owned());
         }
         if let Some(after) = &page.after {
             let (fill, order) = after.split_once('/').unwrap_or((after.as_str(), ""));
@@ -570,7 +642,9 @@ impl BlockStore for SqlStore<DB> {
                 .push_bind(order.to_owned())
                 .push("))");
         }
-        query.push(" ORDER BY a.fill_id, a.order_id LIMIT ").push_bind(i64::from(page.limit));
+        query
+            .push(" ORDER BY a.fill_id, a.order_id LIMIT ")
+            .push_bind(i64::from(page.limit));
         let rows = query.build().fetch_all(self.pool()).await?;
         let mut allocations = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -584,7 +658,8 @@ impl BlockStore for SqlStore<DB> {
                 order_id: row.try_get("order_id")?,
                 account_id: row.try_get("account_id")?,
                 symbol: row.try_get("symbol")?,
-                side: Side::parse(&side).ok_or_else(|| StoreError::Corrupt(format!("side {side:?}")))?,
+                side: Side::parse(&side)
+                    .ok_or_else(|| StoreError::Corrupt(format!("side {side:?}")))?,
                 quantity: quantity.0,
                 price: price.0,
                 amount: amount.map_or_else(|| (quantity.0 * price.0).round_dp(2), |a| a.0),
@@ -593,11 +668,14 @@ impl BlockStore for SqlStore<DB> {
         Ok(allocations)
     }
 }
-}
 
-rebalancer_kit::sql_impl! {
+#[rebalancer_kit::sql_store]
 impl SqlStore<DB> {
-    async fn insert_slice(conn: &mut DB::Connection, tenant: &str, slice: &SliceRecord) -> Result<(), StoreError> {
+    async fn insert_slice(
+        conn: &mut DB::Connection,
+        tenant: &str,
+        slice: &SliceRecord,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO slices (tenant_id, id, block_order_id, sequence, due_at, status, attempts) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -656,7 +734,11 @@ impl SqlStore<DB> {
         Ok(())
     }
 
-    async fn insert_fills(conn: &mut DB::Connection, tenant: &str, fills: &[FillRecord]) -> Result<(), StoreError> {
+    async fn insert_fills(
+        conn: &mut DB::Connection,
+        tenant: &str,
+        fills: &[FillRecord],
+    ) -> Result<(), StoreError> {
         for chunk in fills.chunks(CHUNK) {
             let mut query = QueryBuilder::<DB>::new(
                 "INSERT INTO fills (tenant_id, id, child_order_id, block_order_id, quantity, price, executed_at, \
@@ -724,8 +806,13 @@ impl SqlStore<DB> {
         for (symbol, by_account) in by_symbol {
             let accounts: Vec<&str> = by_account.keys().copied().collect();
             for chunk in accounts.chunks(CHUNK) {
-                let mut lock = QueryBuilder::<DB>::new("UPDATE accounts SET revision = revision + 1, updated_at = ");
-                lock.push_bind(now).push(" WHERE tenant_id = ").push_bind(tenant.to_owned()).push(" AND id IN (");
+                let mut lock = QueryBuilder::<DB>::new(
+                    "UPDATE accounts SET revision = revision + 1, updated_at = ",
+                );
+                lock.push_bind(now)
+                    .push(" WHERE tenant_id = ")
+                    .push_bind(tenant.to_owned())
+                    .push(" AND id IN (");
                 let mut ids = lock.separated(", ");
                 for id in chunk {
                     ids.push_bind((*id).to_owned());
@@ -759,15 +846,21 @@ impl SqlStore<DB> {
                 let mut closed = Vec::new();
                 for account_id in chunk {
                     let Some(mut balance) = cash.get(*account_id).copied() else {
-                        return Err(StoreError::Corrupt(format!("account {account_id} of an allocation is gone")));
+                        return Err(StoreError::Corrupt(format!(
+                            "account {account_id} of an allocation is gone"
+                        )));
                     };
-                    let (mut quantity, mut cost) =
-                        held.get(*account_id).copied().unwrap_or((Decimal::ZERO, Decimal::ZERO));
+                    let (mut quantity, mut cost) = held
+                        .get(*account_id)
+                        .copied()
+                        .unwrap_or((Decimal::ZERO, Decimal::ZERO));
                     for allocation in &by_account[account_id] {
                         match allocation.side {
                             Side::Buy => {
                                 let after = quantity + allocation.quantity;
-                                cost = ((quantity * cost + allocation.quantity * allocation.price) / after).round_dp(6);
+                                cost = ((quantity * cost + allocation.quantity * allocation.price)
+                                    / after)
+                                    .round_dp(6);
                                 quantity = after;
                                 balance -= allocation.amount;
                             }
@@ -784,7 +877,8 @@ impl SqlStore<DB> {
                         positions.push(((*account_id).to_owned(), quantity, cost));
                     }
                 }
-                let mut write = QueryBuilder::<DB>::new("UPDATE accounts SET cash = v.column2 FROM (");
+                let mut write =
+                    QueryBuilder::<DB>::new("UPDATE accounts SET cash = v.column2 FROM (");
                 write.push_values(&balances, |mut row, (account_id, balance)| {
                     row.push_bind(account_id.clone()).push_bind(Dec(*balance));
                 });
@@ -811,7 +905,8 @@ impl SqlStore<DB> {
                     upsert.build().execute(&mut *conn).await?;
                 }
                 if !closed.is_empty() {
-                    let mut delete = QueryBuilder::<DB>::new("DELETE FROM positions WHERE tenant_id = ");
+                    let mut delete =
+                        QueryBuilder::<DB>::new("DELETE FROM positions WHERE tenant_id = ");
                     delete
                         .push_bind(tenant.to_owned())
                         .push(" AND symbol = ")
@@ -870,7 +965,9 @@ impl SqlStore<DB> {
     ) -> Result<Vec<RunRecord>, StoreError> {
         let mut runs = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
-            let mut query = QueryBuilder::<DB>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = "));
+            let mut query = QueryBuilder::<DB>::new(format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = "
+            ));
             query.push_bind(tenant.to_owned()).push(" AND id IN (");
             let mut list = query.separated(", ");
             for id in chunk {
@@ -878,9 +975,13 @@ impl SqlStore<DB> {
             }
             query.push(") ORDER BY id");
             let rows = query.build().fetch_all(&mut *conn).await?;
-            let mut chunk_runs = rows.iter().map(run_from_row).collect::<Result<Vec<RunRecord>, _>>()?;
-            let mut query =
-                QueryBuilder::<DB>::new(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = "));
+            let mut chunk_runs = rows
+                .iter()
+                .map(run_from_row)
+                .collect::<Result<Vec<RunRecord>, _>>()?;
+            let mut query = QueryBuilder::<DB>::new(format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = "
+            ));
             query.push_bind(tenant.to_owned()).push(" AND run_id IN (");
             let mut list = query.separated(", ");
             for id in chunk {
@@ -899,7 +1000,6 @@ impl SqlStore<DB> {
         }
         Ok(runs)
     }
-}
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {

@@ -15,7 +15,7 @@ use crate::store::{
 const MOVEMENT_COLUMNS: &str =
     "id, account_id, kind, amount, status, run_id, created_at, acknowledged_at, settled_at";
 
-rebalancer_kit::sql_impl! {
+#[rebalancer_kit::sql_store]
 #[tonic::async_trait]
 impl CashStore for SqlStore<DB> {
     async fn create_cash_movement(
@@ -31,7 +31,8 @@ impl CashStore for SqlStore<DB> {
         }
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
         if let Some(claim) = &claim
-            && let Err(error) = insert_claim::<DB>(&mut tx, tenant, claim, &movement.id, movement.now).await
+            && let Err(error) =
+                insert_claim::<DB>(&mut tx, tenant, claim, &movement.id, movement.now).await
         {
             drop(tx);
             if classify(&error) == DbErrorKind::UniqueViolation
@@ -41,8 +42,13 @@ impl CashStore for SqlStore<DB> {
             }
             return Err(error.into());
         }
-        let Some(cash) = Self::lock_account(&mut tx, tenant, &movement.account_id, movement.now).await? else {
-            return Err(StoreError::NotFound(format!("account {} not found", movement.account_id)));
+        let Some(cash) =
+            Self::lock_account(&mut tx, tenant, &movement.account_id, movement.now).await?
+        else {
+            return Err(StoreError::NotFound(format!(
+                "account {} not found",
+                movement.account_id
+            )));
         };
         sqlx::query(
             "INSERT INTO cash_movements (tenant_id, id, account_id, kind, amount, status, created_at) \
@@ -74,7 +80,11 @@ impl CashStore for SqlStore<DB> {
         }))
     }
 
-    async fn get_cash_movement(&self, tenant: &str, id: &str) -> Result<Option<CashMovementRecord>, StoreError> {
+    async fn get_cash_movement(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<CashMovementRecord>, StoreError> {
         let mut conn = self.pool().acquire().await?;
         Self::select_movement(&mut conn, tenant, id).await
     }
@@ -85,21 +95,31 @@ impl CashStore for SqlStore<DB> {
         filter: &CashMovementFilter,
         page: &PageRequest,
     ) -> Result<Vec<CashMovementRecord>, StoreError> {
-        let mut query = QueryBuilder::<DB>::new(format!("SELECT {MOVEMENT_COLUMNS} FROM cash_movements WHERE tenant_id = "));
+        let mut query = QueryBuilder::<DB>::new(format!(
+            "SELECT {MOVEMENT_COLUMNS} FROM cash_movements WHERE tenant_id = "
+        ));
         query.push_bind(tenant.to_owned());
         if let Some(after) = &page.after {
             query.push(" AND id < ").push_bind(after.clone());
         }
         if let Some(account_id) = &filter.account_id {
-            query.push(" AND account_id = ").push_bind(account_id.clone());
+            query
+                .push(" AND account_id = ")
+                .push_bind(account_id.clone());
         }
         if let Some(status) = filter.status {
-            query.push(" AND status = ").push_bind(status.as_str().to_owned());
+            query
+                .push(" AND status = ")
+                .push_bind(status.as_str().to_owned());
         }
         if let Some(kind) = filter.kind {
-            query.push(" AND kind = ").push_bind(kind.as_str().to_owned());
+            query
+                .push(" AND kind = ")
+                .push_bind(kind.as_str().to_owned());
         }
-        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(page.limit));
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(page.limit));
         let rows = query.build().fetch_all(self.pool()).await?;
         rows.iter().map(movement_from_row).collect()
     }
@@ -114,7 +134,9 @@ impl CashStore for SqlStore<DB> {
     ) -> Result<CashMovementRecord, StoreError> {
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
         let Some(mut movement) = Self::select_movement(&mut tx, tenant, id).await? else {
-            return Err(StoreError::NotFound(format!("cash movement {id} not found")));
+            return Err(StoreError::NotFound(format!(
+                "cash movement {id} not found"
+            )));
         };
         let outcome = cash::transition(movement.kind, movement.status, action, movement.amount)
             .map_err(StoreError::FailedPrecondition)?;
@@ -122,8 +144,12 @@ impl CashStore for SqlStore<DB> {
             return Ok(movement);
         }
         if !outcome.cash_delta.is_zero() {
-            let Some(cash) = Self::lock_account(&mut tx, tenant, &movement.account_id, now).await? else {
-                return Err(StoreError::Corrupt(format!("account {} of movement {id} is gone", movement.account_id)));
+            let Some(cash) = Self::lock_account(&mut tx, tenant, &movement.account_id, now).await?
+            else {
+                return Err(StoreError::Corrupt(format!(
+                    "account {} of movement {id} is gone",
+                    movement.account_id
+                )));
             };
             let remaining = cash + outcome.cash_delta;
             if remaining < Decimal::ZERO {
@@ -159,9 +185,8 @@ impl CashStore for SqlStore<DB> {
         Ok(movement)
     }
 }
-}
 
-rebalancer_kit::sql_impl! {
+#[rebalancer_kit::sql_store]
 impl SqlStore<DB> {
     async fn replay_movement(
         &self,
@@ -180,7 +205,9 @@ impl SqlStore<DB> {
         tenant: &str,
         id: &str,
     ) -> Result<Option<CashMovementRecord>, StoreError> {
-        let sql = format!("SELECT {MOVEMENT_COLUMNS} FROM cash_movements WHERE tenant_id = $1 AND id = $2");
+        let sql = format!(
+            "SELECT {MOVEMENT_COLUMNS} FROM cash_movements WHERE tenant_id = $1 AND id = $2"
+        );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(tenant.to_owned())
             .bind(id.to_owned())
@@ -250,7 +277,6 @@ impl SqlStore<DB> {
             .await?;
         Ok(())
     }
-}
 }
 
 fn movement_from_row<R>(row: &R) -> Result<CashMovementRecord, StoreError>

@@ -9,7 +9,7 @@ use super::SqlStore;
 use crate::store::StoreError;
 use crate::store::blocks::{PaperBook, PaperFill, PaperOrder};
 
-rebalancer_kit::sql_impl! {
+#[rebalancer_kit::sql_store]
 #[tonic::async_trait]
 impl PaperBook for SqlStore<DB> {
     async fn paper_order(&self, client_order_id: &str) -> Result<Option<PaperOrder>, StoreError> {
@@ -47,10 +47,12 @@ impl PaperBook for SqlStore<DB> {
             client_order_id: row.try_get("client_order_id")?,
             broker_order_id: row.try_get("broker_order_id")?,
             symbol: row.try_get("symbol")?,
-            side: Side::parse(&side).ok_or_else(|| StoreError::Corrupt(format!("side {side:?}")))?,
+            side: Side::parse(&side)
+                .ok_or_else(|| StoreError::Corrupt(format!("side {side:?}")))?,
             quantity: quantity.0,
             limit_price: limit.map(|l| l.0),
-            status: OrderStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+            status: OrderStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
             filled_quantity: filled.0,
             reason: row.try_get("reason")?,
             submitted_at: row.try_get("submitted_at")?,
@@ -82,7 +84,9 @@ impl PaperBook for SqlStore<DB> {
             return self
                 .paper_order(&order.client_order_id)
                 .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("paper order {} vanished", order.client_order_id)));
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("paper order {} vanished", order.client_order_id))
+                });
         }
         for fill in &order.fills {
             sqlx::query(
@@ -100,7 +104,11 @@ impl PaperBook for SqlStore<DB> {
         Ok(order)
     }
 
-    async fn paper_orders(&self, after: Option<&str>, limit: u32) -> Result<Vec<PaperOrder>, StoreError> {
+    async fn paper_orders(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<PaperOrder>, StoreError> {
         let rows = sqlx::query(
             "SELECT client_order_id FROM paper_orders WHERE client_order_id > $1 ORDER BY client_order_id LIMIT $2",
         )
@@ -117,5 +125,4 @@ impl PaperBook for SqlStore<DB> {
         }
         Ok(orders)
     }
-}
 }

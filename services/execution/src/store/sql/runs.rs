@@ -36,10 +36,14 @@ fn parsed<T>(value: Option<T>, what: &str, text: &str) -> Result<T, StoreError> 
     value.ok_or_else(|| StoreError::Corrupt(format!("{what} {text:?}")))
 }
 
-rebalancer_kit::sql_impl! {
+#[rebalancer_kit::sql_store]
 #[tonic::async_trait]
 impl RunStore for SqlStore<DB> {
-    async fn open_run_id(&self, tenant: &str, account_id: &str) -> Result<Option<String>, StoreError> {
+    async fn open_run_id(
+        &self,
+        tenant: &str,
+        account_id: &str,
+    ) -> Result<Option<String>, StoreError> {
         let row = sqlx::query(
             "SELECT id FROM runs WHERE tenant_id = $1 AND account_id = $2 \
              AND status IN ('proposed', 'queued', 'in_progress')",
@@ -48,7 +52,8 @@ impl RunStore for SqlStore<DB> {
         .bind(account_id.to_owned())
         .fetch_optional(self.pool())
         .await?;
-        row.map(|row| row.try_get("id").map_err(StoreError::from)).transpose()
+        row.map(|row| row.try_get("id").map_err(StoreError::from))
+            .transpose()
     }
 
     async fn create_run(
@@ -64,7 +69,8 @@ impl RunStore for SqlStore<DB> {
         }
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
         if let Some(claim) = &claim
-            && let Err(error) = insert_claim::<DB>(&mut tx, tenant, claim, &run.id, run.created_at).await
+            && let Err(error) =
+                insert_claim::<DB>(&mut tx, tenant, claim, &run.id, run.created_at).await
         {
             drop(tx);
             if classify(&error) == DbErrorKind::UniqueViolation
@@ -124,7 +130,10 @@ impl RunStore for SqlStore<DB> {
                 )));
             }
             Err(error) if classify(&error) == DbErrorKind::ForeignKeyViolation => {
-                return Err(StoreError::NotFound(format!("account {} not found", run.account_id)));
+                return Err(StoreError::NotFound(format!(
+                    "account {} not found",
+                    run.account_id
+                )));
             }
             Err(error) => return Err(error.into()),
         }
@@ -147,13 +156,16 @@ impl RunStore for SqlStore<DB> {
         page: &PageRequest,
     ) -> Result<Vec<RunRecord>, StoreError> {
         let mut conn = self.pool().acquire().await?;
-        let mut query = QueryBuilder::<DB>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = "));
+        let mut query =
+            QueryBuilder::<DB>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = "));
         query.push_bind(tenant.to_owned());
         if let Some(after) = &page.after {
             query.push(" AND id < ").push_bind(after.clone());
         }
         if let Some(account_id) = &filter.account_id {
-            query.push(" AND account_id = ").push_bind(account_id.clone());
+            query
+                .push(" AND account_id = ")
+                .push_bind(account_id.clone());
         }
         if !filter.statuses.is_empty() {
             query.push(" AND status IN (");
@@ -164,7 +176,9 @@ impl RunStore for SqlStore<DB> {
             query.push(")");
         }
         if let Some(kind) = filter.kind {
-            query.push(" AND kind = ").push_bind(kind.as_str().to_owned());
+            query
+                .push(" AND kind = ")
+                .push_bind(kind.as_str().to_owned());
         }
         if let Some(batch_id) = &filter.batch_id {
             query.push(" AND batch_id = ").push_bind(batch_id.clone());
@@ -175,7 +189,9 @@ impl RunStore for SqlStore<DB> {
         if let Some(before) = filter.created_before {
             query.push(" AND created_at < ").push_bind(before);
         }
-        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(page.limit));
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(page.limit));
         let rows = query.build().fetch_all(&mut *conn).await?;
         let mut runs = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -195,16 +211,21 @@ impl RunStore for SqlStore<DB> {
         now: DateTime<Utc>,
     ) -> Result<RunRecord, StoreError> {
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
-        let mut query = QueryBuilder::<DB>::new("UPDATE runs SET revision = revision + 1, updated_at = ");
+        let mut query =
+            QueryBuilder::<DB>::new("UPDATE runs SET revision = revision + 1, updated_at = ");
         query.push_bind(now);
         if let Some(status) = change.status {
-            query.push(", status = ").push_bind(status.as_str().to_owned());
+            query
+                .push(", status = ")
+                .push_bind(status.as_str().to_owned());
         }
         if let Some(reason) = &change.reason {
             query.push(", reason = ").push_bind(reason.clone());
         }
         if let Some(approved_by) = &change.approved_by {
-            query.push(", approved_by = ").push_bind(approved_by.clone());
+            query
+                .push(", approved_by = ")
+                .push_bind(approved_by.clone());
         }
         if let Some(at) = change.approved_at {
             query.push(", approved_at = ").push_bind(at);
@@ -219,15 +240,21 @@ impl RunStore for SqlStore<DB> {
             query.push(", cancel_requested = ").push_bind(flag);
         }
         if let Some(algorithm) = &change.algorithm {
-            query.push(", algorithm_json = ").push_bind(json(algorithm)?);
+            query
+                .push(", algorithm_json = ")
+                .push_bind(json(algorithm)?);
         }
         if let Some(skipped) = &change.skipped {
             query.push(", skipped_json = ").push_bind(json(skipped)?);
         }
         if let Some(adjustments) = &change.adjustments {
-            query.push(", adjustments_json = ").push_bind(json(adjustments)?);
+            query
+                .push(", adjustments_json = ")
+                .push_bind(json(adjustments)?);
         }
-        query.push(" WHERE tenant_id = ").push_bind(tenant.to_owned());
+        query
+            .push(" WHERE tenant_id = ")
+            .push_bind(tenant.to_owned());
         query.push(" AND id = ").push_bind(id.to_owned());
         if let Some(revision) = expected_revision {
             query.push(" AND revision = ").push_bind(revision);
@@ -294,7 +321,8 @@ impl RunStore for SqlStore<DB> {
         }
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
         if let Some(claim) = &claim
-            && let Err(error) = insert_claim::<DB>(&mut tx, tenant, claim, &batch.id, batch.created_at).await
+            && let Err(error) =
+                insert_claim::<DB>(&mut tx, tenant, claim, &batch.id, batch.created_at).await
         {
             drop(tx);
             if classify(&error) == DbErrorKind::UniqueViolation
@@ -346,18 +374,26 @@ impl RunStore for SqlStore<DB> {
         status: Option<BatchStatus>,
         page: &PageRequest,
     ) -> Result<Vec<BatchRecord>, StoreError> {
-        let mut query = QueryBuilder::<DB>::new(format!("SELECT {BATCH_COLUMNS} FROM batches WHERE tenant_id = "));
+        let mut query = QueryBuilder::<DB>::new(format!(
+            "SELECT {BATCH_COLUMNS} FROM batches WHERE tenant_id = "
+        ));
         query.push_bind(tenant.to_owned());
         if let Some(after) = &page.after {
             query.push(" AND id < ").push_bind(after.clone());
         }
         if let Some(portfolio_id) = portfolio_id {
-            query.push(" AND portfolio_id = ").push_bind(portfolio_id.to_owned());
+            query
+                .push(" AND portfolio_id = ")
+                .push_bind(portfolio_id.to_owned());
         }
         if let Some(status) = status {
-            query.push(" AND status = ").push_bind(status.as_str().to_owned());
+            query
+                .push(" AND status = ")
+                .push_bind(status.as_str().to_owned());
         }
-        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(page.limit));
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(page.limit));
         let rows = query.build().fetch_all(self.pool()).await?;
         rows.iter().map(batch_from_row).collect()
     }
@@ -373,7 +409,9 @@ impl RunStore for SqlStore<DB> {
     ) -> Result<BatchRecord, StoreError> {
         let mut query = QueryBuilder::<DB>::new("UPDATE batches SET revision = revision + 1");
         if let Some(status) = status {
-            query.push(", status = ").push_bind(status.as_str().to_owned());
+            query
+                .push(", status = ")
+                .push_bind(status.as_str().to_owned());
             match status {
                 BatchStatus::InProgress => {
                     query.push(", transmitted_at = ").push_bind(now);
@@ -385,9 +423,13 @@ impl RunStore for SqlStore<DB> {
             }
         }
         if let Some(algorithm) = &algorithm {
-            query.push(", algorithm_json = ").push_bind(json(algorithm)?);
+            query
+                .push(", algorithm_json = ")
+                .push_bind(json(algorithm)?);
         }
-        query.push(" WHERE tenant_id = ").push_bind(tenant.to_owned());
+        query
+            .push(" WHERE tenant_id = ")
+            .push_bind(tenant.to_owned());
         query.push(" AND id = ").push_bind(id.to_owned());
         if let Some(revision) = expected_revision {
             query.push(" AND revision = ").push_bind(revision);
@@ -407,7 +449,11 @@ impl RunStore for SqlStore<DB> {
         }
     }
 
-    async fn batch_counts(&self, tenant: &str, batch_id: &str) -> Result<Vec<(RunStatus, i64)>, StoreError> {
+    async fn batch_counts(
+        &self,
+        tenant: &str,
+        batch_id: &str,
+    ) -> Result<Vec<(RunStatus, i64)>, StoreError> {
         let rows = sqlx::query(
             "SELECT status, COUNT(*) AS n FROM runs WHERE tenant_id = $1 AND batch_id = $2 GROUP BY status",
         )
@@ -418,12 +464,20 @@ impl RunStore for SqlStore<DB> {
         let mut counts = Vec::with_capacity(rows.len());
         for row in &rows {
             let status: String = row.try_get("status")?;
-            counts.push((parsed(RunStatus::parse(&status), "run status", &status)?, row.try_get("n")?));
+            counts.push((
+                parsed(RunStatus::parse(&status), "run status", &status)?,
+                row.try_get("n")?,
+            ));
         }
         Ok(counts)
     }
 
-    async fn set_batch_errors(&self, tenant: &str, id: &str, errors: &[String]) -> Result<BatchRecord, StoreError> {
+    async fn set_batch_errors(
+        &self,
+        tenant: &str,
+        id: &str,
+        errors: &[String],
+    ) -> Result<BatchRecord, StoreError> {
         let sql = format!(
             "UPDATE batches SET account_errors_json = $3 WHERE tenant_id = $1 AND id = $2 RETURNING {BATCH_COLUMNS}"
         );
@@ -460,11 +514,14 @@ impl RunStore for SqlStore<DB> {
         Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
     }
 }
-}
 
-rebalancer_kit::sql_impl! {
+#[rebalancer_kit::sql_store]
 impl SqlStore<DB> {
-    async fn replay_run(&self, tenant: &str, claim: &IdempotencyClaim) -> Result<Option<RunRecord>, StoreError> {
+    async fn replay_run(
+        &self,
+        tenant: &str,
+        claim: &IdempotencyClaim,
+    ) -> Result<Option<RunRecord>, StoreError> {
         let mut conn = self.pool().acquire().await?;
         match find_claimed::<DB>(&mut conn, tenant, claim).await? {
             Some(id) => Self::select_run(&mut conn, tenant, &id).await,
@@ -472,7 +529,11 @@ impl SqlStore<DB> {
         }
     }
 
-    async fn replay_batch(&self, tenant: &str, claim: &IdempotencyClaim) -> Result<Option<BatchRecord>, StoreError> {
+    async fn replay_batch(
+        &self,
+        tenant: &str,
+        claim: &IdempotencyClaim,
+    ) -> Result<Option<BatchRecord>, StoreError> {
         let mut conn = self.pool().acquire().await?;
         match find_claimed::<DB>(&mut conn, tenant, claim).await? {
             Some(id) => self.get_batch(tenant, &id).await,
@@ -551,7 +612,6 @@ impl SqlStore<DB> {
             .await?;
         rows.iter().map(order_from_row).collect()
     }
-}
 }
 
 pub(super) fn run_from_row<R>(row: &R) -> Result<RunRecord, StoreError>

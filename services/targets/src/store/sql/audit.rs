@@ -5,7 +5,7 @@ use sqlx::{QueryBuilder, Row};
 use super::SqlStore;
 use crate::store::{AuditRecord, AuditStore, PageRequest, StoreError};
 
-rebalancer_kit::sql_impl! {
+#[rebalancer_kit::sql_store]
 #[tonic::async_trait]
 impl AuditStore for SqlStore<DB> {
     async fn list_events(
@@ -20,7 +20,9 @@ impl AuditStore for SqlStore<DB> {
              FROM audit_events WHERE tenant_id = ",
         );
         query.push_bind(tenant.to_owned());
-        query.push(" AND resource_type = ").push_bind(resource_type.to_owned());
+        query
+            .push(" AND resource_type = ")
+            .push_bind(resource_type.to_owned());
         if !resource_ids.is_empty() {
             query.push(" AND resource_id IN (");
             let mut ids = query.separated(", ");
@@ -32,7 +34,9 @@ impl AuditStore for SqlStore<DB> {
         if let Some(after) = &page.after {
             query.push(" AND id < ").push_bind(after.clone());
         }
-        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(page.limit));
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(page.limit));
         let rows = query.build().fetch_all(self.pool()).await?;
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -49,5 +53,4 @@ impl AuditStore for SqlStore<DB> {
         }
         Ok(events)
     }
-}
 }

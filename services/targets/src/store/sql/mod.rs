@@ -30,7 +30,7 @@ impl<DB: Database> SqlStore<DB> {
     }
 }
 
-rebalancer_kit::sql_impl! {
+#[rebalancer_kit::sql_store]
 impl SqlStore<DB> {
     /// Appends one event to the audit trail, inside the change's transaction.
     pub(crate) async fn insert_audit(
@@ -58,5 +58,4 @@ impl SqlStore<DB> {
         .await?;
         Ok(())
     }
-}
 }

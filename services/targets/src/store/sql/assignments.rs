@@ -13,7 +13,7 @@ use crate::store::{
 const ASSIGNMENT_COLUMNS: &str = "id, account_id, portfolio_id, rebalancing_enabled, approval_mode, status, \
      revision, created_at, updated_at, target_changed_at";
 
-rebalancer_kit::sql_impl! {
+#[rebalancer_kit::sql_store]
 #[tonic::async_trait]
 impl AssignmentStore for SqlStore<DB> {
     async fn assign(
@@ -28,7 +28,9 @@ impl AssignmentStore for SqlStore<DB> {
         {
             return Ok(Created::Replayed(existing));
         }
-        let current = self.assignment_of_account(tenant, &assignment.account_id).await?;
+        let current = self
+            .assignment_of_account(tenant, &assignment.account_id)
+            .await?;
         if let Some(current) = &current
             && current.status == AssignmentStatus::Active
         {
@@ -39,10 +41,13 @@ impl AssignmentStore for SqlStore<DB> {
                 current.portfolio_id.as_deref().unwrap_or("")
             )));
         }
-        let id = current.as_ref().map_or_else(|| assignment.id.clone(), |c| c.id.clone());
+        let id = current
+            .as_ref()
+            .map_or_else(|| assignment.id.clone(), |c| c.id.clone());
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
         if let Some(claim) = &claim
-            && let Err(error) = insert_claim::<DB>(&mut tx, tenant, claim, &id, assignment.now).await
+            && let Err(error) =
+                insert_claim::<DB>(&mut tx, tenant, claim, &id, assignment.now).await
         {
             drop(tx);
             if classify(&error) == DbErrorKind::UniqueViolation
@@ -100,18 +105,35 @@ impl AssignmentStore for SqlStore<DB> {
                 )));
             }
             Err(error) if classify(&error) == DbErrorKind::ForeignKeyViolation => {
-                return Err(StoreError::NotFound(format!("portfolio {} not found", assignment.portfolio_id)));
+                return Err(StoreError::NotFound(format!(
+                    "portfolio {} not found",
+                    assignment.portfolio_id
+                )));
             }
             Err(error) => return Err(error.into()),
         };
         let record = assignment_from_row(&row)?;
-        Self::insert_audit(&mut tx, tenant, "assignment", &record.id, &audit, assignment.now).await?;
+        Self::insert_audit(
+            &mut tx,
+            tenant,
+            "assignment",
+            &record.id,
+            &audit,
+            assignment.now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Created::New(record))
     }
 
-    async fn get_assignment(&self, tenant: &str, id: &str) -> Result<Option<AssignmentRecord>, StoreError> {
-        let sql = format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE tenant_id = $1 AND id = $2");
+    async fn get_assignment(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<AssignmentRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE tenant_id = $1 AND id = $2"
+        );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(tenant.to_owned())
             .bind(id.to_owned())
@@ -125,7 +147,9 @@ impl AssignmentStore for SqlStore<DB> {
         tenant: &str,
         account_id: &str,
     ) -> Result<Option<AssignmentRecord>, StoreError> {
-        let sql = format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE tenant_id = $1 AND account_id = $2");
+        let sql = format!(
+            "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE tenant_id = $1 AND account_id = $2"
+        );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(tenant.to_owned())
             .bind(account_id.to_owned())
@@ -152,7 +176,9 @@ impl AssignmentStore for SqlStore<DB> {
             query.push(" AND account_id < ").push_bind(before.clone());
         }
         if let Some(account_id) = &filter.account_id {
-            query.push(" AND account_id = ").push_bind(account_id.clone());
+            query
+                .push(" AND account_id = ")
+                .push_bind(account_id.clone());
         }
         if !filter.account_ids.is_empty() {
             query.push(" AND account_id IN (");
@@ -163,15 +189,24 @@ impl AssignmentStore for SqlStore<DB> {
             query.push(")");
         }
         if let Some(portfolio_id) = &filter.portfolio_id {
-            query.push(" AND portfolio_id = ").push_bind(portfolio_id.clone());
+            query
+                .push(" AND portfolio_id = ")
+                .push_bind(portfolio_id.clone());
         }
         if let Some(status) = filter.status {
-            query.push(" AND status = ").push_bind(status.as_str().to_owned());
+            query
+                .push(" AND status = ")
+                .push_bind(status.as_str().to_owned());
         }
         if filter.monitored_only {
-            query.push(" AND (status = 'active' OR rebalancing_enabled = ").push_bind(true).push(")");
+            query
+                .push(" AND (status = 'active' OR rebalancing_enabled = ")
+                .push_bind(true)
+                .push(")");
         }
-        query.push(" ORDER BY account_id LIMIT ").push_bind(i64::from(limit));
+        query
+            .push(" ORDER BY account_id LIMIT ")
+            .push_bind(i64::from(limit));
         let rows = query.build().fetch_all(self.pool()).await?;
         rows.iter().map(assignment_from_row).collect()
     }
@@ -186,19 +221,27 @@ impl AssignmentStore for SqlStore<DB> {
         audit: AuditEntry,
     ) -> Result<AssignmentRecord, StoreError> {
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
-        let mut query = QueryBuilder::<DB>::new("UPDATE assignments SET revision = revision + 1, updated_at = ");
+        let mut query = QueryBuilder::<DB>::new(
+            "UPDATE assignments SET revision = revision + 1, updated_at = ",
+        );
         query.push_bind(now);
         if let Some(portfolio_id) = &change.portfolio_id {
-            query.push(", portfolio_id = ").push_bind(portfolio_id.clone());
+            query
+                .push(", portfolio_id = ")
+                .push_bind(portfolio_id.clone());
         }
         if let Some(enabled) = change.rebalancing_enabled {
             query.push(", rebalancing_enabled = ").push_bind(enabled);
         }
         if let Some(mode) = change.approval_mode {
-            query.push(", approval_mode = ").push_bind(mode.as_str().to_owned());
+            query
+                .push(", approval_mode = ")
+                .push_bind(mode.as_str().to_owned());
         }
         if let Some(status) = change.status {
-            query.push(", status = ").push_bind(status.as_str().to_owned());
+            query
+                .push(", status = ")
+                .push_bind(status.as_str().to_owned());
         }
         if change.target_changed {
             query.push(", target_changed_at = ").push_bind(now);
@@ -234,7 +277,11 @@ impl AssignmentStore for SqlStore<DB> {
         Ok(record)
     }
 
-    async fn count_active_assignments(&self, tenant: &str, portfolio_id: &str) -> Result<i64, StoreError> {
+    async fn count_active_assignments(
+        &self,
+        tenant: &str,
+        portfolio_id: &str,
+    ) -> Result<i64, StoreError> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n FROM assignments WHERE tenant_id = $1 AND portfolio_id = $2 AND status = 'active'",
         )
@@ -245,9 +292,8 @@ impl AssignmentStore for SqlStore<DB> {
         Ok(row.try_get("n")?)
     }
 }
-}
 
-rebalancer_kit::sql_impl! {
+#[rebalancer_kit::sql_store]
 impl SqlStore<DB> {
     async fn replay_assignment(
         &self,
@@ -260,7 +306,6 @@ impl SqlStore<DB> {
             None => Ok(None),
         }
     }
-}
 }
 
 fn assignment_from_row<R>(row: &R) -> Result<AssignmentRecord, StoreError>

@@ -18,7 +18,7 @@ use crate::store::{
 const PORTFOLIO_COLUMNS: &str = "id, name, description, status, status_reason, scope, account_id, \
      current_version, revision, created_at, updated_at";
 
-rebalancer_kit::sql_impl! {
+#[rebalancer_kit::sql_store]
 #[tonic::async_trait]
 impl PortfolioStore for SqlStore<DB> {
     async fn create_portfolio(
@@ -35,7 +35,8 @@ impl PortfolioStore for SqlStore<DB> {
         }
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
         if let Some(claim) = &claim
-            && let Err(error) = insert_claim::<DB>(&mut tx, tenant, claim, &portfolio.id, portfolio.now).await
+            && let Err(error) =
+                insert_claim::<DB>(&mut tx, tenant, claim, &portfolio.id, portfolio.now).await
         {
             // A concurrent create with the same key committed first: replay it.
             drop(tx);
@@ -70,8 +71,25 @@ impl PortfolioStore for SqlStore<DB> {
             }
             return Err(error.into());
         }
-        Self::insert_version(&mut tx, tenant, &portfolio.id, 1, &spec.target, portfolio.now, &audit.actor).await?;
-        Self::insert_audit(&mut tx, tenant, "portfolio", &portfolio.id, &audit, portfolio.now).await?;
+        Self::insert_version(
+            &mut tx,
+            tenant,
+            &portfolio.id,
+            1,
+            &spec.target,
+            portfolio.now,
+            &audit.actor,
+        )
+        .await?;
+        Self::insert_audit(
+            &mut tx,
+            tenant,
+            "portfolio",
+            &portfolio.id,
+            &audit,
+            portfolio.now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Created::New(PortfolioRecord {
             id: portfolio.id,
@@ -98,7 +116,8 @@ impl PortfolioStore for SqlStore<DB> {
         version: Option<i64>,
     ) -> Result<Option<PortfolioRecord>, StoreError> {
         let mut conn = self.pool().acquire().await?;
-        let sql = format!("SELECT {PORTFOLIO_COLUMNS} FROM portfolios WHERE tenant_id = $1 AND id = $2");
+        let sql =
+            format!("SELECT {PORTFOLIO_COLUMNS} FROM portfolios WHERE tenant_id = $1 AND id = $2");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(tenant.to_owned())
             .bind(id.to_owned())
@@ -107,10 +126,16 @@ impl PortfolioStore for SqlStore<DB> {
         let Some(row) = row else { return Ok(None) };
         let header = PortfolioHeader::from_row(&row)?;
         let version = version.unwrap_or(header.current_version);
-        let Some((target, version_created_at, _)) = Self::load_target(&mut conn, tenant, id, version).await? else {
+        let Some((target, version_created_at, _)) =
+            Self::load_target(&mut conn, tenant, id, version).await?
+        else {
             return Ok(None);
         };
-        Ok(Some(header.into_record(version, target, version_created_at)))
+        Ok(Some(header.into_record(
+            version,
+            target,
+            version_created_at,
+        )))
     }
 
     async fn list_portfolios(
@@ -134,13 +159,19 @@ impl PortfolioStore for SqlStore<DB> {
                 .push(" ESCAPE '\\'");
         }
         if let Some(status) = filter.status {
-            query.push(" AND status = ").push_bind(status.as_str().to_owned());
+            query
+                .push(" AND status = ")
+                .push_bind(status.as_str().to_owned());
         }
         if let Some(scope) = filter.scope {
-            query.push(" AND scope = ").push_bind(scope.as_str().to_owned());
+            query
+                .push(" AND scope = ")
+                .push_bind(scope.as_str().to_owned());
         }
         if let Some(account_id) = &filter.account_id {
-            query.push(" AND account_id = ").push_bind(account_id.clone());
+            query
+                .push(" AND account_id = ")
+                .push_bind(account_id.clone());
         }
         if let Some(symbol) = &filter.symbol {
             query
@@ -151,15 +182,23 @@ impl PortfolioStore for SqlStore<DB> {
                 .push_bind(symbol.clone())
                 .push(")");
         }
-        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(page.limit));
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(page.limit));
         let rows = query.build().fetch_all(&mut *conn).await?;
         let mut records = Vec::with_capacity(rows.len());
         for row in &rows {
             let header = PortfolioHeader::from_row(row)?;
             let version = header.current_version;
-            let (target, version_created_at, _) = Self::load_target(&mut conn, tenant, &header.id, version)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("portfolio {} has no version {version}", header.id)))?;
+            let (target, version_created_at, _) =
+                Self::load_target(&mut conn, tenant, &header.id, version)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "portfolio {} has no version {version}",
+                            header.id
+                        ))
+                    })?;
             records.push(header.into_record(version, target, version_created_at));
         }
         Ok(records)
@@ -196,15 +235,18 @@ impl PortfolioStore for SqlStore<DB> {
         };
         let current_version: i64 = row.try_get("current_version")?;
         if let Some(name) = &update.name {
-            let renamed = sqlx::query("UPDATE portfolios SET name = $3 WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.to_owned())
-                .bind(update.id.clone())
-                .bind(name.clone())
-                .execute(&mut *tx)
-                .await;
+            let renamed =
+                sqlx::query("UPDATE portfolios SET name = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.to_owned())
+                    .bind(update.id.clone())
+                    .bind(name.clone())
+                    .execute(&mut *tx)
+                    .await;
             if let Err(error) = renamed {
                 if classify(&error) == DbErrorKind::UniqueViolation {
-                    return Err(StoreError::Conflict(format!("a portfolio named {name:?} already exists")));
+                    return Err(StoreError::Conflict(format!(
+                        "a portfolio named {name:?} already exists"
+                    )));
                 }
                 return Err(error.into());
             }
@@ -228,15 +270,27 @@ impl PortfolioStore for SqlStore<DB> {
         }
         if let Some(target) = &update.target {
             let version = current_version + 1;
-            Self::insert_version(&mut tx, tenant, &update.id, version, target, update.now, &audit.actor).await?;
-            sqlx::query("UPDATE portfolios SET current_version = $3 WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.to_owned())
-                .bind(update.id.clone())
-                .bind(version)
-                .execute(&mut *tx)
-                .await?;
+            Self::insert_version(
+                &mut tx,
+                tenant,
+                &update.id,
+                version,
+                target,
+                update.now,
+                &audit.actor,
+            )
+            .await?;
+            sqlx::query(
+                "UPDATE portfolios SET current_version = $3 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.to_owned())
+            .bind(update.id.clone())
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
             if !update.due_portfolios.is_empty() {
-                let mut due = QueryBuilder::<DB>::new("UPDATE assignments SET target_changed_at = ");
+                let mut due =
+                    QueryBuilder::<DB>::new("UPDATE assignments SET target_changed_at = ");
                 due.push_bind(update.now)
                     .push(" WHERE tenant_id = ")
                     .push_bind(tenant.to_owned())
@@ -277,9 +331,12 @@ impl PortfolioStore for SqlStore<DB> {
         let mut versions = Vec::with_capacity(rows.len());
         for row in &rows {
             let version: i64 = row.try_get("version")?;
-            let (target, created_at, created_by) = Self::load_target(&mut conn, tenant, portfolio_id, version)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("portfolio {portfolio_id} version {version}")))?;
+            let (target, created_at, created_by) =
+                Self::load_target(&mut conn, tenant, portfolio_id, version)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("portfolio {portfolio_id} version {version}"))
+                    })?;
             versions.push(VersionRecord {
                 portfolio_id: portfolio_id.to_owned(),
                 version,
@@ -304,7 +361,11 @@ impl PortfolioStore for SqlStore<DB> {
         rows.iter().map(|row| Ok(row.try_get("id")?)).collect()
     }
 
-    async fn portfolios_holding(&self, tenant: &str, symbol: &str) -> Result<Vec<String>, StoreError> {
+    async fn portfolios_holding(
+        &self,
+        tenant: &str,
+        symbol: &str,
+    ) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
             "SELECT DISTINCT p.id FROM portfolios p JOIN portfolio_weights w ON w.tenant_id = p.tenant_id \
              AND w.portfolio_id = p.id AND w.version = p.current_version \
@@ -316,14 +377,16 @@ impl PortfolioStore for SqlStore<DB> {
         .await?;
         rows.iter().map(|row| Ok(row.try_get("id")?)).collect()
     }
-
-}
 }
 
-rebalancer_kit::sql_impl! {
+#[rebalancer_kit::sql_store]
 impl SqlStore<DB> {
     /// The portfolio a claimed key created, or the mismatch error.
-    async fn replay(&self, tenant: &str, claim: &IdempotencyClaim) -> Result<Option<PortfolioRecord>, StoreError> {
+    async fn replay(
+        &self,
+        tenant: &str,
+        claim: &IdempotencyClaim,
+    ) -> Result<Option<PortfolioRecord>, StoreError> {
         let mut conn = self.pool().acquire().await?;
         match find_claimed::<DB>(&mut conn, tenant, claim).await? {
             Some(id) => self.get_portfolio(tenant, &id, None).await,
@@ -388,9 +451,13 @@ impl SqlStore<DB> {
                     None,
                     band.symbol.as_ref().map(ToString::to_string),
                 ),
-                RebalanceCondition::Calendar(rule) => {
-                    ("calendar", rule.sub_kind().as_str(), None, Some(rule.day_text()), None)
-                }
+                RebalanceCondition::Calendar(rule) => (
+                    "calendar",
+                    rule.sub_kind().as_str(),
+                    None,
+                    Some(rule.day_text()),
+                    None,
+                ),
             };
             sqlx::query(
                 "INSERT INTO portfolio_conditions (tenant_id, portfolio_id, version, position, kind, sub_kind, \
@@ -456,7 +523,8 @@ impl SqlStore<DB> {
                     let symbol: Option<String> = row.try_get("symbol")?;
                     let symbol = symbol.unwrap_or_default();
                     WeightTarget::Asset(
-                        Symbol::parse(&symbol).map_err(|_| StoreError::Corrupt(format!("symbol {symbol:?}")))?,
+                        Symbol::parse(&symbol)
+                            .map_err(|_| StoreError::Corrupt(format!("symbol {symbol:?}")))?,
                     )
                 }
                 "portfolio" => {
@@ -465,7 +533,10 @@ impl SqlStore<DB> {
                 }
                 other => return Err(StoreError::Corrupt(format!("weight kind {other:?}"))),
             };
-            weights.push(Weight { target, percent: percent.0 });
+            weights.push(Weight {
+                target,
+                percent: percent.0,
+            });
         }
 
         let condition_rows = sqlx::query(
@@ -493,8 +564,6 @@ impl SqlStore<DB> {
         };
         Ok(Some((target, created_at, created_by)))
     }
-
-}
 }
 
 fn condition_from_row<R>(row: &R) -> Result<RebalanceCondition, StoreError>
