@@ -717,11 +717,11 @@ async fn kill_and_restart(backend: &str) {
     let store = execution_store(&execution_url).await;
     let mut paper = Vec::new();
     loop {
-        let after = paper
-            .last()
-            .map(|order: &rebalancer_execution::store::blocks::PaperOrder| {
+        let after = paper.last().map(
+            |order: &rebalancer_execution::broker::paper_store::PaperOrder| {
                 order.client_order_id.clone()
-            });
+            },
+        );
         let page = store
             .paper_orders(after.as_deref(), 500)
             .await

@@ -6,12 +6,14 @@
 //! A library with one entry point, [`ExecutionService`]: open it on a
 //! database, then mount its [`routes`](ExecutionService::routes) on a server.
 
-pub mod app;
+pub mod blocks;
+pub mod book;
 pub mod broker;
-pub mod convert;
 pub mod error;
+mod execution;
 pub mod grpc;
 pub mod market;
+pub mod runs;
 pub mod store;
 
 use std::sync::Arc;
@@ -27,8 +29,8 @@ use rebalancer_proto::execution::order_service_server::OrderServiceServer;
 use rebalancer_proto::execution::run_service_server::RunServiceServer;
 use tonic::service::RoutesBuilder;
 
-pub use crate::app::Execution;
 pub use crate::error::ExecutionError;
+pub use crate::execution::Execution;
 use crate::market::MarketData;
 
 /// Names of this service's gRPC services, for health checks.

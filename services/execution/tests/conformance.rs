@@ -6,9 +6,12 @@ use std::sync::Arc;
 use chrono::{TimeDelta, TimeZone, Utc};
 use rebalancer_domain::account::{AccountStatus, Restriction};
 use rebalancer_domain::cash::{CashAction, CashMovementKind, CashMovementStatus};
+use rebalancer_execution::book::store::{
+    AccountFilter, AccountUpsert, CashMovementFilter, HoldingsRange, NewCashMovement,
+    PositionRecord,
+};
 use rebalancer_execution::store::{
-    AccountFilter, AccountUpsert, CashMovementFilter, Created, ExecutionStore, HoldingsRange,
-    IdempotencyClaim, NewCashMovement, PageRequest, PositionRecord, StoreError,
+    Created, ExecutionStore, IdempotencyClaim, PageRequest, StoreError,
 };
 use rebalancer_kit::db::new_id;
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};

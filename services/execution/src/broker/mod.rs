@@ -4,6 +4,8 @@
 //! The embedded adapter is the [`paper::PaperBroker`].
 
 pub mod paper;
+mod paper_sql;
+pub mod paper_store;
 
 use std::fmt::Debug;
 

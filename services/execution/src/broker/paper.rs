@@ -16,9 +16,9 @@ use rebalancer_kit::db::new_id;
 use rust_decimal::Decimal;
 
 use super::{Broker, BrokerError, BrokerFill, BrokerOrder, OrderRequest};
+use crate::broker::paper_store::{PaperFill, PaperOrder};
 use crate::market::MarketData;
 use crate::store::ExecutionStore;
-use crate::store::blocks::{PaperFill, PaperOrder};
 
 const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 /// Largest share of a minute bar's volume one order can take.

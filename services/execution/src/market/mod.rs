@@ -1,15 +1,24 @@
 //! Market data behind a port: assets, quotes, bars and volume profiles. The
-//! embedded default adapter is the [`sim::SimulatedMarket`] on the injected
-//! clock; a real feed implements the same [`MarketData`] trait.
+//! embedded default adapter is the simulated market ([`SimMarketData`] over
+//! [`sim::SimulatedMarket`] on the injected clock); a real feed implements the
+//! same [`MarketData`] trait and is chosen by configuration. Operators'
+//! overrides of asset flags live here too. Market data never moves money.
 
+mod app;
+pub mod convert;
+mod grpc;
 pub mod sim;
+mod simulated;
+mod sql;
+pub mod store;
 pub mod universe;
 
+pub use app::{AssetFlags, ClockView};
+pub use simulated::SimMarketData;
+
 use std::fmt::Debug;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use rebalancer_kit::Clock;
 use rust_decimal::Decimal;
 
 /// Smallest quantity step of a fractionable asset (9 decimals).
@@ -82,82 +91,4 @@ pub trait MarketData: Send + Sync + Debug {
 
     /// Simulated seconds per real second (1 for a real feed).
     fn speed(&self) -> u32;
-}
-
-/// The simulated market on an injected clock.
-#[derive(Debug, Clone)]
-pub struct SimMarketData {
-    market: Arc<sim::SimulatedMarket>,
-    clock: Arc<dyn Clock>,
-    speed: u32,
-}
-
-impl SimMarketData {
-    #[must_use]
-    pub fn new(seed: u64, clock: Arc<dyn Clock>, speed: u32) -> Self {
-        Self {
-            market: Arc::new(sim::SimulatedMarket::new(seed)),
-            clock,
-            speed,
-        }
-    }
-
-    fn asset_of(listing: &universe::Listing) -> Asset {
-        Asset {
-            symbol: listing.symbol.to_owned(),
-            name: listing.name.to_owned(),
-            exchange: if listing.etf { "ARCA" } else { "NYSE" }.to_owned(),
-            asset_class: if listing.etf { "etf" } else { "us_equity" }.to_owned(),
-            active: true,
-            tradable: true,
-            fractionable: listing.fractionable,
-            min_increment: if listing.fractionable {
-                FRACTIONAL_INCREMENT
-            } else {
-                Decimal::ONE
-            },
-        }
-    }
-}
-
-#[tonic::async_trait]
-impl MarketData for SimMarketData {
-    async fn assets(&self) -> Vec<Asset> {
-        self.market.listings().map(Self::asset_of).collect()
-    }
-
-    async fn asset(&self, symbol: &str) -> Option<Asset> {
-        self.market.listing(symbol).map(Self::asset_of)
-    }
-
-    async fn quote(&self, symbol: &str) -> Option<Quote> {
-        self.market.quote(symbol, self.clock.now())
-    }
-
-    async fn bars(
-        &self,
-        symbol: &str,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        timeframe_minutes: usize,
-    ) -> Vec<Bar> {
-        self.market.bars(symbol, start, end, timeframe_minutes)
-    }
-
-    async fn minute_bar(&self, symbol: &str, moment: DateTime<Utc>) -> Option<Bar> {
-        self.market.minute_bar(symbol, moment)
-    }
-
-    async fn volume_profile(&self, symbol: &str) -> Option<Vec<Decimal>> {
-        self.market.listing(symbol)?;
-        Some(sim::volume_profile(390))
-    }
-
-    async fn average_daily_volume(&self, symbol: &str) -> Option<Decimal> {
-        self.market.average_daily_volume(symbol)
-    }
-
-    fn speed(&self) -> u32 {
-        self.speed
-    }
 }

@@ -1,0 +1,321 @@
+//! `rebalancer.execution.v1.OrderService`.
+
+use std::time::Duration;
+
+use rebalancer_kit::RequestContext;
+use rebalancer_kit::error::invalid_field;
+use rebalancer_kit::page::{decode_token, finish_page, page_size};
+use rebalancer_proto::execution as pb;
+use rebalancer_proto::execution::order_service_server::OrderService;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::blocks::convert::{
+    allocation_to_wire, block_to_wire, child_to_wire, fill_to_wire, quality_to_wire,
+};
+use crate::blocks::store::{BlockFilter, OrderFilter};
+use crate::grpc::{ExecutionApi, required};
+use crate::runs::convert::{order_status_from_wire, order_to_wire};
+use crate::store::PageRequest;
+
+/// How often a block watcher re-reads.
+const WATCH_POLL: Duration = Duration::from_millis(500);
+
+type WatchStream = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<pb::WatchBlockOrderResponse, Status>> + Send>,
+>;
+
+fn status_filter(value: i32) -> Result<Option<rebalancer_domain::run::OrderStatus>, Status> {
+    match value {
+        0 => Ok(None),
+        value => Ok(Some(order_status_from_wire(value).ok_or_else(|| {
+            invalid_field("status", "is not a known order status")
+        })?)),
+    }
+}
+
+#[tonic::async_trait]
+impl OrderService for ExecutionApi {
+    type WatchBlockOrderStream = WatchStream;
+
+    async fn get_order(
+        &self,
+        request: Request<pb::GetOrderRequest>,
+    ) -> Result<Response<pb::GetOrderResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        required("order_id", &message.order_id)?;
+        let order = self
+            .execution
+            .get_order(&context, &message.order_id)
+            .await?;
+        Ok(Response::new(pb::GetOrderResponse {
+            order: Some(order_to_wire(&order)),
+        }))
+    }
+
+    async fn list_orders(
+        &self,
+        request: Request<pb::ListOrdersRequest>,
+    ) -> Result<Response<pb::ListOrdersResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        let limit = page_size(message.page_size)?;
+        let after = decode_token(&message.page_token)?;
+        let filter = OrderFilter {
+            run_id: Some(message.run_id).filter(|id| !id.is_empty()),
+            account_id: Some(message.account_id).filter(|id| !id.is_empty()),
+            block_order_id: Some(message.block_order_id).filter(|id| !id.is_empty()),
+            status: status_filter(message.status)?,
+        };
+        let orders = self
+            .execution
+            .list_orders(
+                &context,
+                &filter,
+                &PageRequest {
+                    after,
+                    limit: limit + 1,
+                },
+            )
+            .await?;
+        let (orders, next_page_token) = finish_page(orders, limit, |order| order.id.clone());
+        Ok(Response::new(pb::ListOrdersResponse {
+            orders: orders.iter().map(order_to_wire).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_block_order(
+        &self,
+        request: Request<pb::GetBlockOrderRequest>,
+    ) -> Result<Response<pb::GetBlockOrderResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        required("block_order_id", &message.block_order_id)?;
+        let view = self
+            .execution
+            .get_block(&context, &message.block_order_id)
+            .await?;
+        Ok(Response::new(pb::GetBlockOrderResponse {
+            block_order: Some(block_to_wire(&view)),
+        }))
+    }
+
+    async fn list_block_orders(
+        &self,
+        request: Request<pb::ListBlockOrdersRequest>,
+    ) -> Result<Response<pb::ListBlockOrdersResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        let limit = page_size(message.page_size)?;
+        let after = decode_token(&message.page_token)?;
+        let filter = BlockFilter {
+            batch_id: Some(message.batch_id).filter(|id| !id.is_empty()),
+            transmission_id: None,
+            symbol: Some(message.symbol).filter(|s| !s.is_empty()),
+            status: status_filter(message.status)?,
+        };
+        let run = Some(message.run_id.as_str()).filter(|id| !id.is_empty());
+        let views = self
+            .execution
+            .list_blocks(
+                &context,
+                &filter,
+                run,
+                &PageRequest {
+                    after,
+                    limit: limit + 1,
+                },
+            )
+            .await?;
+        let (views, next_page_token) = finish_page(views, limit, |view| view.block.id.clone());
+        Ok(Response::new(pb::ListBlockOrdersResponse {
+            block_orders: views.iter().map(block_to_wire).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn list_child_orders(
+        &self,
+        request: Request<pb::ListChildOrdersRequest>,
+    ) -> Result<Response<pb::ListChildOrdersResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        required("block_order_id", &message.block_order_id)?;
+        let limit = page_size(message.page_size)?;
+        let after = decode_token(&message.page_token)?;
+        let children = self
+            .execution
+            .list_child_orders(
+                &context,
+                &message.block_order_id,
+                &PageRequest {
+                    after,
+                    limit: limit + 1,
+                },
+            )
+            .await?;
+        let (children, next_page_token) = finish_page(children, limit, |child| child.id.clone());
+        Ok(Response::new(pb::ListChildOrdersResponse {
+            child_orders: children.iter().map(child_to_wire).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn list_fills(
+        &self,
+        request: Request<pb::ListFillsRequest>,
+    ) -> Result<Response<pb::ListFillsResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        required("block_order_id", &message.block_order_id)?;
+        let limit = page_size(message.page_size)?;
+        let after = decode_token(&message.page_token)?;
+        let fills = self
+            .execution
+            .list_fills(
+                &context,
+                &message.block_order_id,
+                &PageRequest {
+                    after,
+                    limit: limit + 1,
+                },
+            )
+            .await?;
+        let (fills, next_page_token) = finish_page(fills, limit, |fill| fill.id.clone());
+        Ok(Response::new(pb::ListFillsResponse {
+            fills: fills.iter().map(fill_to_wire).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn list_allocations(
+        &self,
+        request: Request<pb::ListAllocationsRequest>,
+    ) -> Result<Response<pb::ListAllocationsResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        if message.block_order_id.is_empty() == message.order_id.is_empty() {
+            return Err(invalid_field(
+                "block_order_id",
+                "give either block_order_id or order_id",
+            ));
+        }
+        let limit = page_size(message.page_size)?;
+        let after = decode_token(&message.page_token)?;
+        let allocations = self
+            .execution
+            .list_allocations(
+                &context,
+                Some(message.block_order_id.as_str()).filter(|id| !id.is_empty()),
+                Some(message.order_id.as_str()).filter(|id| !id.is_empty()),
+                &PageRequest {
+                    after,
+                    limit: limit + 1,
+                },
+            )
+            .await?;
+        let (allocations, next_page_token) = finish_page(allocations, limit, |a| {
+            format!("{}/{}", a.fill_id, a.order_id)
+        });
+        Ok(Response::new(pb::ListAllocationsResponse {
+            allocations: allocations.iter().map(allocation_to_wire).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_execution_quality(
+        &self,
+        request: Request<pb::GetExecutionQualityRequest>,
+    ) -> Result<Response<pb::GetExecutionQualityResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        let given = [&message.block_order_id, &message.run_id, &message.batch_id]
+            .iter()
+            .filter(|id| !id.is_empty())
+            .count();
+        if given != 1 {
+            return Err(invalid_field(
+                "block_order_id",
+                "give exactly one of block_order_id, run_id, batch_id",
+            ));
+        }
+        let some = |id: &str| Some(id.to_owned()).filter(|id| !id.is_empty());
+        let block = some(&message.block_order_id);
+        let run = some(&message.run_id);
+        let batch = some(&message.batch_id);
+        let (quality, views) = self
+            .execution
+            .execution_quality(&context, block.as_deref(), run.as_deref(), batch.as_deref())
+            .await?;
+        Ok(Response::new(pb::GetExecutionQualityResponse {
+            quality: Some(quality_to_wire(&quality)),
+            block_count: i64::try_from(views.len()).unwrap_or(i64::MAX),
+            block_orders: views.iter().map(block_to_wire).collect(),
+        }))
+    }
+
+    async fn cancel_block_order(
+        &self,
+        request: Request<pb::CancelBlockOrderRequest>,
+    ) -> Result<Response<pb::CancelBlockOrderResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        required("block_order_id", &message.block_order_id)?;
+        let view = self
+            .execution
+            .cancel_block(&context, &message.block_order_id, &message.reason)
+            .await?;
+        Ok(Response::new(pb::CancelBlockOrderResponse {
+            block_order: Some(block_to_wire(&view)),
+        }))
+    }
+
+    async fn watch_block_order(
+        &self,
+        request: Request<pb::WatchBlockOrderRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        required("block_order_id", &message.block_order_id)?;
+        let first = self
+            .execution
+            .get_block(&context, &message.block_order_id)
+            .await?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(16);
+        let execution = self.execution.clone();
+        let mut changes = execution.subscribe();
+        tokio::spawn(async move {
+            let mut last = first.block.clone();
+            let message = pb::WatchBlockOrderResponse {
+                block_order: Some(block_to_wire(&first)),
+                fill: None,
+            };
+            if sender.send(Ok(message)).await.is_err() {
+                return;
+            }
+            while !last.status.is_terminal() {
+                let _ = tokio::time::timeout(WATCH_POLL, changes.recv()).await;
+                let view = match execution.get_block(&context, &last.id).await {
+                    Ok(view) => view,
+                    Err(error) => {
+                        let _ = sender.send(Err(Status::from(error))).await;
+                        return;
+                    }
+                };
+                if view.block != last {
+                    let message = pb::WatchBlockOrderResponse {
+                        block_order: Some(block_to_wire(&view)),
+                        fill: None,
+                    };
+                    if sender.send(Ok(message)).await.is_err() {
+                        return;
+                    }
+                    last = view.block;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+}

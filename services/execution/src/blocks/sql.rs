@@ -1,0 +1,961 @@
+//! Block orders, slices (claimed with leases, `SKIP LOCKED` on PostgreSQL),
+//! child orders, fills and allocations, recorded exactly once per slice.
+//! A slice's outcome touches every account of its block: its allocations,
+//! account cash, positions and orders are written a few hundred rows per
+//! statement, not one statement per row.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use rebalancer_domain::run::OrderStatus;
+use rebalancer_domain::trades::Side;
+use rebalancer_kit::db::{DbErrorKind, Dec, classify};
+use sqlx::{QueryBuilder, Row};
+
+use crate::blocks::store::{
+    AllocationRecord, BlockFilter, BlockFinish, BlockRecord, BlockStart, BlockStore,
+    ChildOrderRecord, ClaimedSlice, FillRecord, NewBlock, OrderFilter, OrderProgress,
+    RunCompletion, SliceOutcome, SliceRecord, SliceStatus,
+};
+use crate::runs::sql::{ORDER_COLUMNS, RUN_COLUMNS, order_from_row, run_from_row};
+use crate::runs::store::{OrderRecord, RunRecord};
+use crate::store::SqlStore;
+use crate::store::{PageRequest, StoreError};
+
+const BLOCK_COLUMNS: &str = "id, transmission_id, batch_id, symbol, side, whole_shares, notional, algorithm_json, status, \
+     quantity, filled_quantity, filled_notional, account_order_count, arrival_price, window_start, window_end, \
+     reason, created_at, completed_at";
+
+const SLICE_COLUMNS: &str = "id, block_order_id, sequence, due_at, status, attempts";
+
+const CHILD_COLUMNS: &str = "id, block_order_id, slice_id, client_order_id, broker_order_id, quantity, limit_price, \
+     status, filled_quantity, average_fill_price, reason, due_at, submitted_at";
+
+const OPEN_ORDER: &str = "('new', 'submitted', 'partially_filled')";
+
+/// Rows per multi-row statement: well under the bind limits of both
+/// backends (32,766 for SQLite, 65,535 for PostgreSQL) with ten binds a row.
+pub(crate) const CHUNK: usize = 1000;
+
+#[rebalancer_kit::sql_store]
+#[tonic::async_trait]
+impl BlockStore for SqlStore<DB> {
+    async fn claim_queued_runs(
+        &self,
+        transmission_id: &str,
+        now: DateTime<Utc>,
+        limit: u32,
+        gathering: bool,
+    ) -> Result<Vec<(String, RunRecord)>, StoreError> {
+        let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
+        let sql = format!(
+            "UPDATE runs SET status = 'in_progress', transmission_id = $1, started_at = $2, updated_at = $2, \
+             revision = revision + 1 WHERE (tenant_id, id) IN (SELECT tenant_id, id FROM runs \
+             WHERE status = 'queued'{} ORDER BY tenant_id, id LIMIT $3 {}) RETURNING tenant_id, id",
+            if gathering {
+                " AND NOT (batch_id IS NULL AND initiated_from = 'system')"
+            } else {
+                ""
+            },
+            DB::SKIP_LOCKED
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(transmission_id.to_owned())
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut by_tenant: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for row in &rows {
+            by_tenant
+                .entry(row.try_get("tenant_id")?)
+                .or_default()
+                .push(row.try_get("id")?);
+        }
+        let mut runs = Vec::with_capacity(rows.len());
+        for (tenant, ids) in by_tenant {
+            for run in Self::load_runs(&mut tx, &tenant, &ids).await? {
+                runs.push((tenant.clone(), run));
+            }
+        }
+        tx.commit().await?;
+        Ok(runs)
+    }
+
+    async fn queued_system_runs(
+        &self,
+    ) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MIN(updated_at) AS oldest, MAX(updated_at) AS newest FROM runs \
+             WHERE status = 'queued' AND batch_id IS NULL AND initiated_from = 'system'",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let oldest: Option<DateTime<Utc>> = row.try_get("oldest")?;
+        let newest: Option<DateTime<Utc>> = row.try_get("newest")?;
+        Ok(oldest.zip(newest))
+    }
+
+    async fn create_blocks(
+        &self,
+        tenant: &str,
+        blocks: &[NewBlock],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
+        for new in blocks {
+            let block = &new.block;
+            sqlx::query(
+                "INSERT INTO block_orders (tenant_id, id, transmission_id, batch_id, symbol, side, whole_shares, \
+                 notional, algorithm_json, status, quantity, filled_quantity, filled_notional, account_order_count, \
+                 arrival_price, window_start, window_end, reason, created_at, completed_at) VALUES ($1, $2, $3, $4, \
+                 $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+            )
+            .bind(tenant.to_owned())
+            .bind(block.id.clone())
+            .bind(block.transmission_id.clone())
+            .bind(block.batch_id.clone())
+            .bind(block.symbol.clone())
+            .bind(block.side.as_str().to_owned())
+            .bind(block.whole_shares)
+            .bind(block.notional)
+            .bind(encode(&block.algorithm)?)
+            .bind(block.status.as_str().to_owned())
+            .bind(Dec(block.quantity))
+            .bind(Dec(block.filled_quantity))
+            .bind(Dec(block.filled_notional))
+            .bind(block.account_order_count)
+            .bind(block.arrival_price.map(Dec))
+            .bind(block.window_start)
+            .bind(block.window_end)
+            .bind(block.reason.clone())
+            .bind(block.created_at)
+            .bind(block.completed_at)
+            .execute(&mut *tx)
+            .await?;
+            for chunk in new.order_ids.chunks(CHUNK) {
+                // Only orders no block has taken: another worker may have
+                // grouped the same transmission after a crash.
+                let mut link = QueryBuilder::<DB>::new("UPDATE orders SET block_order_id = ");
+                link.push_bind(block.id.clone())
+                    .push(", status = CASE WHEN status = 'new' THEN 'submitted' ELSE status END WHERE tenant_id = ")
+                    .push_bind(tenant.to_owned())
+                    .push(" AND block_order_id IS NULL AND id IN (");
+                let mut ids = link.separated(", ");
+                for id in chunk {
+                    ids.push_bind(id.clone());
+                }
+                link.push(") RETURNING id");
+                let linked = link.build().fetch_all(&mut *tx).await?;
+                if linked.len() != chunk.len() {
+                    return Ok(false);
+                }
+            }
+            Self::insert_fills(&mut tx, tenant, &new.fills).await?;
+            Self::insert_allocations(&mut tx, tenant, &new.allocations).await?;
+            Self::book_allocations(&mut tx, tenant, &new.allocations, now).await?;
+            Self::update_orders(&mut tx, tenant, &new.orders, now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn start_block(&self, tenant: &str, start: BlockStart) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
+        let started = sqlx::query(
+            "UPDATE block_orders SET status = CASE WHEN status = 'new' THEN 'submitted' ELSE status END, \
+             arrival_price = $3, window_start = $4, window_end = $5, quantity = $6 \
+             WHERE tenant_id = $1 AND id = $2 AND window_start IS NULL RETURNING id",
+        )
+        .bind(tenant.to_owned())
+        .bind(start.block_id.clone())
+        .bind(Dec(start.arrival_price))
+        .bind(start.window_start)
+        .bind(start.window_end)
+        .bind(Dec(start.quantity))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if started.is_none() {
+            // Another worker started it first.
+            return Ok(());
+        }
+        for chunk in start.order_quantities.chunks(CHUNK) {
+            let mut query =
+                QueryBuilder::<DB>::new("UPDATE orders SET quantity = v.column2 FROM (");
+            query.push_values(chunk, |mut row, (order_id, quantity)| {
+                row.push_bind(order_id.clone()).push_bind(Dec(*quantity));
+            });
+            query
+                .push(") AS v WHERE orders.tenant_id = ")
+                .push_bind(tenant.to_owned())
+                .push(" AND orders.id = v.column1");
+            query.build().execute(&mut *tx).await?;
+        }
+        for slice in &start.slices {
+            Self::insert_slice(&mut tx, tenant, slice).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_due_slices(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ClaimedSlice>, StoreError> {
+        // Only the earliest unfinished slice of a block may be claimed, so a
+        // block is worked by one worker at a time and in order.
+        let sql = format!(
+            "UPDATE slices SET status = 'claimed', lease_owner = $1, lease_until = $3, attempts = attempts + 1 \
+             WHERE (tenant_id, id) IN (SELECT s.tenant_id, s.id FROM slices s WHERE s.due_at <= $2 \
+             AND (s.status = 'pending' OR (s.status = 'claimed' AND s.lease_until < $2)) \
+             AND s.sequence = (SELECT MIN(o.sequence) FROM slices o WHERE o.tenant_id = s.tenant_id \
+             AND o.block_order_id = s.block_order_id AND o.status IN ('pending', 'claimed')) \
+             ORDER BY s.due_at LIMIT $4 {}) RETURNING tenant_id, {SLICE_COLUMNS}",
+            DB::SKIP_LOCKED
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner.to_owned())
+            .bind(now)
+            .bind(lease_until)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            claimed.push(ClaimedSlice {
+                tenant: row.try_get("tenant_id")?,
+                slice: slice_from_row(row)?,
+            });
+        }
+        Ok(claimed)
+    }
+
+    async fn get_block(&self, tenant: &str, id: &str) -> Result<Option<BlockRecord>, StoreError> {
+        let sql =
+            format!("SELECT {BLOCK_COLUMNS} FROM block_orders WHERE tenant_id = $1 AND id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_owned())
+            .bind(id.to_owned())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(block_from_row).transpose()
+    }
+
+    async fn block_orders(
+        &self,
+        tenant: &str,
+        block_id: &str,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        Self::select_orders(&mut conn, tenant, "block_order_id", block_id).await
+    }
+
+    async fn open_slices(
+        &self,
+        tenant: &str,
+        block_id: &str,
+    ) -> Result<Vec<SliceRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {SLICE_COLUMNS} FROM slices WHERE tenant_id = $1 AND block_order_id = $2 \
+             AND status IN ('pending', 'claimed') ORDER BY sequence"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_owned())
+            .bind(block_id.to_owned())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(slice_from_row).collect()
+    }
+
+    async fn record_slice(
+        &self,
+        tenant: &str,
+        outcome: SliceOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
+        for child in &outcome.children {
+            let inserted = sqlx::query(
+                "INSERT INTO child_orders (tenant_id, id, block_order_id, slice_id, client_order_id, broker_order_id, \
+                 quantity, limit_price, status, filled_quantity, average_fill_price, reason, due_at, submitted_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(tenant.to_owned())
+            .bind(child.id.clone())
+            .bind(child.block_order_id.clone())
+            .bind(child.slice_id.clone())
+            .bind(child.client_order_id.clone())
+            .bind(child.broker_order_id.clone())
+            .bind(Dec(child.quantity))
+            .bind(child.limit_price.map(Dec))
+            .bind(child.status.as_str().to_owned())
+            .bind(Dec(child.filled_quantity))
+            .bind(child.average_fill_price.map(Dec))
+            .bind(child.reason.clone())
+            .bind(child.due_at)
+            .bind(child.submitted_at)
+            .execute(&mut *tx)
+            .await;
+            if let Err(error) = inserted {
+                if classify(&error) == DbErrorKind::UniqueViolation {
+                    // Another worker recorded this slice: nothing to add.
+                    return Ok(false);
+                }
+                return Err(error.into());
+            }
+        }
+        Self::insert_fills(&mut tx, tenant, &outcome.fills).await?;
+        Self::insert_allocations(&mut tx, tenant, &outcome.allocations).await?;
+        Self::book_allocations(&mut tx, tenant, &outcome.allocations, now).await?;
+        Self::update_orders(&mut tx, tenant, &outcome.orders, now).await?;
+        // A block ended meanwhile (canceled) keeps its status; its fills count.
+        sqlx::query(
+            "UPDATE block_orders SET quantity = $3, filled_quantity = $4, filled_notional = $5, \
+             status = CASE WHEN completed_at IS NULL THEN $6 ELSE status END WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.to_owned())
+        .bind(outcome.block_id.clone())
+        .bind(Dec(outcome.block_quantity))
+        .bind(Dec(outcome.block_filled_quantity))
+        .bind(Dec(outcome.block_filled_notional))
+        .bind(outcome.block_status.as_str().to_owned())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE slices SET status = 'done', lease_owner = NULL WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.to_owned())
+            .bind(outcome.slice_id.clone())
+            .execute(&mut *tx)
+            .await?;
+        for slice in &outcome.new_slices {
+            Self::insert_slice(&mut tx, tenant, slice).await?;
+        }
+        if let Some(finish) = &outcome.finish {
+            Self::end_block(&mut tx, tenant, &outcome.block_id, finish, now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn finish_block(
+        &self,
+        tenant: &str,
+        block_id: &str,
+        status: OrderStatus,
+        order_status: OrderStatus,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
+        let finish = BlockFinish {
+            status,
+            order_status,
+            reason: reason.to_owned(),
+        };
+        Self::end_block(&mut tx, tenant, block_id, &finish, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn transmission_blocks(
+        &self,
+        tenant: &str,
+        transmission_id: &str,
+    ) -> Result<Vec<BlockRecord>, StoreError> {
+        self.list_blocks(
+            tenant,
+            &BlockFilter {
+                transmission_id: Some(transmission_id.to_owned()),
+                ..BlockFilter::default()
+            },
+            &PageRequest {
+                after: None,
+                limit: 100_000,
+            },
+        )
+        .await
+    }
+
+    async fn transmission_runs(
+        &self,
+        tenant: &str,
+        transmission_id: &str,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(
+            "SELECT id FROM runs WHERE tenant_id = $1 AND transmission_id = $2 ORDER BY id",
+        )
+        .bind(tenant.to_owned())
+        .bind(transmission_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await?;
+        let ids = rows
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<Result<Vec<String>, _>>()?;
+        Self::load_runs(&mut conn, tenant, &ids).await
+    }
+
+    async fn finished_runs(
+        &self,
+        tenant: &str,
+        transmission_id: &str,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        let sql = format!(
+            "SELECT r.id FROM runs r WHERE r.tenant_id = $1 AND r.transmission_id = $2 AND r.status = 'in_progress' \
+             AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.tenant_id = r.tenant_id AND o.run_id = r.id \
+             AND NOT o.excluded AND o.status IN {OPEN_ORDER}) ORDER BY r.id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_owned())
+            .bind(transmission_id.to_owned())
+            .fetch_all(&mut *conn)
+            .await?;
+        let ids = rows
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<Result<Vec<String>, _>>()?;
+        Self::load_runs(&mut conn, tenant, &ids).await
+    }
+
+    async fn open_transmissions(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT tenant_id, transmission_id FROM runs WHERE status = 'in_progress' \
+             AND transmission_id IS NOT NULL ORDER BY tenant_id, transmission_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("tenant_id")?, row.try_get("transmission_id")?)))
+            .collect()
+    }
+
+    async fn complete_runs(
+        &self,
+        tenant: &str,
+        completions: &[RunCompletion],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
+        for completion in completions {
+            let row = sqlx::query(
+                "UPDATE runs SET status = $3, reason = $4, completed_at = $5, updated_at = $5, \
+                 revision = revision + 1 WHERE tenant_id = $1 AND id = $2 AND status = 'in_progress' \
+                 RETURNING account_id",
+            )
+            .bind(tenant.to_owned())
+            .bind(completion.run_id.clone())
+            .bind(completion.status.as_str().to_owned())
+            .bind(completion.reason.clone())
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = row
+                && completion.rebalanced
+            {
+                let account_id: String = row.try_get("account_id")?;
+                sqlx::query(
+                    "UPDATE accounts SET last_rebalanced_at = $3 WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant.to_owned())
+                .bind(account_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_order(&self, tenant: &str, id: &str) -> Result<Option<OrderRecord>, StoreError> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_owned())
+            .bind(id.to_owned())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(order_from_row).transpose()
+    }
+
+    async fn list_orders(
+        &self,
+        tenant: &str,
+        filter: &OrderFilter,
+        page: &PageRequest,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut query = QueryBuilder::<DB>::new(format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = "
+        ));
+        query.push_bind(tenant.to_owned());
+        if let Some(after) = &page.after {
+            query.push(" AND id < ").push_bind(after.clone());
+        }
+        if let Some(run_id) = &filter.run_id {
+            query.push(" AND run_id = ").push_bind(run_id.clone());
+        }
+        if let Some(account_id) = &filter.account_id {
+            query
+                .push(" AND account_id = ")
+                .push_bind(account_id.clone());
+        }
+        if let Some(block) = &filter.block_order_id {
+            query
+                .push(" AND block_order_id = ")
+                .push_bind(block.clone());
+        }
+        if let Some(status) = filter.status {
+            query
+                .push(" AND status = ")
+                .push_bind(status.as_str().to_owned());
+        }
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(page.limit));
+        let rows = query.build().fetch_all(self.pool()).await?;
+        rows.iter().map(order_from_row).collect()
+    }
+
+    async fn list_blocks(
+        &self,
+        tenant: &str,
+        filter: &BlockFilter,
+        page: &PageRequest,
+    ) -> Result<Vec<BlockRecord>, StoreError> {
+        let mut query = QueryBuilder::<DB>::new(format!(
+            "SELECT {BLOCK_COLUMNS} FROM block_orders WHERE tenant_id = "
+        ));
+        query.push_bind(tenant.to_owned());
+        if let Some(after) = &page.after {
+            query.push(" AND id < ").push_bind(after.clone());
+        }
+        if let Some(batch_id) = &filter.batch_id {
+            query.push(" AND batch_id = ").push_bind(batch_id.clone());
+        }
+        if let Some(transmission_id) = &filter.transmission_id {
+            query
+                .push(" AND transmission_id = ")
+                .push_bind(transmission_id.clone());
+        }
+        if let Some(symbol) = &filter.symbol {
+            query.push(" AND symbol = ").push_bind(symbol.clone());
+        }
+        if let Some(status) = filter.status {
+            query
+                .push(" AND status = ")
+                .push_bind(status.as_str().to_owned());
+        }
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(page.limit));
+        let rows = query.build().fetch_all(self.pool()).await?;
+        rows.iter().map(block_from_row).collect()
+    }
+
+    async fn list_child_orders(
+        &self,
+        tenant: &str,
+        block_id: &str,
+        page: &PageRequest,
+    ) -> Result<Vec<ChildOrderRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {CHILD_COLUMNS} FROM child_orders WHERE tenant_id = $1 AND block_order_id = $2 AND id > $3 \
+             ORDER BY id LIMIT $4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_owned())
+            .bind(block_id.to_owned())
+            .bind(page.after.clone().unwrap_or_default())
+            .bind(i64::from(page.limit))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(child_from_row).collect()
+    }
+
+    async fn list_fills(
+        &self,
+        tenant: &str,
+        block_id: &str,
+        page: &PageRequest,
+    ) -> Result<Vec<FillRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, child_order_id, block_order_id, quantity, price, executed_at, crossed FROM fills \
+             WHERE tenant_id = $1 AND block_order_id = $2 AND id > $3 ORDER BY id LIMIT $4",
+        )
+        .bind(tenant.to_owned())
+        .bind(block_id.to_owned())
+        .bind(page.after.clone().unwrap_or_default())
+        .bind(i64::from(page.limit))
+        .fetch_all(self.pool())
+        .await?;
+        let mut fills = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let quantity: Dec = row.try_get("quantity")?;
+            let price: Dec = row.try_get("price")?;
+            fills.push(FillRecord {
+                id: row.try_get("id")?,
+                child_order_id: row.try_get("child_order_id")?,
+                block_order_id: row.try_get("block_order_id")?,
+                quantity: quantity.0,
+                price: price.0,
+                executed_at: row.try_get("executed_at")?,
+                crossed: row.try_get("crossed")?,
+            });
+        }
+        Ok(fills)
+    }
+
+    async fn list_allocations(
+        &self,
+        tenant: &str,
+        block_id: Option<&str>,
+        order_id: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Vec<AllocationRecord>, StoreError> {
+        let mut query = QueryBuilder::<DB>::new(
+            "SELECT a.fill_id, a.order_id, a.account_id, a.symbol, a.side, a.quantity, a.price, a.amount \
+             FROM allocations a JOIN fills f ON f.tenant_id = a.tenant_id AND f.id = a.fill_id WHERE a.tenant_id = ",
+        );
+        query.push_bind(tenant.to_owned());
+        if let Some(block_id) = block_id {
+            query
+                .push(" AND f.block_order_id = ")
+                .push_bind(block_id.to_owned());
+        }
+        if let Some(order_id) = order_id {
+            query
+                .push(" AND a.order_id = ")
+                .push_bind(order_id.to_owned());
+        }
+        if let Some(after) = &page.after {
+            let (fill, order) = after.split_once('/').unwrap_or((after.as_str(), ""));
+            query
+                .push(" AND (a.fill_id > ")
+                .push_bind(fill.to_owned())
+                .push(" OR (a.fill_id = ")
+                .push_bind(fill.to_owned())
+                .push(" AND a.order_id > ")
+                .push_bind(order.to_owned())
+                .push("))");
+        }
+        query
+            .push(" ORDER BY a.fill_id, a.order_id LIMIT ")
+            .push_bind(i64::from(page.limit));
+        let rows = query.build().fetch_all(self.pool()).await?;
+        let mut allocations = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let quantity: Dec = row.try_get("quantity")?;
+            let price: Dec = row.try_get("price")?;
+            // Rows written before the column existed moved their value to the cent.
+            let amount: Option<Dec> = row.try_get("amount")?;
+            let side: String = row.try_get("side")?;
+            allocations.push(AllocationRecord {
+                fill_id: row.try_get("fill_id")?,
+                order_id: row.try_get("order_id")?,
+                account_id: row.try_get("account_id")?,
+                symbol: row.try_get("symbol")?,
+                side: Side::parse(&side)
+                    .ok_or_else(|| StoreError::Corrupt(format!("side {side:?}")))?,
+                quantity: quantity.0,
+                price: price.0,
+                amount: amount.map_or_else(|| (quantity.0 * price.0).round_dp(2), |a| a.0),
+            });
+        }
+        Ok(allocations)
+    }
+}
+
+#[rebalancer_kit::sql_store]
+impl SqlStore<DB> {
+    async fn insert_slice(
+        conn: &mut DB::Connection,
+        tenant: &str,
+        slice: &SliceRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO slices (tenant_id, id, block_order_id, sequence, due_at, status, attempts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(tenant.to_owned())
+        .bind(slice.id.clone())
+        .bind(slice.block_order_id.clone())
+        .bind(slice.sequence)
+        .bind(slice.due_at)
+        .bind(slice.status.as_str().to_owned())
+        .bind(slice.attempts)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Ends a block: its status and reason, its open orders, its open slices.
+    async fn end_block(
+        conn: &mut DB::Connection,
+        tenant: &str,
+        block_id: &str,
+        finish: &BlockFinish,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE block_orders SET status = $3, reason = $4, completed_at = $5 \
+             WHERE tenant_id = $1 AND id = $2 AND completed_at IS NULL",
+        )
+        .bind(tenant.to_owned())
+        .bind(block_id.to_owned())
+        .bind(finish.status.as_str().to_owned())
+        .bind(finish.reason.clone())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        let sql = format!(
+            "UPDATE orders SET status = $3, reason = $4, updated_at = $5 WHERE tenant_id = $1 \
+             AND block_order_id = $2 AND status IN {OPEN_ORDER}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_owned())
+            .bind(block_id.to_owned())
+            .bind(finish.order_status.as_str().to_owned())
+            .bind(finish.reason.clone())
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "UPDATE slices SET status = 'canceled', lease_owner = NULL WHERE tenant_id = $1 AND block_order_id = $2 \
+             AND status IN ('pending', 'claimed')",
+        )
+        .bind(tenant.to_owned())
+        .bind(block_id.to_owned())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_fills(
+        conn: &mut DB::Connection,
+        tenant: &str,
+        fills: &[FillRecord],
+    ) -> Result<(), StoreError> {
+        for chunk in fills.chunks(CHUNK) {
+            let mut query = QueryBuilder::<DB>::new(
+                "INSERT INTO fills (tenant_id, id, child_order_id, block_order_id, quantity, price, executed_at, \
+                 crossed) ",
+            );
+            query.push_values(chunk, |mut row, fill| {
+                row.push_bind(tenant.to_owned())
+                    .push_bind(fill.id.clone())
+                    .push_bind(fill.child_order_id.clone())
+                    .push_bind(fill.block_order_id.clone())
+                    .push_bind(Dec(fill.quantity))
+                    .push_bind(Dec(fill.price))
+                    .push_bind(fill.executed_at)
+                    .push_bind(fill.crossed);
+            });
+            query.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_allocations(
+        conn: &mut DB::Connection,
+        tenant: &str,
+        allocations: &[AllocationRecord],
+    ) -> Result<(), StoreError> {
+        for chunk in allocations.chunks(CHUNK) {
+            let mut query = QueryBuilder::<DB>::new(
+                "INSERT INTO allocations (tenant_id, fill_id, order_id, account_id, symbol, side, quantity, price, \
+                 amount) ",
+            );
+            query.push_values(chunk, |mut row, allocation| {
+                row.push_bind(tenant.to_owned())
+                    .push_bind(allocation.fill_id.clone())
+                    .push_bind(allocation.order_id.clone())
+                    .push_bind(allocation.account_id.clone())
+                    .push_bind(allocation.symbol.clone())
+                    .push_bind(allocation.side.as_str().to_owned())
+                    .push_bind(Dec(allocation.quantity))
+                    .push_bind(Dec(allocation.price))
+                    .push_bind(Dec(allocation.amount));
+            });
+            query.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the progress of account orders, joined to a `VALUES` list (one
+    /// statement per chunk, a hash join on PostgreSQL); an order that ended
+    /// meanwhile (its run canceled) keeps its status.
+    async fn update_orders(
+        conn: &mut DB::Connection,
+        tenant: &str,
+        orders: &[OrderProgress],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for chunk in orders.chunks(CHUNK) {
+            let mut query = QueryBuilder::<DB>::new(format!(
+                "UPDATE orders SET quantity = v.column2, filled_quantity = v.column3, filled_notional = v.column4, \
+                 filled_amount = v.column5, status = CASE WHEN orders.status IN {OPEN_ORDER} THEN v.column6 \
+                 ELSE orders.status END, updated_at = "
+            ));
+            query.push_bind(now).push(" FROM (");
+            query.push_values(chunk, |mut row, order| {
+                row.push_bind(order.order_id.clone())
+                    .push_bind(Dec(order.quantity))
+                    .push_bind(Dec(order.filled_quantity))
+                    .push_bind(Dec(order.filled_notional))
+                    .push_bind(Dec(order.filled_amount))
+                    .push_bind(order.status.as_str().to_owned());
+            });
+            query
+                .push(") AS v WHERE orders.tenant_id = ")
+                .push_bind(tenant.to_owned())
+                .push(" AND orders.id = v.column1");
+            query.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs with their orders, two queries per chunk of ids, in id order.
+    pub(crate) async fn load_runs(
+        conn: &mut DB::Connection,
+        tenant: &str,
+        ids: &[String],
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let mut runs = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let mut query = QueryBuilder::<DB>::new(format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = "
+            ));
+            query.push_bind(tenant.to_owned()).push(" AND id IN (");
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(id.clone());
+            }
+            query.push(") ORDER BY id");
+            let rows = query.build().fetch_all(&mut *conn).await?;
+            let mut chunk_runs = rows
+                .iter()
+                .map(run_from_row)
+                .collect::<Result<Vec<RunRecord>, _>>()?;
+            let mut query = QueryBuilder::<DB>::new(format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = "
+            ));
+            query.push_bind(tenant.to_owned()).push(" AND run_id IN (");
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(id.clone());
+            }
+            query.push(") ORDER BY run_id, position");
+            let mut orders: HashMap<String, Vec<OrderRecord>> = HashMap::new();
+            for row in query.build().fetch_all(&mut *conn).await? {
+                let order = order_from_row(&row)?;
+                orders.entry(order.run_id.clone()).or_default().push(order);
+            }
+            for run in &mut chunk_runs {
+                run.orders = orders.remove(&run.id).unwrap_or_default();
+            }
+            runs.extend(chunk_runs);
+        }
+        Ok(runs)
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|error| StoreError::Corrupt(format!("cannot encode: {error}")))
+}
+
+fn block_from_row<R>(row: &R) -> Result<BlockRecord, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Dec: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let side: String = row.try_get("side")?;
+    let status: String = row.try_get("status")?;
+    let algorithm: String = row.try_get("algorithm_json")?;
+    let quantity: Dec = row.try_get("quantity")?;
+    let filled: Dec = row.try_get("filled_quantity")?;
+    let notional: Dec = row.try_get("filled_notional")?;
+    let arrival: Option<Dec> = row.try_get("arrival_price")?;
+    Ok(BlockRecord {
+        id: row.try_get("id")?,
+        transmission_id: row.try_get("transmission_id")?,
+        batch_id: row.try_get("batch_id")?,
+        symbol: row.try_get("symbol")?,
+        side: Side::parse(&side).ok_or_else(|| StoreError::Corrupt(format!("side {side:?}")))?,
+        whole_shares: row.try_get("whole_shares")?,
+        notional: row.try_get("notional")?,
+        algorithm: serde_json::from_str(&algorithm)
+            .map_err(|error| StoreError::Corrupt(format!("algorithm {algorithm:?}: {error}")))?,
+        status: OrderStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+        quantity: quantity.0,
+        filled_quantity: filled.0,
+        filled_notional: notional.0,
+        account_order_count: row.try_get("account_order_count")?,
+        arrival_price: arrival.map(|a| a.0),
+        window_start: row.try_get("window_start")?,
+        window_end: row.try_get("window_end")?,
+        reason: row.try_get("reason")?,
+        created_at: row.try_get("created_at")?,
+        completed_at: row.try_get("completed_at")?,
+    })
+}
+
+fn slice_from_row<R>(row: &R) -> Result<SliceRecord, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i32: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let status: String = row.try_get("status")?;
+    Ok(SliceRecord {
+        id: row.try_get("id")?,
+        block_order_id: row.try_get("block_order_id")?,
+        sequence: row.try_get("sequence")?,
+        due_at: row.try_get("due_at")?,
+        status: SliceStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("slice status {status:?}")))?,
+        attempts: row.try_get("attempts")?,
+    })
+}
+
+fn child_from_row<R>(row: &R) -> Result<ChildOrderRecord, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Dec: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let status: String = row.try_get("status")?;
+    let quantity: Dec = row.try_get("quantity")?;
+    let limit: Option<Dec> = row.try_get("limit_price")?;
+    let filled: Dec = row.try_get("filled_quantity")?;
+    let average: Option<Dec> = row.try_get("average_fill_price")?;
+    Ok(ChildOrderRecord {
+        id: row.try_get("id")?,
+        block_order_id: row.try_get("block_order_id")?,
+        slice_id: row.try_get("slice_id")?,
+        client_order_id: row.try_get("client_order_id")?,
+        broker_order_id: row.try_get("broker_order_id")?,
+        quantity: quantity.0,
+        limit_price: limit.map(|l| l.0),
+        status: OrderStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+        filled_quantity: filled.0,
+        average_fill_price: average.map(|a| a.0),
+        reason: row.try_get("reason")?,
+        due_at: row.try_get("due_at")?,
+        submitted_at: row.try_get("submitted_at")?,
+    })
+}

@@ -1,0 +1,292 @@
+//! The account book: upserts, reads with valuation, cash movements, holdings.
+
+use rebalancer_domain::Violations;
+use rebalancer_domain::account::AccountInput;
+use rebalancer_domain::cash::{self, CashAction, CashMovementKind, CashMovementStatus};
+use rebalancer_domain::holdings::{self, Valuation};
+use rebalancer_kit::RequestContext;
+use rebalancer_kit::db::new_id;
+
+use crate::Execution;
+use crate::book::store::{
+    AccountFilter, AccountRecord, AccountUpsert, CashMovementFilter, CashMovementRecord,
+    HoldingsRange, HoldingsRecord, NewCashMovement, PositionRecord,
+};
+use crate::error::ExecutionError;
+use crate::store::{Created, IdempotencyClaim, PageRequest};
+
+pub use rebalancer_domain::account::PositionInput;
+
+/// An account with its valuation at current prices, and (for holdings) its
+/// pending cash movements.
+#[derive(Debug, Clone)]
+pub struct AccountView {
+    pub record: AccountRecord,
+    pub valuation: Valuation,
+    pub pending: Vec<CashMovementRecord>,
+}
+
+/// Holdings are an account view with its pending movements.
+pub type HoldingsView = AccountView;
+
+/// Parses an etag of the form `r<revision>`.
+///
+/// # Errors
+/// A violation on `field` when malformed.
+pub fn parse_etag(field: &str, etag: &str) -> Result<Option<i64>, Violations> {
+    if etag.is_empty() {
+        return Ok(None);
+    }
+    etag.strip_prefix('r')
+        .and_then(|n| n.parse::<i64>().ok())
+        .map(Some)
+        .ok_or_else(|| Violations::one(field, "is not an etag returned by this API"))
+}
+
+impl Execution {
+    /// Values an account at current prices.
+    async fn view(&self, record: AccountRecord) -> Result<AccountView, ExecutionError> {
+        let symbols: Vec<String> = record.positions.iter().map(|p| p.symbol.clone()).collect();
+        let prices = self.prices(&symbols).await?;
+        let valuation = holdings::value(
+            record.cash,
+            record
+                .positions
+                .iter()
+                .map(|p| (p.symbol.as_str(), p.quantity)),
+            &prices,
+        );
+        Ok(AccountView {
+            record,
+            valuation,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Creates or replaces an account's state.
+    ///
+    /// # Errors
+    /// `Invalid` for bad input; `Aborted` for a stale etag.
+    #[tracing::instrument(name = "upsert_account", skip_all, fields(tenant = %context.tenant, account_id = %input.account_id))]
+    pub async fn upsert_account(
+        &self,
+        context: &RequestContext,
+        input: AccountInput,
+        etag: &str,
+    ) -> Result<(AccountView, bool), ExecutionError> {
+        let expected_revision = parse_etag("etag", etag);
+        let state = input.validate();
+        let (state, expected_revision) = match (state, expected_revision) {
+            (Ok(state), Ok(revision)) => (state, revision),
+            (state, revision) => {
+                let mut violations = state.err().unwrap_or_default();
+                for violation in revision.err().unwrap_or_default() {
+                    violations.add(violation.field, violation.description);
+                }
+                return Err(ExecutionError::Invalid(violations));
+            }
+        };
+        let upsert = AccountUpsert {
+            id: state.account_id,
+            status: state.status,
+            cash: state.cash,
+            positions: state
+                .positions
+                .into_iter()
+                .map(|p| PositionRecord {
+                    symbol: p.symbol.to_string(),
+                    quantity: p.quantity,
+                    average_cost: p.average_cost,
+                })
+                .collect(),
+            restrictions: state.restrictions,
+            expected_revision,
+            now: self.clock.now(),
+        };
+        let (record, created) = self.store.upsert_account(&context.tenant, upsert).await?;
+        tracing::info!(created, revision = record.revision, "account upserted");
+        Ok((self.view(record).await?, created))
+    }
+
+    /// One account, valued.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown account.
+    pub async fn get_account(
+        &self,
+        context: &RequestContext,
+        account_id: &str,
+    ) -> Result<AccountView, ExecutionError> {
+        let record = self
+            .store
+            .get_account(&context.tenant, account_id)
+            .await?
+            .ok_or_else(|| ExecutionError::NotFound(format!("account {account_id} not found")))?;
+        self.view(record).await
+    }
+
+    /// Accounts in id order, valued.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn list_accounts(
+        &self,
+        context: &RequestContext,
+        filter: &AccountFilter,
+        page: &PageRequest,
+    ) -> Result<Vec<AccountView>, ExecutionError> {
+        let records = self
+            .store
+            .list_accounts(&context.tenant, filter, page)
+            .await?;
+        let mut views = Vec::with_capacity(records.len());
+        for record in records {
+            views.push(self.view(record).await?);
+        }
+        Ok(views)
+    }
+
+    /// Records a deposit (credited at once) or a withdrawal request (refused
+    /// when larger than the account's value).
+    ///
+    /// # Errors
+    /// `Invalid` for bad input, `NotFound` for an unknown account,
+    /// `FailedPrecondition` for a withdrawal above the account's value.
+    #[tracing::instrument(name = "create_cash_movement", skip_all, fields(tenant = %context.tenant, account_id = %account_id))]
+    pub async fn create_cash_movement(
+        &self,
+        context: &RequestContext,
+        account_id: &str,
+        kind: Option<CashMovementKind>,
+        amount: &str,
+        claim: Option<IdempotencyClaim>,
+    ) -> Result<Created<CashMovementRecord>, ExecutionError> {
+        let mut violations = Violations::new();
+        if let Some(problem) = rebalancer_domain::ids::external_id_problem(account_id) {
+            violations.add("account_id", problem);
+        }
+        if kind.is_none() {
+            violations.add("type", "is required (deposit or withdrawal)");
+        }
+        let amount =
+            cash::parse_amount(amount).map_err(|problem| violations.add("amount", problem));
+        let (Some(kind), Ok(amount), true) = (kind, amount, violations.is_empty()) else {
+            return Err(ExecutionError::Invalid(violations));
+        };
+        if kind == CashMovementKind::Withdrawal && claim.is_none() {
+            let account = self.get_account(context, account_id).await?;
+            if amount > account.valuation.equity {
+                return Err(ExecutionError::FailedPrecondition(format!(
+                    "withdrawal of {amount} exceeds the account's value of {}",
+                    account.valuation.equity.round_dp(2)
+                )));
+            }
+        }
+        let movement = NewCashMovement {
+            id: new_id(),
+            account_id: account_id.to_owned(),
+            kind,
+            amount,
+            now: self.clock.now(),
+        };
+        let created = self
+            .store
+            .create_cash_movement(&context.tenant, movement, claim)
+            .await?;
+        if let Created::New(movement) = &created {
+            tracing::info!(movement_id = %movement.id, kind = kind.as_str(), %amount, "cash movement recorded");
+        }
+        Ok(created)
+    }
+
+    /// Movements newest first.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn list_cash_movements(
+        &self,
+        context: &RequestContext,
+        filter: &CashMovementFilter,
+        page: &PageRequest,
+    ) -> Result<Vec<CashMovementRecord>, ExecutionError> {
+        Ok(self
+            .store
+            .list_cash_movements(&context.tenant, filter, page)
+            .await?)
+    }
+
+    /// Acknowledges, settles or cancels a movement.
+    ///
+    /// # Errors
+    /// `NotFound`, or `FailedPrecondition` when the movement's state forbids it.
+    #[tracing::instrument(name = "cash_action", skip_all, fields(tenant = %context.tenant, movement_id = %id, ?action))]
+    pub async fn cash_action(
+        &self,
+        context: &RequestContext,
+        id: &str,
+        action: CashAction,
+        run_id: Option<String>,
+    ) -> Result<CashMovementRecord, ExecutionError> {
+        if id.is_empty() {
+            return Err(Violations::one("cash_movement_id", "is required").into());
+        }
+        Ok(self
+            .store
+            .apply_cash_action(&context.tenant, id, action, run_id, self.clock.now())
+            .await?)
+    }
+
+    /// An account's holdings: valued positions and pending movements.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown account.
+    pub async fn holdings(
+        &self,
+        context: &RequestContext,
+        account_id: &str,
+    ) -> Result<HoldingsView, ExecutionError> {
+        let mut view = self.get_account(context, account_id).await?;
+        let filter = CashMovementFilter {
+            account_id: Some(account_id.to_owned()),
+            status: Some(CashMovementStatus::Pending),
+            kind: None,
+        };
+        let page = PageRequest {
+            after: None,
+            limit: 1000,
+        };
+        view.pending = self
+            .store
+            .list_cash_movements(&context.tenant, &filter, &page)
+            .await?;
+        Ok(view)
+    }
+
+    /// One batch of holdings for the bulk stream.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn holdings_batch(
+        &self,
+        context: &RequestContext,
+        range: &HoldingsRange,
+        limit: u32,
+    ) -> Result<Vec<HoldingsRecord>, ExecutionError> {
+        Ok(self
+            .store
+            .holdings_batch(&context.tenant, range, limit)
+            .await?)
+    }
+
+    /// The account's run that has not ended, if any.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn open_run_id(
+        &self,
+        context: &RequestContext,
+        account_id: &str,
+    ) -> Result<Option<String>, ExecutionError> {
+        Ok(self.store.open_run_id(&context.tenant, account_id).await?)
+    }
+}

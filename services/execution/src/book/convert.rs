@@ -1,0 +1,204 @@
+//! Wire ↔ domain conversions of the Execution service's own types.
+
+use rebalancer_domain::account::{AccountStatus, Restriction};
+use rebalancer_domain::cash::{CashMovementKind, CashMovementStatus};
+use rebalancer_domain::holdings::Valuation;
+use rebalancer_kit::wire::{decimal_text, money_text, timestamp};
+use rebalancer_proto::execution as pb;
+use rust_decimal::Decimal;
+
+use crate::book::AccountView;
+use crate::book::store::{CashMovementRecord, HoldingsRecord};
+
+#[must_use]
+pub fn account_status_from_wire(value: i32) -> Option<AccountStatus> {
+    match pb::AccountStatus::try_from(value) {
+        Ok(pb::AccountStatus::Active) => Some(AccountStatus::Active),
+        Ok(pb::AccountStatus::Closed) => Some(AccountStatus::Closed),
+        Ok(pb::AccountStatus::Unspecified) | Err(_) => None,
+    }
+}
+
+#[must_use]
+pub fn account_status_to_wire(status: AccountStatus) -> pb::AccountStatus {
+    match status {
+        AccountStatus::Active => pb::AccountStatus::Active,
+        AccountStatus::Closed => pb::AccountStatus::Closed,
+    }
+}
+
+#[must_use]
+pub fn restriction_from_wire(value: i32) -> Option<Restriction> {
+    match pb::Restriction::try_from(value) {
+        Ok(pb::Restriction::PatternDayTrader) => Some(Restriction::PatternDayTrader),
+        Ok(pb::Restriction::AchReturn) => Some(Restriction::AchReturn),
+        Ok(pb::Restriction::TradingBlocked) => Some(Restriction::TradingBlocked),
+        Ok(pb::Restriction::LiquidationOnly) => Some(Restriction::LiquidationOnly),
+        Ok(pb::Restriction::LeverageExceeded) => Some(Restriction::LeverageExceeded),
+        Ok(pb::Restriction::Unspecified) | Err(_) => None,
+    }
+}
+
+#[must_use]
+pub fn restriction_to_wire(restriction: Restriction) -> pb::Restriction {
+    match restriction {
+        Restriction::PatternDayTrader => pb::Restriction::PatternDayTrader,
+        Restriction::AchReturn => pb::Restriction::AchReturn,
+        Restriction::TradingBlocked => pb::Restriction::TradingBlocked,
+        Restriction::LiquidationOnly => pb::Restriction::LiquidationOnly,
+        Restriction::LeverageExceeded => pb::Restriction::LeverageExceeded,
+    }
+}
+
+#[must_use]
+pub fn movement_kind_from_wire(value: i32) -> Option<CashMovementKind> {
+    match pb::CashMovementType::try_from(value) {
+        Ok(pb::CashMovementType::Deposit) => Some(CashMovementKind::Deposit),
+        Ok(pb::CashMovementType::Withdrawal) => Some(CashMovementKind::Withdrawal),
+        Ok(pb::CashMovementType::Unspecified) | Err(_) => None,
+    }
+}
+
+#[must_use]
+pub fn movement_status_from_wire(value: i32) -> Option<CashMovementStatus> {
+    match pb::CashMovementStatus::try_from(value) {
+        Ok(pb::CashMovementStatus::Pending) => Some(CashMovementStatus::Pending),
+        Ok(pb::CashMovementStatus::Acknowledged) => Some(CashMovementStatus::Acknowledged),
+        Ok(pb::CashMovementStatus::Settled) => Some(CashMovementStatus::Settled),
+        Ok(pb::CashMovementStatus::Canceled) => Some(CashMovementStatus::Canceled),
+        Ok(pb::CashMovementStatus::Unspecified) | Err(_) => None,
+    }
+}
+
+#[must_use]
+pub fn movement_to_wire(movement: &CashMovementRecord) -> pb::CashMovement {
+    pb::CashMovement {
+        id: movement.id.clone(),
+        account_id: movement.account_id.clone(),
+        r#type: match movement.kind {
+            CashMovementKind::Deposit => pb::CashMovementType::Deposit,
+            CashMovementKind::Withdrawal => pb::CashMovementType::Withdrawal,
+        }
+        .into(),
+        amount: money_text(movement.amount),
+        status: match movement.status {
+            CashMovementStatus::Pending => pb::CashMovementStatus::Pending,
+            CashMovementStatus::Acknowledged => pb::CashMovementStatus::Acknowledged,
+            CashMovementStatus::Settled => pb::CashMovementStatus::Settled,
+            CashMovementStatus::Canceled => pb::CashMovementStatus::Canceled,
+        }
+        .into(),
+        run_id: movement.run_id.clone().unwrap_or_default(),
+        created_at: Some(timestamp(movement.created_at)),
+        acknowledged_at: movement.acknowledged_at.map(timestamp),
+        settled_at: movement.settled_at.map(timestamp),
+    }
+}
+
+fn optional_text(value: Option<Decimal>, format: fn(Decimal) -> String) -> String {
+    value.map(format).unwrap_or_default()
+}
+
+fn positions_to_wire(view: &AccountView) -> Vec<pb::Position> {
+    view.record
+        .positions
+        .iter()
+        .zip(&view.valuation.positions)
+        .map(|(position, valued)| pb::Position {
+            symbol: position.symbol.clone(),
+            quantity: decimal_text(position.quantity),
+            average_cost: decimal_text(position.average_cost),
+            price: optional_text(valued.price, decimal_text),
+            market_value: optional_text(valued.value, money_text),
+            weight: optional_text(valued.weight.map(|w| w.round_dp(4)), decimal_text),
+        })
+        .collect()
+}
+
+/// Restrictions set by the platform plus the computed leverage one.
+fn restrictions_to_wire(view: &AccountView) -> Vec<i32> {
+    let mut restrictions: Vec<i32> = view
+        .record
+        .restrictions
+        .iter()
+        .map(|r| restriction_to_wire(*r).into())
+        .collect();
+    if view.valuation.leverage_exceeded() {
+        restrictions.push(pb::Restriction::LeverageExceeded.into());
+    }
+    restrictions
+}
+
+fn leverage_text(valuation: &Valuation) -> String {
+    rebalancer_domain::account::leverage(valuation.positions_value, valuation.equity)
+        .map(|ratio| decimal_text(ratio.round_dp(4)))
+        .unwrap_or_default()
+}
+
+#[must_use]
+pub fn account_to_wire(view: &AccountView) -> pb::Account {
+    pb::Account {
+        id: view.record.id.clone(),
+        status: account_status_to_wire(view.record.status).into(),
+        cash: money_text(view.record.cash),
+        positions: positions_to_wire(view),
+        restrictions: restrictions_to_wire(view),
+        equity: money_text(view.valuation.equity),
+        leverage: leverage_text(&view.valuation),
+        etag: format!("r{}", view.record.revision),
+        created_at: Some(timestamp(view.record.created_at)),
+        updated_at: Some(timestamp(view.record.updated_at)),
+    }
+}
+
+#[must_use]
+pub fn holdings_to_wire(
+    view: &AccountView,
+    open_run_id: Option<&str>,
+    as_of: chrono::DateTime<chrono::Utc>,
+) -> pb::Holdings {
+    pb::Holdings {
+        account_id: view.record.id.clone(),
+        status: account_status_to_wire(view.record.status).into(),
+        cash: money_text(view.record.cash),
+        positions: positions_to_wire(view),
+        restrictions: restrictions_to_wire(view),
+        pending_cash_movements: view.pending.iter().map(movement_to_wire).collect(),
+        open_run_id: open_run_id.unwrap_or_default().to_owned(),
+        as_of: Some(timestamp(as_of)),
+        last_rebalanced_at: view.record.last_rebalanced_at.map(timestamp),
+    }
+}
+
+/// Holdings as streamed to the monitor: quantities without valuation (prices
+/// come from `GetQuotes`, once per symbol rather than once per position).
+#[must_use]
+pub fn stream_holdings_to_wire(
+    record: &HoldingsRecord,
+    as_of: chrono::DateTime<chrono::Utc>,
+) -> pb::Holdings {
+    let account = &record.account;
+    pb::Holdings {
+        account_id: account.id.clone(),
+        status: account_status_to_wire(account.status).into(),
+        cash: money_text(account.cash),
+        positions: account
+            .positions
+            .iter()
+            .map(|position| pb::Position {
+                symbol: position.symbol.clone(),
+                quantity: decimal_text(position.quantity),
+                ..pb::Position::default()
+            })
+            .collect(),
+        restrictions: account
+            .restrictions
+            .iter()
+            .map(|r| restriction_to_wire(*r).into())
+            .collect(),
+        pending_cash_movements: record.pending.iter().map(movement_to_wire).collect(),
+        open_run_id: record.open_run_id.clone().unwrap_or_default(),
+        as_of: Some(timestamp(as_of)),
+        last_rebalanced_at: account.last_rebalanced_at.map(timestamp),
+    }
+}

@@ -1,0 +1,15 @@
+//! The account book: accounts (cash, positions with average cost,
+//! restrictions), deposits and withdrawals, and the holdings the Monitor
+//! streams. Fills are booked to accounts here ([`sql_booking`]) and nowhere
+//! else. The book decides what an account holds; it does not plan trades
+//! (`runs/`) or talk to the broker (`broker/`).
+
+mod app;
+pub mod convert;
+mod grpc;
+mod sql_accounts;
+mod sql_booking;
+mod sql_cash;
+pub mod store;
+
+pub use app::{AccountView, HoldingsView, PositionInput, parse_etag};

@@ -1,0 +1,156 @@
+//! Booking fills to accounts: the one place where a fill changes an
+//! account's cash and positions (average cost kept per position).
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use rebalancer_domain::trades::Side;
+use rebalancer_kit::db::Dec;
+use rust_decimal::Decimal;
+use sqlx::{QueryBuilder, Row};
+
+use crate::blocks::sql::CHUNK;
+use crate::blocks::store::AllocationRecord;
+use crate::store::{SqlStore, StoreError};
+
+#[rebalancer_kit::sql_store]
+impl SqlStore<DB> {
+    /// Moves allocations into the account book: cash by each allocation's
+    /// amount, positions by its quantity, the average cost on buys. Accounts
+    /// are locked (revision bumped) in id order, a chunk at a time.
+    pub(crate) async fn book_allocations(
+        conn: &mut DB::Connection,
+        tenant: &str,
+        allocations: &[AllocationRecord],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut by_symbol: BTreeMap<&str, BTreeMap<&str, Vec<&AllocationRecord>>> = BTreeMap::new();
+        for allocation in allocations {
+            by_symbol
+                .entry(allocation.symbol.as_str())
+                .or_default()
+                .entry(allocation.account_id.as_str())
+                .or_default()
+                .push(allocation);
+        }
+        for (symbol, by_account) in by_symbol {
+            let accounts: Vec<&str> = by_account.keys().copied().collect();
+            for chunk in accounts.chunks(CHUNK) {
+                let mut lock = QueryBuilder::<DB>::new(
+                    "UPDATE accounts SET revision = revision + 1, updated_at = ",
+                );
+                lock.push_bind(now)
+                    .push(" WHERE tenant_id = ")
+                    .push_bind(tenant.to_owned())
+                    .push(" AND id IN (");
+                let mut ids = lock.separated(", ");
+                for id in chunk {
+                    ids.push_bind((*id).to_owned());
+                }
+                lock.push(") RETURNING id, cash");
+                let mut cash: HashMap<String, Decimal> = HashMap::new();
+                for row in lock.build().fetch_all(&mut *conn).await? {
+                    let balance: Dec = row.try_get("cash")?;
+                    cash.insert(row.try_get("id")?, balance.0);
+                }
+                let mut read = QueryBuilder::<DB>::new(
+                    "SELECT account_id, quantity, average_cost FROM positions WHERE tenant_id = ",
+                );
+                read.push_bind(tenant.to_owned())
+                    .push(" AND symbol = ")
+                    .push_bind(symbol.to_owned())
+                    .push(" AND account_id IN (");
+                let mut ids = read.separated(", ");
+                for id in chunk {
+                    ids.push_bind((*id).to_owned());
+                }
+                read.push(")");
+                let mut held: HashMap<String, (Decimal, Decimal)> = HashMap::new();
+                for row in read.build().fetch_all(&mut *conn).await? {
+                    let quantity: Dec = row.try_get("quantity")?;
+                    let cost: Dec = row.try_get("average_cost")?;
+                    held.insert(row.try_get("account_id")?, (quantity.0, cost.0));
+                }
+                let mut balances = Vec::with_capacity(chunk.len());
+                let mut positions = Vec::with_capacity(chunk.len());
+                let mut closed = Vec::new();
+                for account_id in chunk {
+                    let Some(mut balance) = cash.get(*account_id).copied() else {
+                        return Err(StoreError::Corrupt(format!(
+                            "account {account_id} of an allocation is gone"
+                        )));
+                    };
+                    let (mut quantity, mut cost) = held
+                        .get(*account_id)
+                        .copied()
+                        .unwrap_or((Decimal::ZERO, Decimal::ZERO));
+                    for allocation in &by_account[account_id] {
+                        match allocation.side {
+                            Side::Buy => {
+                                let after = quantity + allocation.quantity;
+                                cost = ((quantity * cost + allocation.quantity * allocation.price)
+                                    / after)
+                                    .round_dp(6);
+                                quantity = after;
+                                balance -= allocation.amount;
+                            }
+                            Side::Sell => {
+                                quantity = (quantity - allocation.quantity).max(Decimal::ZERO);
+                                balance += allocation.amount;
+                            }
+                        }
+                    }
+                    balances.push(((*account_id).to_owned(), balance));
+                    if quantity.is_zero() {
+                        closed.push((*account_id).to_owned());
+                    } else {
+                        positions.push(((*account_id).to_owned(), quantity, cost));
+                    }
+                }
+                let mut write =
+                    QueryBuilder::<DB>::new("UPDATE accounts SET cash = v.column2 FROM (");
+                write.push_values(&balances, |mut row, (account_id, balance)| {
+                    row.push_bind(account_id.clone()).push_bind(Dec(*balance));
+                });
+                write
+                    .push(") AS v WHERE accounts.tenant_id = ")
+                    .push_bind(tenant.to_owned())
+                    .push(" AND accounts.id = v.column1");
+                write.build().execute(&mut *conn).await?;
+                if !positions.is_empty() {
+                    let mut upsert = QueryBuilder::<DB>::new(
+                        "INSERT INTO positions (tenant_id, account_id, symbol, quantity, average_cost) ",
+                    );
+                    upsert.push_values(&positions, |mut row, (account_id, quantity, cost)| {
+                        row.push_bind(tenant.to_owned())
+                            .push_bind(account_id.clone())
+                            .push_bind(symbol.to_owned())
+                            .push_bind(Dec(*quantity))
+                            .push_bind(Dec(*cost));
+                    });
+                    upsert.push(
+                        " ON CONFLICT (tenant_id, account_id, symbol) DO UPDATE SET quantity = excluded.quantity, \
+                         average_cost = excluded.average_cost",
+                    );
+                    upsert.build().execute(&mut *conn).await?;
+                }
+                if !closed.is_empty() {
+                    let mut delete =
+                        QueryBuilder::<DB>::new("DELETE FROM positions WHERE tenant_id = ");
+                    delete
+                        .push_bind(tenant.to_owned())
+                        .push(" AND symbol = ")
+                        .push_bind(symbol.to_owned())
+                        .push(" AND account_id IN (");
+                    let mut ids = delete.separated(", ");
+                    for account_id in &closed {
+                        ids.push_bind(account_id.clone());
+                    }
+                    delete.push(")");
+                    delete.build().execute(&mut *conn).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,178 @@
+//! The account book in storage: accounts with cash, positions and restrictions,
+//! and cash movements.
+
+use std::fmt::Debug;
+
+use chrono::{DateTime, Utc};
+use rebalancer_domain::account::{AccountStatus, Restriction};
+use rebalancer_domain::cash::{CashAction, CashMovementKind, CashMovementStatus};
+use rust_decimal::Decimal;
+
+use crate::store::{Created, IdempotencyClaim, PageRequest, StoreError};
+
+/// A holding of one symbol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PositionRecord {
+    pub symbol: String,
+    /// Always positive; a position sold out is removed.
+    pub quantity: Decimal,
+    pub average_cost: Decimal,
+}
+
+/// An account of the book.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub id: String,
+    pub status: AccountStatus,
+    pub cash: Decimal,
+    /// Sorted by symbol.
+    pub positions: Vec<PositionRecord>,
+    /// Set by the platform; sorted, without computed ones.
+    pub restrictions: Vec<Restriction>,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_rebalanced_at: Option<DateTime<Utc>>,
+}
+
+/// The whole state of an account, as the platform or a broker sync sends it.
+#[derive(Debug, Clone)]
+pub struct AccountUpsert {
+    pub id: String,
+    pub status: AccountStatus,
+    pub cash: Decimal,
+    pub positions: Vec<PositionRecord>,
+    pub restrictions: Vec<Restriction>,
+    /// When set, the current revision must match.
+    pub expected_revision: Option<i64>,
+    pub now: DateTime<Utc>,
+}
+
+/// Filters of `ListAccounts`.
+#[derive(Debug, Clone, Default)]
+pub struct AccountFilter {
+    pub status: Option<AccountStatus>,
+    pub restriction: Option<Restriction>,
+}
+
+/// A deposit or withdrawal request as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CashMovementRecord {
+    pub id: String,
+    pub account_id: String,
+    pub kind: CashMovementKind,
+    pub amount: Decimal,
+    pub status: CashMovementStatus,
+    pub run_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+/// A movement to record.
+#[derive(Debug, Clone)]
+pub struct NewCashMovement {
+    pub id: String,
+    pub account_id: String,
+    pub kind: CashMovementKind,
+    pub amount: Decimal,
+    pub now: DateTime<Utc>,
+}
+
+/// Filters of `ListCashMovements`.
+#[derive(Debug, Clone, Default)]
+pub struct CashMovementFilter {
+    pub account_id: Option<String>,
+    pub status: Option<CashMovementStatus>,
+    pub kind: Option<CashMovementKind>,
+}
+
+/// Accounts: cash, positions, restrictions.
+#[tonic::async_trait]
+pub trait AccountStore: Send + Sync + Debug {
+    /// Creates or replaces an account's state; returns it and whether it is new.
+    async fn upsert_account(
+        &self,
+        tenant: &str,
+        upsert: AccountUpsert,
+    ) -> Result<(AccountRecord, bool), StoreError>;
+
+    async fn get_account(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<AccountRecord>, StoreError>;
+
+    /// Accounts in id order.
+    async fn list_accounts(
+        &self,
+        tenant: &str,
+        filter: &AccountFilter,
+        page: &PageRequest,
+    ) -> Result<Vec<AccountRecord>, StoreError>;
+
+    /// One batch of holdings in account id order: accounts with their
+    /// positions and pending cash movements, in three range queries.
+    async fn holdings_batch(
+        &self,
+        tenant: &str,
+        range: &HoldingsRange,
+        limit: u32,
+    ) -> Result<Vec<HoldingsRecord>, StoreError>;
+}
+
+/// Which accounts a holdings batch covers.
+#[derive(Debug, Clone, Default)]
+pub struct HoldingsRange {
+    /// Strictly after this account id.
+    pub after: Option<String>,
+    /// Strictly before this account id.
+    pub before: Option<String>,
+    /// Only these accounts (empty: all).
+    pub account_ids: Vec<String>,
+}
+
+/// An account with its pending cash movements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldingsRecord {
+    pub account: AccountRecord,
+    pub pending: Vec<CashMovementRecord>,
+    /// The account's run that has not ended, if any.
+    pub open_run_id: Option<String>,
+}
+
+/// Deposits and withdrawal requests.
+#[tonic::async_trait]
+pub trait CashStore: Send + Sync + Debug {
+    /// Records a movement (a deposit credits the account at once).
+    async fn create_cash_movement(
+        &self,
+        tenant: &str,
+        movement: NewCashMovement,
+        claim: Option<IdempotencyClaim>,
+    ) -> Result<Created<CashMovementRecord>, StoreError>;
+
+    async fn get_cash_movement(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<CashMovementRecord>, StoreError>;
+
+    /// Movements newest first.
+    async fn list_cash_movements(
+        &self,
+        tenant: &str,
+        filter: &CashMovementFilter,
+        page: &PageRequest,
+    ) -> Result<Vec<CashMovementRecord>, StoreError>;
+
+    /// Acknowledges, settles or cancels a movement, moving cash as the rules say.
+    async fn apply_cash_action(
+        &self,
+        tenant: &str,
+        id: &str,
+        action: CashAction,
+        run_id: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<CashMovementRecord, StoreError>;
+}
