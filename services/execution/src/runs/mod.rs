@@ -9,6 +9,7 @@ mod batches;
 pub mod convert;
 mod grpc;
 mod grpc_batches;
+mod plan;
 pub(crate) mod sql;
 pub mod store;
 

@@ -1,0 +1,538 @@
+//! Planning a run: the account from the book, prices and asset flags from
+//! market data, the target from the Target service (or one-off weights),
+//! then the domain's trade generation. Nothing here writes.
+
+use std::collections::{HashMap, HashSet};
+
+use rebalancer_domain::Violations;
+use rebalancer_domain::decimal::{parse_decimal, significant_scale};
+use rebalancer_domain::ids::external_id_problem;
+use rebalancer_domain::portfolio::{TargetInput, Weight, WeightTarget};
+use rebalancer_domain::run::{ApprovalMode, InitiatedFrom, OrderStatus, RunKind, RunStatus};
+use rebalancer_domain::trades::{self, AccountSnapshot, Holding, PlanInput, PlanKind, TradeAsset};
+use rebalancer_domain::{Symbol, account};
+use rebalancer_kit::RequestContext;
+use rebalancer_kit::db::new_id;
+use rebalancer_proto::target::StreamAssignmentsRequest;
+use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
+use rust_decimal::Decimal;
+
+use super::app::RunSpecInput;
+use crate::Execution;
+use crate::error::ExecutionError;
+use crate::runs::store::{
+    AdjustmentEntry, DriftEntry, OrderRecord, RunRecord, SkipEntry, TargetWeight,
+};
+
+/// The target a run trades toward.
+#[derive(Debug, Clone)]
+pub(super) struct TargetInfo {
+    weights: Vec<Weight>,
+    portfolio_id: Option<String>,
+    portfolio_version: Option<i64>,
+    approval_mode: ApprovalMode,
+    minimum_order_notional: Option<Decimal>,
+    whole_shares_only: bool,
+}
+
+const SPEC: &str = "spec";
+
+fn percent_text(value: &str) -> Option<Decimal> {
+    parse_decimal(value).ok()
+}
+
+impl Execution {
+    /// The account's target from the Target service (resolved flat weights);
+    /// `None` when the account has no assignment.
+    pub(super) async fn assigned_target(
+        &self,
+        context: &RequestContext,
+        account_id: &str,
+    ) -> Result<Option<TargetInfo>, ExecutionError> {
+        let mut targets = self
+            .assigned_targets(context, &[account_id.to_owned()])
+            .await?;
+        match targets.remove(account_id) {
+            Some(target) => target.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The target the caller already read, or the account's assignment now.
+    pub(super) async fn known_or_assigned(
+        &self,
+        context: &RequestContext,
+        account_id: &str,
+        known_target: Option<Option<TargetInfo>>,
+    ) -> Result<Option<TargetInfo>, ExecutionError> {
+        match known_target {
+            Some(known) => Ok(known),
+            None => self.assigned_target(context, account_id).await,
+        }
+    }
+
+    /// The targets of many accounts from the Target service, in one stream;
+    /// accounts without an assignment are absent. A target that cannot be
+    /// used (its portfolio needs adjustment) is an error of that account only.
+    pub(super) async fn assigned_targets(
+        &self,
+        context: &RequestContext,
+        account_ids: &[String],
+    ) -> Result<HashMap<String, Result<TargetInfo, ExecutionError>>, ExecutionError> {
+        let mut targets = HashMap::new();
+        let Some(channel) = &self.target else {
+            return Ok(targets);
+        };
+        if account_ids.is_empty() {
+            return Ok(targets);
+        }
+        let unavailable = |status: tonic::Status| {
+            ExecutionError::Unavailable(format!(
+                "cannot read the account's target: {}",
+                status.message()
+            ))
+        };
+        let mut client = AssignmentServiceClient::new(channel.clone());
+        let request = context.call().request(StreamAssignmentsRequest {
+            account_ids: account_ids.to_vec(),
+            include_unmonitored: true,
+            ..StreamAssignmentsRequest::default()
+        });
+        let mut stream = client
+            .stream_assignments(request)
+            .await
+            .map_err(unavailable)?
+            .into_inner();
+        while let Some(message) = stream.message().await.map_err(unavailable)? {
+            for assignment in message.assignments {
+                let account_id = assignment.account_id.clone();
+                targets.insert(account_id, target_info(assignment));
+            }
+        }
+        Ok(targets)
+    }
+
+    /// Plans a run without storing it.
+    ///
+    /// `known_target` is the account's assignment when the caller already
+    /// read it (`Some(None)`: it has none); `None` reads it now.
+    pub(super) async fn plan_run(
+        &self,
+        context: &RequestContext,
+        spec: RunSpecInput,
+        batch_id: Option<String>,
+        known_target: Option<Option<TargetInfo>>,
+    ) -> Result<RunRecord, ExecutionError> {
+        let mut violations = Violations::new();
+        let at = |field: &str| format!("{SPEC}.{field}");
+        if let Some(problem) = external_id_problem(&spec.account_id) {
+            violations.add(at("account_id"), problem);
+        }
+        let Some(kind) = spec.kind else {
+            violations.add(
+                at("type"),
+                "is required (full_rebalance, invest_cash or liquidation)",
+            );
+            return Err(violations.into());
+        };
+        let amount = if spec.amount.is_empty() {
+            None
+        } else {
+            match rebalancer_domain::cash::parse_amount(&spec.amount) {
+                Ok(amount) if kind == RunKind::Liquidation => Some(amount),
+                Ok(_) => {
+                    violations.add(at("amount"), "is only for liquidations");
+                    None
+                }
+                Err(problem) => {
+                    violations.add(at("amount"), problem);
+                    None
+                }
+            }
+        };
+        let minimum = if spec.minimum_order_notional.is_empty() {
+            None
+        } else {
+            match parse_decimal(&spec.minimum_order_notional) {
+                Ok(value) if value >= Decimal::ZERO && significant_scale(value) <= 2 => Some(value),
+                _ => {
+                    violations.add(
+                        at("minimum_order_notional"),
+                        "must be 0 or more with at most 2 decimals",
+                    );
+                    None
+                }
+            }
+        };
+        let manual = if spec.weights.is_empty() {
+            None
+        } else {
+            let input = TargetInput {
+                weights: spec.weights.clone(),
+                ..TargetInput::default()
+            };
+            match input.validate() {
+                Ok(target) => {
+                    for (index, weight) in target.weights.iter().enumerate() {
+                        if matches!(weight.target, WeightTarget::Portfolio(_)) {
+                            violations.add(
+                                at(&format!("weights[{index}].type")),
+                                "one-off weights take cash and assets only",
+                            );
+                        }
+                    }
+                    Some(target.weights)
+                }
+                Err(problems) => {
+                    violations.extend_prefixed(SPEC, problems);
+                    None
+                }
+            }
+        };
+        let algorithm = spec.algorithm.clone().validate(&at("algorithm"));
+        let algorithm = match algorithm {
+            Ok(algorithm) => Some(algorithm),
+            Err(problems) => {
+                for violation in problems {
+                    violations.add(violation.field, violation.description);
+                }
+                None
+            }
+        };
+        if !violations.is_empty() {
+            return Err(violations.into());
+        }
+        let algorithm = algorithm.unwrap_or_default();
+        let account_record = self
+            .store
+            .get_account(&context.tenant, &spec.account_id)
+            .await?
+            .ok_or_else(|| {
+                ExecutionError::NotFound(format!("account {} not found", spec.account_id))
+            })?;
+        if account_record.status == account::AccountStatus::Closed {
+            return Err(ExecutionError::FailedPrecondition(format!(
+                "account {} is closed",
+                spec.account_id
+            )));
+        }
+        let mut amount = amount;
+        let cash_movement_id = Some(spec.cash_movement_id.clone()).filter(|id| !id.is_empty());
+        if let Some(movement_id) = &cash_movement_id {
+            let movement = self
+                .store
+                .get_cash_movement(&context.tenant, movement_id)
+                .await?
+                .ok_or_else(|| {
+                    ExecutionError::NotFound(format!("cash movement {movement_id} not found"))
+                })?;
+            if movement.account_id != spec.account_id {
+                return Err(
+                    Violations::one(at("cash_movement_id"), "belongs to another account").into(),
+                );
+            }
+            if kind == RunKind::Liquidation && amount.is_none() {
+                amount = Some(movement.amount);
+            }
+        }
+        let target = match manual {
+            Some(weights) => TargetInfo {
+                weights,
+                portfolio_id: None,
+                portfolio_version: None,
+                approval_mode: ApprovalMode::Auto,
+                minimum_order_notional: None,
+                whole_shares_only: false,
+            },
+            None => match self
+                .known_or_assigned(context, &spec.account_id, known_target)
+                .await?
+            {
+                Some(target) => target,
+                None if kind == RunKind::Liquidation => TargetInfo {
+                    weights: vec![Weight::cash(Decimal::ONE_HUNDRED)],
+                    portfolio_id: None,
+                    portfolio_version: None,
+                    approval_mode: ApprovalMode::Auto,
+                    minimum_order_notional: None,
+                    whole_shares_only: false,
+                },
+                None => {
+                    return Err(ExecutionError::FailedPrecondition(format!(
+                        "account {} has no target: assign it to a portfolio or pass one-off weights",
+                        spec.account_id
+                    )));
+                }
+            },
+        };
+        let minimum_order_notional = minimum
+            .or(target.minimum_order_notional)
+            .unwrap_or(rebalancer_domain::portfolio::DEFAULT_MINIMUM_ORDER_NOTIONAL);
+
+        // Market view of every symbol involved.
+        let mut symbols: Vec<String> = account_record
+            .positions
+            .iter()
+            .map(|p| p.symbol.clone())
+            .collect();
+        symbols.extend(
+            target
+                .weights
+                .iter()
+                .filter_map(|w| w.symbol().map(ToString::to_string)),
+        );
+        let unique: HashSet<String> = symbols.drain(..).collect();
+        let symbols: Vec<String> = unique.into_iter().collect();
+        let assets = self.assets_by_symbol(&symbols).await?;
+        let prices = self.prices(&symbols).await?;
+        let mut trade_assets = HashMap::new();
+        for (symbol, asset) in &assets {
+            let (Some(price), Ok(parsed)) = (prices.get(symbol), Symbol::parse(symbol)) else {
+                continue;
+            };
+            trade_assets.insert(
+                parsed.clone(),
+                TradeAsset {
+                    symbol: parsed,
+                    price: *price,
+                    tradable: asset.active && asset.tradable,
+                    fractionable: asset.fractionable,
+                },
+            );
+        }
+        let holdings: Vec<Holding> = account_record
+            .positions
+            .iter()
+            .filter_map(|p| {
+                Symbol::parse(&p.symbol).ok().map(|symbol| Holding {
+                    symbol,
+                    quantity: p.quantity,
+                })
+            })
+            .collect();
+        let valuation = rebalancer_domain::holdings::value(
+            account_record.cash,
+            account_record
+                .positions
+                .iter()
+                .map(|p| (p.symbol.as_str(), p.quantity)),
+            &prices,
+        );
+        let snapshot = AccountSnapshot {
+            cash: account_record.cash,
+            holdings,
+            buys_blocked: account_record.restrictions.iter().any(|r| r.blocks_buys())
+                || valuation.leverage_exceeded(),
+            sells_blocked: account_record.restrictions.iter().any(|r| r.blocks_sells()),
+        };
+        let plan_kind = match kind {
+            RunKind::FullRebalance => PlanKind::FullRebalance,
+            RunKind::InvestCash => PlanKind::InvestCash,
+            RunKind::Liquidation => PlanKind::Liquidation { amount },
+        };
+        let plan = trades::plan(&PlanInput {
+            kind: plan_kind,
+            account: &snapshot,
+            target: &target.weights,
+            assets: &trade_assets,
+            minimum_order_notional,
+            whole_shares_only: target.whole_shares_only,
+        });
+
+        let now = self.clock.now();
+        let id = new_id();
+        let approval_mode = spec.approval_mode.unwrap_or(target.approval_mode);
+        let orders: Vec<OrderRecord> = plan
+            .orders
+            .iter()
+            .enumerate()
+            .map(|(position, order)| {
+                let whole_shares =
+                    order.notional.is_none() && order.quantity.fract().is_zero() && {
+                        let fractional = trade_assets
+                            .get(&order.symbol)
+                            .is_some_and(|a| a.fractionable);
+                        !fractional || target.whole_shares_only
+                    };
+                OrderRecord {
+                    id: new_id(),
+                    run_id: id.clone(),
+                    account_id: spec.account_id.clone(),
+                    position: i32::try_from(position).unwrap_or(i32::MAX),
+                    symbol: order.symbol.to_string(),
+                    side: order.side,
+                    quantity: order.quantity,
+                    notional: order.notional,
+                    whole_shares,
+                    estimated_price: order.price,
+                    status: OrderStatus::New,
+                    filled_quantity: Decimal::ZERO,
+                    filled_notional: Decimal::ZERO,
+                    filled_amount: Decimal::ZERO,
+                    client_order_id: format!("{id}-{position}"),
+                    block_order_id: None,
+                    excluded: false,
+                    reason: String::new(),
+                    created_at: now,
+                    updated_at: now,
+                }
+            })
+            .collect();
+        let status = if orders.is_empty() {
+            if plan.skipped.is_empty() {
+                RunStatus::CompletedSuccess
+            } else {
+                RunStatus::CompletedAdjusted
+            }
+        } else if approval_mode == ApprovalMode::Manual {
+            RunStatus::Proposed
+        } else {
+            RunStatus::Queued
+        };
+        let reason = if spec.reason.is_empty() {
+            match kind {
+                RunKind::FullRebalance => "rebalance to target".to_owned(),
+                RunKind::InvestCash => "invest cash above the cash target".to_owned(),
+                RunKind::Liquidation => match amount {
+                    Some(amount) => format!("raise {amount} for a withdrawal"),
+                    None => "liquidate everything".to_owned(),
+                },
+            }
+        } else {
+            spec.reason.clone()
+        };
+        let run = RunRecord {
+            id,
+            account_id: spec.account_id.clone(),
+            kind,
+            status,
+            initiated_from: spec.initiated_from.unwrap_or(InitiatedFrom::Api),
+            reason,
+            amount,
+            portfolio_id: target.portfolio_id.clone(),
+            portfolio_version: target.portfolio_version,
+            approval_mode,
+            batch_id,
+            cash_movement_id,
+            transmission_id: None,
+            cancel_requested: false,
+            equity: plan.equity,
+            cash_before: plan.cash_before,
+            minimum_order_notional,
+            weights: target
+                .weights
+                .iter()
+                .map(|w| TargetWeight {
+                    symbol: w.symbol().map(ToString::to_string),
+                    percent: w.percent,
+                })
+                .collect(),
+            algorithm,
+            drift: plan
+                .drift
+                .iter()
+                .map(|d| DriftEntry {
+                    symbol: d.symbol.as_ref().map(ToString::to_string),
+                    target_weight: d.target_weight,
+                    current_weight: d.current_weight,
+                    drift: d.drift,
+                    expected_weight: d.expected_weight,
+                    current_value: d.current_value,
+                    expected_value: d.expected_value,
+                })
+                .collect(),
+            skipped: plan.skipped.iter().map(skip_entry).collect(),
+            adjustments: vec![AdjustmentEntry {
+                actor: context.actor.clone(),
+                at: now,
+                order_id: None,
+                action: "created".to_owned(),
+                details: format!(
+                    "{} order(s), {} skipped",
+                    plan.orders.len(),
+                    plan.skipped.len()
+                ),
+            }],
+            approved_by: None,
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+            approved_at: None,
+            started_at: None,
+            completed_at: status.is_terminal().then_some(now),
+            canceled_at: None,
+            orders,
+        };
+        Ok(run)
+    }
+}
+
+/// A resolved assignment as the target a run trades toward.
+fn target_info(
+    assignment: rebalancer_proto::target::ResolvedAssignment,
+) -> Result<TargetInfo, ExecutionError> {
+    if assignment.portfolio_status
+        == i32::from(rebalancer_proto::target::PortfolioStatus::NeedsAdjustment)
+    {
+        return Err(ExecutionError::FailedPrecondition(format!(
+            "portfolio {} of account {} needs adjustment",
+            assignment.portfolio_id, assignment.account_id
+        )));
+    }
+    let mut weights = Vec::with_capacity(assignment.weights.len());
+    for weight in &assignment.weights {
+        let percent = percent_text(&weight.percent).ok_or_else(|| {
+            ExecutionError::Unavailable(format!(
+                "target weight {:?} is not a number",
+                weight.percent
+            ))
+        })?;
+        if weight.symbol.is_empty() {
+            weights.push(Weight::cash(percent));
+        } else {
+            let symbol = Symbol::parse(&weight.symbol).map_err(|_| {
+                ExecutionError::Unavailable(format!(
+                    "target symbol {:?} is malformed",
+                    weight.symbol
+                ))
+            })?;
+            weights.push(Weight::asset(symbol, percent));
+        }
+    }
+    let assigned =
+        assignment.status == i32::from(rebalancer_proto::target::AssignmentStatus::Active);
+    Ok(TargetInfo {
+        weights,
+        portfolio_id: Some(assignment.portfolio_id).filter(|id| assigned && !id.is_empty()),
+        portfolio_version: assigned.then_some(assignment.portfolio_version),
+        approval_mode: if assignment.approval_mode
+            == i32::from(rebalancer_proto::common::ApprovalMode::Manual)
+        {
+            ApprovalMode::Manual
+        } else {
+            ApprovalMode::Auto
+        },
+        minimum_order_notional: percent_text(&assignment.minimum_order_notional),
+        whole_shares_only: assignment.order_sizing
+            == i32::from(rebalancer_proto::target::OrderSizing::WholeShares),
+    })
+}
+
+fn skip_entry(skipped: &trades::SkippedTrade) -> SkipEntry {
+    let reason = match skipped.reason {
+        trades::SkipReason::BelowMinimumNotional => "below_minimum_notional",
+        trades::SkipReason::InsufficientCash => "insufficient_cash",
+        trades::SkipReason::NotTradable => "not_tradable",
+        trades::SkipReason::Restricted => "restricted",
+        trades::SkipReason::RoundsToZero => "rounds_to_zero",
+        trades::SkipReason::NoPrice => "no_price",
+    };
+    SkipEntry {
+        symbol: skipped.symbol.to_string(),
+        side: skipped.side.as_str().to_owned(),
+        quantity: skipped.quantity,
+        notional: skipped.notional,
+        reason: reason.to_owned(),
+        detail: skipped.detail.clone(),
+    }
+}
