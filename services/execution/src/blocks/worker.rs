@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use rebalancer_domain::algo::{AlgorithmKind, SliceContext, slice_quantity};
-use rebalancer_domain::allocation::{Claim, FRACTIONAL_STEP, allocate};
+use rebalancer_domain::allocation::{Claim, FRACTIONAL_STEP};
 use rebalancer_domain::calendar;
 use rebalancer_domain::netting;
 use rebalancer_domain::run::{self as runs, OrderStatus, RunKind, RunStatus};
@@ -30,11 +30,14 @@ use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
 
 use crate::Execution;
-use crate::blocks::store::{
-    AllocationRecord, BlockFinish, BlockRecord, BlockStart, ChildOrderRecord, ClaimedSlice,
-    FillRecord, NewBlock, OrderProgress, RunCompletion, SliceOutcome, SliceRecord, SliceStatus,
+use crate::blocks::decide::{
+    self, CENT, Leg, Progress, floor_to, group_into_blocks, is_open, order_quantity,
+    outcome_reason, record_cross, salt_of, still_needed,
 };
-use crate::broker::OrderRequest;
+use crate::blocks::store::{
+    BlockRecord, BlockStart, ChildOrderRecord, ClaimedSlice, FillRecord, NewBlock, RunCompletion,
+    SliceOutcome, SliceRecord, SliceStatus,
+};
 use crate::error::ExecutionError;
 use crate::runs::store::{OrderRecord, RunRecord};
 
@@ -54,133 +57,6 @@ const GATHER_QUIET: TimeDelta = TimeDelta::seconds(15);
 const GATHER_AT_MOST: TimeDelta = TimeDelta::minutes(5);
 /// Simulated time between ticks.
 const TICK: Duration = Duration::from_secs(1);
-const CENT: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
-
-/// How the account orders of a leg are sized and sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Leg {
-    /// Fractional notional orders: worked in dollars, sent as notional orders.
-    Dollars,
-    /// Orders for fractional share quantities.
-    Shares,
-    /// Orders for whole shares only.
-    Whole,
-}
-
-impl Leg {
-    fn of(order: &OrderRecord) -> Self {
-        if is_notional(order) {
-            Self::Dollars
-        } else if order.whole_shares {
-            Self::Whole
-        } else {
-            Self::Shares
-        }
-    }
-
-    /// Suffix of the leg's client order ids.
-    fn code(self) -> &'static str {
-        match self {
-            Self::Dollars => "d",
-            Self::Shares => "f",
-            Self::Whole => "w",
-        }
-    }
-
-    /// Below this an order of the leg counts as done: a cent, or the share step.
-    fn threshold(self) -> Decimal {
-        match self {
-            Self::Dollars => CENT,
-            Self::Shares => FRACTIONAL_STEP,
-            Self::Whole => Decimal::ONE,
-        }
-    }
-}
-
-/// What an order still needs: dollars for notional orders, else shares.
-fn still_needed(order: &OrderRecord) -> Decimal {
-    match Leg::of(order) {
-        Leg::Dollars => order.notional.unwrap_or_default() - order.filled_notional,
-        Leg::Shares | Leg::Whole => order.quantity - order.filled_quantity,
-    }
-}
-
-/// Whether an order still takes part in its block.
-fn is_open(order: &OrderRecord) -> bool {
-    !order.status.is_terminal()
-        && !order.excluded
-        && still_needed(order) >= Leg::of(order).threshold()
-}
-
-/// An order's fills so far, as a slice or a cross moves them.
-#[derive(Debug, Clone, Copy)]
-struct Progress {
-    filled: Decimal,
-    spent: Decimal,
-    /// Cash moved, to the cent.
-    booked: Decimal,
-}
-
-impl Progress {
-    fn of(order: &OrderRecord) -> Self {
-        Self {
-            filled: order.filled_quantity,
-            spent: order.filled_notional,
-            booked: order.filled_amount,
-        }
-    }
-
-    /// Adds a fill of `quantity` at `price`; returns the cash it moves: the
-    /// order's filled value to the cent, less what was moved before (so an
-    /// order's cash never drifts from its value by more than half a cent).
-    fn add(&mut self, quantity: Decimal, price: Decimal) -> Decimal {
-        self.filled += quantity;
-        self.spent += quantity * price;
-        let booked = self.spent.round_dp(2);
-        let amount = booked - self.booked;
-        self.booked = booked;
-        amount
-    }
-
-    /// The order as it stands after this progress.
-    fn apply(self, order: &OrderRecord) -> OrderRecord {
-        OrderRecord {
-            filled_quantity: self.filled,
-            filled_notional: self.spent,
-            filled_amount: self.booked,
-            ..order.clone()
-        }
-    }
-}
-
-/// The order's progress to store, with its share estimate refreshed at
-/// `price` for notional orders.
-fn progress_record(order: &OrderRecord, progress: Progress, price: Decimal) -> OrderProgress {
-    let after = progress.apply(order);
-    let leg = Leg::of(order);
-    let left = still_needed(&after);
-    let done = left < leg.threshold();
-    let quantity = match leg {
-        Leg::Dollars if done || price <= Decimal::ZERO => after.filled_quantity,
-        Leg::Dollars => after.filled_quantity + floor_to(left / price, FRACTIONAL_STEP),
-        Leg::Shares | Leg::Whole => order.quantity,
-    };
-    OrderProgress {
-        order_id: order.id.clone(),
-        quantity,
-        filled_quantity: after.filled_quantity,
-        filled_notional: after.filled_notional,
-        filled_amount: after.filled_amount,
-        status: if done {
-            OrderStatus::Filled
-        } else if after.filled_quantity > Decimal::ZERO {
-            OrderStatus::PartiallyFilled
-        } else {
-            order.status
-        },
-    }
-}
-
 impl Execution {
     /// Runs the worker until `shutdown`: one tick per simulated second.
     pub async fn run_worker(self, owner: String, shutdown: CancellationToken) {
@@ -270,7 +146,7 @@ impl Execution {
         transmission_runs: &[RunRecord],
         now: DateTime<Utc>,
     ) -> Result<(), ExecutionError> {
-        let mut blocks = group_into_blocks(transmission_id, transmission_runs, now);
+        let mut blocks = group_into_blocks(transmission_id, transmission_runs, now, new_id);
         let orders: HashMap<&str, &OrderRecord> = transmission_runs
             .iter()
             .flat_map(|run| run.orders.iter())
@@ -348,7 +224,7 @@ impl Execution {
             }
             tracing::info!(%symbol, quantity = %crossing.quantity, %price, "crossed buys against sells");
             for (index, shares) in [(buy, &crossing.buys), (sell, &crossing.sells)] {
-                record_cross(&mut blocks[index], orders, shares, price, now);
+                record_cross(&mut blocks[index], new_id(), orders, shares, price, now);
             }
         }
     }
@@ -501,20 +377,7 @@ impl Execution {
         let mut rejected = None;
         let mut last_price = reference;
         for (leg, amount) in amounts {
-            let request = OrderRequest {
-                client_order_id: format!("{}-{}-{}", block.id, slice.sequence, leg.code()),
-                symbol: block.symbol.clone(),
-                side: block.side,
-                quantity: if leg == Leg::Dollars {
-                    Decimal::ZERO
-                } else {
-                    amount
-                },
-                notional: (leg == Leg::Dollars).then_some(amount),
-                limit_price: block.algorithm.limit_prices.get(&block.symbol).copied(),
-                extended_hours: block.algorithm.extended_hours,
-                whole_shares: leg == Leg::Whole,
-            };
+            let request = decide::child_request(&block, &slice, leg, amount);
             let order = self
                 .broker
                 .submit(request.clone())
@@ -534,51 +397,11 @@ impl Execution {
                     executed_at: fill.executed_at,
                     crossed: false,
                 });
-                let claims: Vec<Claim> = members
-                    .iter()
-                    .map(|o| {
-                        let state = progress[o.id.as_str()];
-                        let remaining = match leg {
-                            // The shares its remaining dollars buy at this
-                            // price, rounded up to the step: the broker
-                            // floors the shares of the whole notional, which
-                            // the orders' floors alone might not absorb (the
-                            // excess is below a billionth of a share each).
-                            Leg::Dollars => ceil_to(
-                                (o.notional.unwrap_or_default() - state.spent).max(Decimal::ZERO)
-                                    / fill.price,
-                                FRACTIONAL_STEP,
-                            ),
-                            Leg::Shares | Leg::Whole => o.quantity - state.filled,
-                        };
-                        Claim {
-                            remaining,
-                            whole_shares: o.whole_shares,
-                        }
-                    })
-                    .collect();
-                let shares = allocate(fill.quantity, &claims).map_err(|error| {
-                    ExecutionError::FailedPrecondition(format!("allocation failed: {error}"))
-                })?;
-                for (member, share) in members.iter().zip(shares) {
-                    if share.is_zero() {
-                        continue;
-                    }
-                    let Some(state) = progress.get_mut(member.id.as_str()) else {
-                        continue;
-                    };
-                    let amount = state.add(share, fill.price);
-                    outcome.allocations.push(AllocationRecord {
-                        fill_id: fill.id.clone(),
-                        order_id: member.id.clone(),
-                        account_id: member.account_id.clone(),
-                        symbol: member.symbol.clone(),
-                        side: member.side,
-                        quantity: share,
-                        price: fill.price,
-                        amount,
-                    });
-                }
+                let allocations = decide::allocate_fill(fill, leg, &members, &mut progress)
+                    .map_err(|error| {
+                        ExecutionError::FailedPrecondition(format!("allocation failed: {error}"))
+                    })?;
+                outcome.allocations.extend(allocations);
                 outcome.block_filled_quantity += fill.quantity;
                 outcome.block_filled_notional += fill.quantity * fill.price;
                 last_price = fill.price;
@@ -603,95 +426,34 @@ impl Execution {
             });
         }
 
-        // Orders after this slice: progress, share estimates, what is left.
-        let mut still_open = 0_usize;
-        let mut unfilled: BTreeMap<Leg, Decimal> = BTreeMap::new();
-        for order in &open {
-            let state = progress[order.id.as_str()];
-            let record = progress_record(order, state, last_price);
-            let left = still_needed(&state.apply(order));
-            if left >= Leg::of(order).threshold() {
-                still_open += 1;
-                *unfilled.entry(Leg::of(order)).or_default() += left;
-            }
-            if state.filled != order.filled_quantity || record.quantity != order.quantity {
-                outcome.block_quantity += record.quantity - order.quantity;
-                outcome.orders.push(record);
-            }
+        let conclusion = decide::conclude_slice(&decide::SliceFacts {
+            block: &block,
+            orders: &orders,
+            open: &open,
+            progress: &progress,
+            block_filled_quantity: outcome.block_filled_quantity,
+            last_price,
+            last_slice: slices_left <= 1,
+            in_hours,
+            close: session.map(|s| s.close),
+            window_end,
+            now,
+            rejected,
+        });
+        outcome.orders = conclusion.orders;
+        outcome.block_quantity += conclusion.block_quantity_change;
+        outcome.block_status = conclusion.block_status;
+        outcome.finish = conclusion.finish;
+        if let Some(due_at) = conclusion.next_slice_due {
+            outcome.new_slices.push(SliceRecord {
+                id: new_id(),
+                block_order_id: block.id.clone(),
+                sequence: slice.sequence + 1,
+                due_at,
+                status: SliceStatus::Pending,
+                attempts: 0,
+            });
         }
-        let done = still_open == 0;
-        outcome.block_status = if done {
-            OrderStatus::Filled
-        } else if outcome.block_filled_quantity > Decimal::ZERO {
-            OrderStatus::PartiallyFilled
-        } else {
-            OrderStatus::Submitted
-        };
-        // The last slice of the window sweeps; what it could not fill gets
-        // one more try a minute later, until the close.
-        let last = slices_left <= 1;
-        let close = session.map(|s| s.close);
-        if last && !done && rejected.is_none() && in_hours {
-            let next = now + TimeDelta::minutes(1);
-            if close.is_none_or(|close| next < close) || block.algorithm.extended_hours {
-                outcome.new_slices.push(SliceRecord {
-                    id: new_id(),
-                    block_order_id: block.id.clone(),
-                    sequence: slice.sequence + 1,
-                    due_at: next.max(window_end),
-                    status: SliceStatus::Pending,
-                    attempts: 0,
-                });
-            }
-        }
-        let will_continue = !outcome.new_slices.is_empty() || !last;
-        outcome.finish = if block.completed_at.is_some() {
-            None
-        } else if let Some(reason) = rejected {
-            Some(BlockFinish {
-                status: OrderStatus::Rejected,
-                order_status: OrderStatus::Rejected,
-                reason,
-            })
-        } else if done {
-            // Every order this slice worked is filled now; the others ended before.
-            let all_filled = orders
-                .iter()
-                .filter(|o| !o.excluded)
-                .all(|o| o.status == OrderStatus::Filled || progress.contains_key(o.id.as_str()));
-            Some(if all_filled {
-                BlockFinish {
-                    status: OrderStatus::Filled,
-                    order_status: OrderStatus::Filled,
-                    reason: String::new(),
-                }
-            } else {
-                BlockFinish {
-                    status: OrderStatus::Canceled,
-                    order_status: OrderStatus::Canceled,
-                    reason: "its account orders were canceled".to_owned(),
-                }
-            })
-        } else if !will_continue || !in_hours {
-            let left: Vec<String> = unfilled
-                .iter()
-                .map(|(leg, left)| match leg {
-                    Leg::Dollars => format!("${left}"),
-                    Leg::Shares | Leg::Whole => format!("{left} shares"),
-                })
-                .collect();
-            Some(BlockFinish {
-                status: OrderStatus::Expired,
-                order_status: OrderStatus::Expired,
-                reason: format!(
-                    "could not finish before the close: {} of {} unfilled",
-                    left.join(" and "),
-                    block.symbol
-                ),
-            })
-        } else {
-            None
-        };
         let recorded = self.store.record_slice(tenant, outcome, now).await?;
         if !recorded {
             tracing::info!(block_id = %block.id, sequence = slice.sequence, "slice already recorded by another worker");
@@ -884,202 +646,5 @@ impl Execution {
             self.finish_batch_if_done(tenant, batch_id).await?;
         }
         Ok(())
-    }
-}
-
-/// Records the crossed part of a block's orders: one crossed fill at
-/// `price`, its allocations (cash split to the cent so both sides move the
-/// same dollars) and the orders' progress; a block crossed in full ends.
-fn record_cross(
-    new: &mut NewBlock,
-    orders: &HashMap<&str, &OrderRecord>,
-    shares: &[Decimal],
-    price: Decimal,
-    now: DateTime<Utc>,
-) {
-    let quantity: Decimal = shares.iter().sum();
-    if quantity.is_zero() {
-        return;
-    }
-    let fill_id = new_id();
-    let amounts = netting::cross_amounts(price, shares);
-    let mut estimate_change = Decimal::ZERO;
-    let mut all_filled = true;
-    for ((order_id, share), amount) in new.order_ids.iter().zip(shares).zip(amounts) {
-        let order = orders[order_id.as_str()];
-        if share.is_zero() {
-            all_filled &= !is_open(order);
-            continue;
-        }
-        let mut progress = Progress::of(order);
-        progress.filled += *share;
-        progress.spent += *share * price;
-        progress.booked += amount;
-        new.allocations.push(AllocationRecord {
-            fill_id: fill_id.clone(),
-            order_id: order.id.clone(),
-            account_id: order.account_id.clone(),
-            symbol: order.symbol.clone(),
-            side: order.side,
-            quantity: *share,
-            price,
-            amount,
-        });
-        let record = progress_record(order, progress, price);
-        all_filled &= record.status == OrderStatus::Filled;
-        estimate_change += record.quantity - order.quantity;
-        new.orders.push(record);
-    }
-    new.fills.push(FillRecord {
-        id: fill_id,
-        child_order_id: String::new(),
-        block_order_id: new.block.id.clone(),
-        quantity,
-        price,
-        executed_at: now,
-        crossed: true,
-    });
-    let block = &mut new.block;
-    block.quantity += estimate_change;
-    block.filled_quantity += quantity;
-    block.filled_notional += quantity * price;
-    block.arrival_price = Some(price);
-    if all_filled {
-        block.status = OrderStatus::Filled;
-        block.completed_at = Some(now);
-        block.reason = "crossed internally in full".to_owned();
-    } else {
-        block.status = OrderStatus::PartiallyFilled;
-    }
-}
-
-/// Why a run ended as it did, in words.
-fn outcome_reason(run: &RunRecord, status: RunStatus) -> String {
-    match status {
-        RunStatus::CompletedSuccess => run.reason.clone(),
-        RunStatus::CanceledMidRun => run.reason.clone(),
-        _ => {
-            let short: Vec<String> = run
-                .orders
-                .iter()
-                .filter(|o| o.status != OrderStatus::Filled && !o.excluded)
-                .map(|o| {
-                    format!(
-                        "{} {} {}: {}",
-                        o.side.as_str(),
-                        o.symbol,
-                        o.status,
-                        o.reason
-                    )
-                })
-                .collect();
-            let mut parts = Vec::new();
-            if !short.is_empty() {
-                parts.push(short.join("; "));
-            }
-            if !run.skipped.is_empty() {
-                parts.push(format!("{} trade(s) skipped", run.skipped.len()));
-            }
-            if parts.is_empty() {
-                run.reason.clone()
-            } else {
-                parts.join("; ")
-            }
-        }
-    }
-}
-
-/// Account orders grouped into blocks: one per tenant transmission, symbol,
-/// side, batch and algorithm, whatever the orders' sizing (the legs).
-fn group_into_blocks(
-    transmission_id: &str,
-    runs: &[RunRecord],
-    now: DateTime<Utc>,
-) -> Vec<NewBlock> {
-    let mut groups: BTreeMap<(String, &'static str, String, String), NewBlock> = BTreeMap::new();
-    for run in runs {
-        let algorithm_key = serde_json::to_string(&run.algorithm).unwrap_or_default();
-        for order in run
-            .orders
-            .iter()
-            .filter(|o| o.block_order_id.is_none() && is_open(o))
-        {
-            let key = (
-                order.symbol.clone(),
-                order.side.as_str(),
-                run.batch_id.clone().unwrap_or_default(),
-                algorithm_key.clone(),
-            );
-            let entry = groups.entry(key).or_insert_with(|| NewBlock {
-                block: BlockRecord {
-                    id: new_id(),
-                    transmission_id: transmission_id.to_owned(),
-                    batch_id: run.batch_id.clone(),
-                    symbol: order.symbol.clone(),
-                    side: order.side,
-                    whole_shares: true,
-                    notional: true,
-                    algorithm: run.algorithm.clone(),
-                    status: OrderStatus::New,
-                    quantity: Decimal::ZERO,
-                    filled_quantity: Decimal::ZERO,
-                    filled_notional: Decimal::ZERO,
-                    account_order_count: 0,
-                    arrival_price: None,
-                    window_start: None,
-                    window_end: None,
-                    reason: String::new(),
-                    created_at: now,
-                    completed_at: None,
-                },
-                order_ids: Vec::new(),
-                fills: Vec::new(),
-                allocations: Vec::new(),
-                orders: Vec::new(),
-            });
-            let block = &mut entry.block;
-            block.whole_shares &= order.whole_shares;
-            block.notional &= is_notional(order);
-            block.quantity += order.quantity;
-            block.account_order_count += 1;
-            entry.order_ids.push(order.id.clone());
-        }
-    }
-    groups.into_values().collect()
-}
-
-/// Whether an account order is worked in dollars (fractional notional).
-fn is_notional(order: &OrderRecord) -> bool {
-    order.notional.is_some() && !order.whole_shares
-}
-
-/// A stable number from a block id, to seed its randomization.
-fn salt_of(id: &str) -> u64 {
-    id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// Floors `value` to a multiple of `step`.
-fn floor_to(value: Decimal, step: Decimal) -> Decimal {
-    (value / step).floor() * step
-}
-
-/// Raises `value` to a multiple of `step`.
-fn ceil_to(value: Decimal, step: Decimal) -> Decimal {
-    (value / step).ceil() * step
-}
-
-/// The shares a child order asked for (a notional order: what its dollars buy).
-fn order_quantity(order: &crate::broker::BrokerOrder, amount: Decimal, notional: bool) -> Decimal {
-    if notional {
-        let price = order.average_price().unwrap_or(Decimal::ZERO);
-        if price > Decimal::ZERO {
-            (amount / price).round_dp(9)
-        } else {
-            Decimal::ZERO
-        }
-    } else {
-        amount
     }
 }
