@@ -133,6 +133,7 @@ impl TestStack {
             .expect("monitor");
         let deps = ExecutionDeps {
             clock: shared_clock.clone(),
+            broker: rebalancer_execution::broker::BrokerConfig::default(),
             market: Arc::new(SimMarketData::new(MARKET_SEED, shared_clock, 0)),
             target: Some(channel.clone()),
         };

@@ -104,6 +104,52 @@ impl RunStatus {
     pub fn is_terminal(self) -> bool {
         !matches!(self, Self::Proposed | Self::Queued | Self::InProgress)
     }
+
+    /// Whether a run may be created in this status: waiting for approval,
+    /// queued, or already complete when there was nothing to trade.
+    #[must_use]
+    pub fn is_initial(self) -> bool {
+        matches!(
+            self,
+            Self::Proposed | Self::Queued | Self::CompletedSuccess | Self::CompletedAdjusted
+        )
+    }
+
+    /// The statuses a run may move to `to` from: the whole lifecycle in one
+    /// table. Every store write of a run's status is checked against it
+    /// (single rows through [`RunStatus::transition`], bulk updates by
+    /// matching only these statuses).
+    #[must_use]
+    pub fn sources(to: Self) -> &'static [Self] {
+        match to {
+            Self::Proposed => &[],
+            Self::Queued => &[Self::Proposed],
+            Self::InProgress => &[Self::Queued],
+            Self::CompletedSuccess | Self::CompletedAdjusted | Self::Error => &[Self::InProgress],
+            Self::CanceledMidRun => &[Self::InProgress],
+            Self::Canceled | Self::Timeout => &[Self::Proposed, Self::Queued],
+        }
+    }
+
+    /// Moves a run from `self` to `to`.
+    ///
+    /// # Errors
+    /// [`RunTransitionError`] when the lifecycle does not allow it.
+    pub fn transition(self, to: Self) -> Result<Self, RunTransitionError> {
+        if Self::sources(to).contains(&self) {
+            Ok(to)
+        } else {
+            Err(RunTransitionError { from: self, to })
+        }
+    }
+}
+
+/// A change of a run's status that its lifecycle does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("run is {from}, it cannot become {to}")]
+pub struct RunTransitionError {
+    pub from: RunStatus,
+    pub to: RunStatus,
 }
 
 impl OrderStatus {
@@ -203,5 +249,61 @@ mod tests {
             OrderStatus::parse("partially_filled"),
             Some(OrderStatus::PartiallyFilled)
         );
+    }
+}
+
+#[cfg(test)]
+mod transition_tests {
+    use super::RunStatus::{self, *};
+
+    const ALL: [RunStatus; 9] = [
+        Proposed,
+        Queued,
+        InProgress,
+        CompletedSuccess,
+        CompletedAdjusted,
+        Error,
+        Timeout,
+        Canceled,
+        CanceledMidRun,
+    ];
+
+    #[test]
+    fn the_lifecycle_moves_forward_only() {
+        assert_eq!(Proposed.transition(Queued), Ok(Queued));
+        assert_eq!(Queued.transition(InProgress), Ok(InProgress));
+        assert_eq!(
+            InProgress.transition(CompletedAdjusted),
+            Ok(CompletedAdjusted)
+        );
+        assert_eq!(Queued.transition(Timeout), Ok(Timeout));
+        assert!(InProgress.transition(Canceled).is_err());
+        assert!(Queued.transition(Proposed).is_err());
+        let error = CompletedSuccess.transition(Queued).expect_err("terminal");
+        assert_eq!(
+            error.to_string(),
+            "run is completed_success, it cannot become queued"
+        );
+    }
+
+    #[test]
+    fn terminal_runs_never_move_and_no_run_stays_put() {
+        for from in ALL {
+            for to in ALL {
+                if from.is_terminal() || from == to {
+                    assert!(from.transition(to).is_err(), "{from} -> {to}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_status_is_reachable_from_a_creation() {
+        for to in ALL {
+            assert!(
+                to.is_initial() || !RunStatus::sources(to).is_empty(),
+                "{to} is unreachable"
+            );
+        }
     }
 }

@@ -10,7 +10,6 @@ use rebalancer_proto::client::TracedChannel;
 use tokio::sync::broadcast;
 
 use crate::broker::Broker;
-use crate::broker::paper::PaperBroker;
 use crate::market::MarketData;
 use crate::store::ExecutionStore;
 
@@ -28,18 +27,15 @@ pub struct Execution {
 }
 
 impl Execution {
+    /// The service's state over its store and ports.
     #[must_use]
     pub fn new(
         store: Arc<dyn ExecutionStore>,
         clock: Arc<dyn Clock>,
         market: Arc<dyn MarketData>,
+        broker: Arc<dyn Broker>,
         target: Option<TracedChannel>,
     ) -> Self {
-        let broker = Arc::new(PaperBroker::new(
-            store.clone(),
-            market.clone(),
-            clock.clone(),
-        ));
         let (events, _) = broadcast::channel(1024);
         Self {
             store,

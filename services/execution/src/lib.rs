@@ -29,6 +29,7 @@ use rebalancer_proto::execution::order_service_server::OrderServiceServer;
 use rebalancer_proto::execution::run_service_server::RunServiceServer;
 use tonic::service::RoutesBuilder;
 
+use crate::broker::BrokerConfig;
 pub use crate::error::ExecutionError;
 pub use crate::execution::Execution;
 use crate::market::MarketData;
@@ -42,6 +43,8 @@ pub struct ExecutionDeps {
     pub clock: Arc<dyn Clock>,
     /// The market data feed (the simulated market by default).
     pub market: Arc<dyn MarketData>,
+    /// The broker child orders go to (the paper broker by default).
+    pub broker: BrokerConfig,
     /// The Target service.
     pub target: Option<TracedChannel>,
 }
@@ -63,8 +66,14 @@ impl ExecutionService {
         deps: ExecutionDeps,
     ) -> anyhow::Result<Self> {
         let store = store::open(url, pool).await?;
+        let broker = broker::connect(
+            deps.broker,
+            store.clone(),
+            deps.market.clone(),
+            deps.clock.clone(),
+        );
         Ok(Self {
-            execution: Execution::new(store, deps.clock, deps.market, deps.target),
+            execution: Execution::new(store, deps.clock, deps.market, broker, deps.target),
         })
     }
 

@@ -98,6 +98,7 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
         &pool,
         ExecutionDeps {
             clock: shared_clock.clone(),
+            broker: rebalancer_execution::broker::BrokerConfig::default(),
             market,
             target: Some(own.clone()),
         },

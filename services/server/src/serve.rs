@@ -62,6 +62,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ServiceKind::Execution => {
             let deps = ExecutionDeps {
                 clock: clock.clone(),
+                broker: rebalancer_execution::broker::BrokerConfig::default(),
                 market: Arc::new(SimMarketData::new(args.market_seed, clock, speed)),
                 target: Some(lazy_channel(&ClientOptions::new(args.target_url.clone()))?),
             };
@@ -119,6 +120,7 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         ServiceKind::Execution => {
             let deps = ExecutionDeps {
                 clock: clock.clone(),
+                broker: rebalancer_execution::broker::BrokerConfig::default(),
                 market: Arc::new(SimMarketData::new(0, clock, 1)),
                 target: None,
             };

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use rebalancer_domain::run::OrderStatus;
+use rebalancer_domain::run::{OrderStatus, RunStatus};
 use rebalancer_domain::trades::Side;
 use rebalancer_kit::db::{DbErrorKind, Dec, classify};
 use sqlx::{QueryBuilder, Row};
@@ -17,7 +17,7 @@ use crate::blocks::store::{
     ChildOrderRecord, ClaimedSlice, FillRecord, NewBlock, OrderFilter, OrderProgress,
     RunCompletion, SliceOutcome, SliceRecord, SliceStatus,
 };
-use crate::runs::sql::{ORDER_COLUMNS, RUN_COLUMNS, order_from_row, run_from_row};
+use crate::runs::sql::{ORDER_COLUMNS, RUN_COLUMNS, moving_to, order_from_row, run_from_row};
 use crate::runs::store::{OrderRecord, RunRecord};
 use crate::store::SqlStore;
 use crate::store::{PageRequest, StoreError};
@@ -51,7 +51,8 @@ impl BlockStore for SqlStore<DB> {
         let sql = format!(
             "UPDATE runs SET status = 'in_progress', transmission_id = $1, started_at = $2, updated_at = $2, \
              revision = revision + 1 WHERE (tenant_id, id) IN (SELECT tenant_id, id FROM runs \
-             WHERE status = 'queued'{} ORDER BY tenant_id, id LIMIT $3 {}) RETURNING tenant_id, id",
+             WHERE {}{} ORDER BY tenant_id, id LIMIT $3 {}) RETURNING tenant_id, id",
+            moving_to(RunStatus::InProgress),
             if gathering {
                 " AND NOT (batch_id IS NULL AND initiated_from = 'system')"
             } else {
@@ -441,18 +442,27 @@ impl BlockStore for SqlStore<DB> {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
         for completion in completions {
-            let row = sqlx::query(
+            // Runs end from IN_PROGRESS; the update matches only statuses the
+            // lifecycle lets move to the new one.
+            RunStatus::InProgress
+                .transition(completion.status)
+                .map_err(|error| {
+                    StoreError::FailedPrecondition(format!("run {}: {error}", completion.run_id))
+                })?;
+            let sql = format!(
                 "UPDATE runs SET status = $3, reason = $4, completed_at = $5, updated_at = $5, \
-                 revision = revision + 1 WHERE tenant_id = $1 AND id = $2 AND status = 'in_progress' \
+                 revision = revision + 1 WHERE tenant_id = $1 AND id = $2 AND {} \
                  RETURNING account_id",
-            )
-            .bind(tenant.to_owned())
-            .bind(completion.run_id.clone())
-            .bind(completion.status.as_str().to_owned())
-            .bind(completion.reason.clone())
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
+                moving_to(completion.status)
+            );
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant.to_owned())
+                .bind(completion.run_id.clone())
+                .bind(completion.status.as_str().to_owned())
+                .bind(completion.reason.clone())
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
             if let Some(row) = row
                 && completion.rebalanced
             {

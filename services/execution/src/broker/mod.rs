@@ -1,18 +1,28 @@
 //! The broker port: submit (idempotent by client order id), read and cancel
-//! orders. Child orders are immediate-or-cancel: what does not fill at once is
-//! canceled and the algorithm sizes the next slice from what remains.
-//! The embedded adapter is the [`paper::PaperBroker`].
+//! orders, the execution reports since a point, and the firm's positions and
+//! cash as the broker holds them (for reconciliation). Child orders are
+//! immediate-or-cancel: what does not fill at once is canceled and the
+//! algorithm sizes the next slice from what remains.
+//!
+//! Adapters are chosen by configuration ([`BrokerConfig`]) and built by
+//! [`connect`]; the embedded default is the [`paper::PaperBroker`]. Adding an
+//! adapter touches this folder only: `blocks/` calls the [`Broker`] trait.
 
 pub mod paper;
 mod paper_sql;
 pub mod paper_store;
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rebalancer_domain::run::OrderStatus;
 use rebalancer_domain::trades::Side;
+use rebalancer_kit::Clock;
 use rust_decimal::Decimal;
+
+use crate::market::MarketData;
+use crate::store::ExecutionStore;
 
 /// An order to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,10 +85,67 @@ pub enum BrokerError {
     Unavailable(String),
 }
 
-/// A broker.
+/// A position as the broker holds it for the firm (all accounts together).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerPosition {
+    pub symbol: String,
+    /// Negative when the firm is short.
+    pub quantity: Decimal,
+}
+
+/// What the broker holds for the firm: positions by symbol and the cash the
+/// trades moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerHoldings {
+    /// Sorted by symbol, without zero positions.
+    pub positions: Vec<BrokerPosition>,
+    /// Sale proceeds less purchase costs of every fill.
+    pub cash_change: Decimal,
+}
+
+/// A broker: where child orders go and where the truth about them lives.
 #[tonic::async_trait]
 pub trait Broker: Send + Sync + Debug {
+    /// Sends an order; a client order id sent before returns that order,
+    /// never a second one.
     async fn submit(&self, request: OrderRequest) -> Result<BrokerOrder, BrokerError>;
 
+    /// The order's current state, if the broker knows the id.
     async fn order(&self, client_order_id: &str) -> Result<Option<BrokerOrder>, BrokerError>;
+
+    /// Cancels what is left of an order; returns its state afterwards (an
+    /// order already done is returned as it is).
+    async fn cancel(&self, client_order_id: &str) -> Result<Option<BrokerOrder>, BrokerError>;
+
+    /// Orders with their executions, by client order id after `after`, at
+    /// most `limit`: the execution reports, for an audit or a reconciliation.
+    async fn reports(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<BrokerOrder>, BrokerError>;
+
+    /// The firm's positions and cash movement at the broker.
+    async fn holdings(&self) -> Result<BrokerHoldings, BrokerError>;
+}
+
+/// Which broker the service trades through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BrokerConfig {
+    /// Fills against the market-data source, books in the service's database.
+    #[default]
+    Paper,
+}
+
+/// Builds the configured broker adapter.
+#[must_use]
+pub fn connect(
+    config: BrokerConfig,
+    store: Arc<dyn ExecutionStore>,
+    market: Arc<dyn MarketData>,
+    clock: Arc<dyn Clock>,
+) -> Arc<dyn Broker> {
+    match config {
+        BrokerConfig::Paper => Arc::new(paper::PaperBroker::new(store, market, clock)),
+    }
 }

@@ -5,6 +5,7 @@
 //! allowed). Its book lives in the execution database, so a resubmitted
 //! client order id returns the same order and fills even after a crash.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -15,7 +16,9 @@ use rebalancer_kit::Clock;
 use rebalancer_kit::db::new_id;
 use rust_decimal::Decimal;
 
-use super::{Broker, BrokerError, BrokerFill, BrokerOrder, OrderRequest};
+use super::{
+    Broker, BrokerError, BrokerFill, BrokerHoldings, BrokerOrder, BrokerPosition, OrderRequest,
+};
 use crate::broker::paper_store::{PaperFill, PaperOrder};
 use crate::market::MarketData;
 use crate::store::ExecutionStore;
@@ -242,7 +245,72 @@ impl Broker for PaperBroker {
             .store
             .paper_order(client_order_id)
             .await
-            .map_err(|error| BrokerError::Unavailable(error.to_string()))?
+            .map_err(unavailable)?
             .map(to_broker))
     }
+
+    async fn cancel(&self, client_order_id: &str) -> Result<Option<BrokerOrder>, BrokerError> {
+        // Paper orders are immediate-or-cancel: every one is done when it is
+        // made, so there is never anything left to cancel.
+        self.order(client_order_id).await
+    }
+
+    async fn reports(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<BrokerOrder>, BrokerError> {
+        let orders = self
+            .store
+            .paper_orders(after, limit)
+            .await
+            .map_err(unavailable)?;
+        Ok(orders.into_iter().map(to_broker).collect())
+    }
+
+    async fn holdings(&self) -> Result<BrokerHoldings, BrokerError> {
+        const PAGE: u32 = 1000;
+        let mut by_symbol: BTreeMap<String, Decimal> = BTreeMap::new();
+        let mut cash_change = Decimal::ZERO;
+        let mut after: Option<String> = None;
+        loop {
+            let orders = self
+                .store
+                .paper_orders(after.as_deref(), PAGE)
+                .await
+                .map_err(unavailable)?;
+            for order in &orders {
+                for fill in &order.fills {
+                    let value = fill.quantity * fill.price;
+                    let position = by_symbol.entry(order.symbol.clone()).or_default();
+                    match order.side {
+                        Side::Buy => {
+                            *position += fill.quantity;
+                            cash_change -= value;
+                        }
+                        Side::Sell => {
+                            *position -= fill.quantity;
+                            cash_change += value;
+                        }
+                    }
+                }
+            }
+            if orders.len() < PAGE as usize {
+                break;
+            }
+            after = orders.last().map(|order| order.client_order_id.clone());
+        }
+        Ok(BrokerHoldings {
+            positions: by_symbol
+                .into_iter()
+                .filter(|(_, quantity)| !quantity.is_zero())
+                .map(|(symbol, quantity)| BrokerPosition { symbol, quantity })
+                .collect(),
+            cash_change,
+        })
+    }
+}
+
+fn unavailable(error: crate::store::StoreError) -> BrokerError {
+    BrokerError::Unavailable(error.to_string())
 }

@@ -63,6 +63,12 @@ impl RunStore for SqlStore<DB> {
         run: RunRecord,
         claim: Option<IdempotencyClaim>,
     ) -> Result<Created<RunRecord>, StoreError> {
+        if !run.status.is_initial() {
+            return Err(StoreError::FailedPrecondition(format!(
+                "a run cannot be created {}",
+                run.status
+            )));
+        }
         if let Some(claim) = &claim
             && let Some(existing) = self.replay_run(tenant, claim).await?
         {
@@ -212,6 +218,24 @@ impl RunStore for SqlStore<DB> {
         now: DateTime<Utc>,
     ) -> Result<RunRecord, StoreError> {
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
+        // A status change is checked against the run's lifecycle, and made
+        // only if the status is still the one checked.
+        let mut checked_from = None;
+        if let Some(to) = change.status {
+            let current: Option<String> =
+                sqlx::query_scalar("SELECT status FROM runs WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.to_owned())
+                    .bind(id.to_owned())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(current) = current else {
+                return Err(StoreError::NotFound(format!("run {id} not found")));
+            };
+            let from = parsed(RunStatus::parse(&current), "run status", &current)?;
+            from.transition(to)
+                .map_err(|error| StoreError::FailedPrecondition(format!("run {id}: {error}")))?;
+            checked_from = Some(from);
+        }
         let mut query =
             QueryBuilder::<DB>::new("UPDATE runs SET revision = revision + 1, updated_at = ");
         query.push_bind(now);
@@ -259,6 +283,11 @@ impl RunStore for SqlStore<DB> {
         query.push(" AND id = ").push_bind(id.to_owned());
         if let Some(revision) = expected_revision {
             query.push(" AND revision = ").push_bind(revision);
+        }
+        if let Some(from) = checked_from {
+            query
+                .push(" AND status = ")
+                .push_bind(from.as_str().to_owned());
         }
         query.push(" RETURNING id");
         let updated = query.build().fetch_optional(&mut *tx).await?;
@@ -500,18 +529,20 @@ impl RunStore for SqlStore<DB> {
         approved_by: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let rows = sqlx::query(
+        let sql = format!(
             "UPDATE runs SET status = 'queued', algorithm_json = $3, approved_by = $4, approved_at = $5, \
              updated_at = $5, revision = revision + 1 WHERE tenant_id = $1 AND batch_id = $2 \
-             AND status = 'proposed' RETURNING id",
-        )
-        .bind(tenant.to_owned())
-        .bind(batch_id.to_owned())
-        .bind(json(algorithm)?)
-        .bind(approved_by.to_owned())
-        .bind(now)
-        .fetch_all(self.pool())
-        .await?;
+             AND {} RETURNING id",
+            moving_to(RunStatus::Queued)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_owned())
+            .bind(batch_id.to_owned())
+            .bind(json(algorithm)?)
+            .bind(approved_by.to_owned())
+            .bind(now)
+            .fetch_all(self.pool())
+            .await?;
         Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
     }
 }
@@ -613,6 +644,19 @@ impl SqlStore<DB> {
             .await?;
         rows.iter().map(order_from_row).collect()
     }
+}
+
+/// `status IN (...)`: the statuses a run may move to `to` from, per the
+/// domain's lifecycle table ([`RunStatus::sources`]), for bulk updates.
+pub(crate) fn moving_to(to: RunStatus) -> String {
+    let sources: Vec<String> = RunStatus::sources(to)
+        .iter()
+        .map(|status| format!("'{status}'"))
+        .collect();
+    if sources.is_empty() {
+        return "FALSE".to_owned();
+    }
+    format!("status IN ({})", sources.join(", "))
 }
 
 pub(crate) fn run_from_row<R>(row: &R) -> Result<RunRecord, StoreError>
