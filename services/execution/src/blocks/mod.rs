@@ -11,7 +11,10 @@ mod app;
 pub mod convert;
 pub mod decide;
 mod grpc;
+mod slices;
 pub(crate) mod sql;
+mod sql_reads;
+pub(crate) mod sql_rows;
 pub mod store;
 mod worker;
 

@@ -344,7 +344,12 @@ pub trait BlockStore: Send + Sync + Debug {
         completions: &[RunCompletion],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+}
 
+/// The order book as users read it: account orders, blocks, child orders,
+/// fills and allocations.
+#[tonic::async_trait]
+pub trait OrderBook: Send + Sync + Debug {
     async fn get_order(&self, tenant: &str, id: &str) -> Result<Option<OrderRecord>, StoreError>;
 
     /// Orders newest first.

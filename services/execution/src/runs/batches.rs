@@ -2,6 +2,9 @@
 //! every account of a portfolio or of a list, reviewed as trades per ticker
 //! and per account, adjusted, then transmitted all at once so the worker
 //! works them as one set of block orders.
+//!
+//! Over 500 lines: a batch's whole life (create, review per ticker, adjust,
+//! transmit, cancel, finish) in one place, as the Rebalance Center shows it.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -11,6 +11,7 @@ mod grpc;
 mod grpc_batches;
 mod plan;
 pub(crate) mod sql;
+mod sql_batches;
 pub mod store;
 
 pub use app::{OrderAdjustmentInput, RunSpecInput};

@@ -1,6 +1,10 @@
 //! Planning a run: the account from the book, prices and asset flags from
 //! market data, the target from the Target service (or one-off weights),
 //! then the domain's trade generation. Nothing here writes.
+//!
+//! Over 500 lines because planning is one pass (validate the spec, read the
+//! account, its prices and its target, generate trades, describe the result)
+//! whose steps share most of their state; split, they would pass it around.
 
 use std::collections::{HashMap, HashSet};
 

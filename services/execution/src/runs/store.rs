@@ -250,7 +250,11 @@ pub trait RunStore: Send + Sync + Debug {
         change: RunChange,
         now: DateTime<Utc>,
     ) -> Result<RunRecord, StoreError>;
+}
 
+/// Batches: many accounts' runs proposed, reviewed and transmitted together.
+#[tonic::async_trait]
+pub trait BatchStore: Send + Sync + Debug {
     /// Stores a batch (its runs are stored with `create_run`).
     async fn create_batch(
         &self,

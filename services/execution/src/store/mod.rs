@@ -11,11 +11,11 @@ use std::sync::Arc;
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
 pub use rebalancer_kit::idempotency::{Created, IdempotencyClaim};
 
-use crate::blocks::store::BlockStore;
+use crate::blocks::store::{BlockStore, OrderBook};
 use crate::book::store::{AccountStore, CashStore};
 use crate::broker::paper_store::PaperBook;
 use crate::market::store::AssetStore;
-use crate::runs::store::RunStore;
+use crate::runs::store::{BatchStore, RunStore};
 pub use sql::SqlStore;
 
 /// Storage failures.
@@ -48,12 +48,19 @@ pub struct PageRequest {
 
 /// Everything the Execution service keeps.
 pub trait ExecutionStore:
-    AccountStore + CashStore + AssetStore + RunStore + BlockStore + PaperBook
+    AccountStore + CashStore + AssetStore + RunStore + BatchStore + BlockStore + OrderBook + PaperBook
 {
 }
 
-impl<T: AccountStore + CashStore + AssetStore + RunStore + BlockStore + PaperBook> ExecutionStore
-    for T
+impl<T> ExecutionStore for T where
+    T: AccountStore
+        + CashStore
+        + AssetStore
+        + RunStore
+        + BatchStore
+        + BlockStore
+        + OrderBook
+        + PaperBook
 {
 }
 

@@ -1,0 +1,199 @@
+//! Table tests of the worker's pure decisions.
+
+use chrono::TimeZone;
+use rebalancer_domain::algo::Algorithm;
+use rebalancer_domain::trades::Side;
+
+use super::*;
+
+fn at(hour: u32, minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 3, hour, minute, 0)
+        .single()
+        .expect("a time")
+}
+
+fn order(id: &str, account: &str, quantity: Decimal, whole_shares: bool) -> OrderRecord {
+    OrderRecord {
+        id: id.to_owned(),
+        run_id: format!("run-{account}"),
+        account_id: account.to_owned(),
+        position: 0,
+        symbol: "SPY".to_owned(),
+        side: Side::Buy,
+        quantity,
+        notional: None,
+        whole_shares,
+        estimated_price: Decimal::from(500),
+        status: OrderStatus::Submitted,
+        filled_quantity: Decimal::ZERO,
+        filled_notional: Decimal::ZERO,
+        filled_amount: Decimal::ZERO,
+        client_order_id: String::new(),
+        block_order_id: Some("block".to_owned()),
+        excluded: false,
+        reason: String::new(),
+        created_at: at(14, 0),
+        updated_at: at(14, 0),
+    }
+}
+
+fn block(quantity: Decimal) -> BlockRecord {
+    BlockRecord {
+        id: "block".to_owned(),
+        transmission_id: "t".to_owned(),
+        batch_id: None,
+        symbol: "SPY".to_owned(),
+        side: Side::Buy,
+        whole_shares: true,
+        notional: false,
+        algorithm: Algorithm::default(),
+        status: OrderStatus::Submitted,
+        quantity,
+        filled_quantity: Decimal::ZERO,
+        filled_notional: Decimal::ZERO,
+        account_order_count: 2,
+        arrival_price: Some(Decimal::from(500)),
+        window_start: Some(at(14, 0)),
+        window_end: Some(at(14, 30)),
+        reason: String::new(),
+        created_at: at(14, 0),
+        completed_at: None,
+    }
+}
+
+fn fill(quantity: i64, price: Decimal) -> BrokerFill {
+    BrokerFill {
+        id: "fill-1".to_owned(),
+        quantity: Decimal::from(quantity),
+        price,
+        executed_at: at(14, 5),
+    }
+}
+
+#[test]
+fn a_fill_is_allocated_exactly_over_the_legs_orders() {
+    let orders = [
+        order("a", "acct-a", Decimal::from(7), true),
+        order("b", "acct-b", Decimal::from(3), true),
+    ];
+    let members: Vec<&OrderRecord> = orders.iter().collect();
+    let mut progress: BTreeMap<&str, Progress> = orders
+        .iter()
+        .map(|o| (o.id.as_str(), Progress::of(o)))
+        .collect();
+    let price = Decimal::new(50_012, 2);
+    let allocations =
+        allocate_fill(&fill(5, price), Leg::Whole, &members, &mut progress).expect("allocated");
+    let total: Decimal = allocations.iter().map(|a| a.quantity).sum();
+    assert_eq!(total, Decimal::from(5));
+    assert!(allocations.iter().all(|a| a.quantity.fract().is_zero()));
+    let cash: Decimal = allocations.iter().map(|a| a.amount).sum();
+    assert_eq!(cash, (Decimal::from(5) * price).round_dp(2));
+    assert_eq!(
+        progress["a"].filled + progress["b"].filled,
+        Decimal::from(5)
+    );
+}
+
+#[test]
+fn a_fill_beyond_what_the_orders_need_is_refused() {
+    let orders = [order("a", "acct-a", Decimal::from(2), true)];
+    let members: Vec<&OrderRecord> = orders.iter().collect();
+    let mut progress: BTreeMap<&str, Progress> = orders
+        .iter()
+        .map(|o| (o.id.as_str(), Progress::of(o)))
+        .collect();
+    let result = allocate_fill(
+        &fill(3, Decimal::from(500)),
+        Leg::Whole,
+        &members,
+        &mut progress,
+    );
+    assert!(result.is_err());
+}
+
+fn facts<'a>(
+    block: &'a BlockRecord,
+    orders: &'a [OrderRecord],
+    open: &'a [&'a OrderRecord],
+    progress: &'a BTreeMap<&'a str, Progress>,
+    last_slice: bool,
+    now: DateTime<Utc>,
+) -> SliceFacts<'a> {
+    SliceFacts {
+        block,
+        orders,
+        open,
+        progress,
+        block_filled_quantity: progress.values().map(|p| p.filled).sum(),
+        last_price: Decimal::from(500),
+        last_slice,
+        in_hours: true,
+        close: Some(at(21, 0)),
+        window_end: at(14, 30),
+        now,
+        rejected: None,
+    }
+}
+
+#[test]
+fn a_filled_slice_ends_the_block_filled() {
+    let block = block(Decimal::from(10));
+    let orders = [order("a", "acct-a", Decimal::from(10), true)];
+    let open: Vec<&OrderRecord> = orders.iter().collect();
+    let mut progress: BTreeMap<&str, Progress> = orders
+        .iter()
+        .map(|o| (o.id.as_str(), Progress::of(o)))
+        .collect();
+    let members = open.clone();
+    allocate_fill(
+        &fill(10, Decimal::from(500)),
+        Leg::Whole,
+        &members,
+        &mut progress,
+    )
+    .expect("allocated");
+    let conclusion = conclude_slice(&facts(&block, &orders, &open, &progress, false, at(14, 5)));
+    assert_eq!(conclusion.block_status, OrderStatus::Filled);
+    assert_eq!(conclusion.orders.len(), 1);
+    assert_eq!(conclusion.orders[0].status, OrderStatus::Filled);
+    let finish = conclusion.finish.expect("the block ends");
+    assert_eq!(finish.status, OrderStatus::Filled);
+    assert!(conclusion.next_slice_due.is_none());
+}
+
+#[test]
+fn an_unfilled_middle_slice_goes_on_and_a_last_one_sweeps_a_minute_later() {
+    let block = block(Decimal::from(10));
+    let orders = [order("a", "acct-a", Decimal::from(10), true)];
+    let open: Vec<&OrderRecord> = orders.iter().collect();
+    let progress: BTreeMap<&str, Progress> = orders
+        .iter()
+        .map(|o| (o.id.as_str(), Progress::of(o)))
+        .collect();
+    let middle = conclude_slice(&facts(&block, &orders, &open, &progress, false, at(14, 5)));
+    assert!(middle.finish.is_none());
+    assert!(middle.next_slice_due.is_none());
+    assert_eq!(middle.block_status, OrderStatus::Submitted);
+    let last = conclude_slice(&facts(&block, &orders, &open, &progress, true, at(14, 30)));
+    assert!(last.finish.is_none());
+    assert_eq!(last.next_slice_due, Some(at(14, 31)));
+}
+
+#[test]
+fn a_last_slice_at_the_close_expires_the_rest_with_its_reason() {
+    let block = block(Decimal::from(10));
+    let orders = [order("a", "acct-a", Decimal::from(10), true)];
+    let open: Vec<&OrderRecord> = orders.iter().collect();
+    let progress: BTreeMap<&str, Progress> = orders
+        .iter()
+        .map(|o| (o.id.as_str(), Progress::of(o)))
+        .collect();
+    let conclusion = conclude_slice(&facts(&block, &orders, &open, &progress, true, at(20, 59)));
+    let finish = conclusion.finish.expect("the block ends");
+    assert_eq!(finish.status, OrderStatus::Expired);
+    assert_eq!(
+        finish.reason,
+        "could not finish before the close: 10 shares of SPY unfilled"
+    );
+}

@@ -1,0 +1,284 @@
+//! Working one slice of a block: size it from what remains (the algorithm,
+//! capped by participation in the market's volume), send one child order per
+//! leg through the broker port, allocate the fills, and record everything in
+//! one transaction. The decisions are [`super::decide`]'s; this is the part
+//! that talks to the market, the broker and the store.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use rebalancer_domain::algo::{AlgorithmKind, SliceContext, slice_quantity};
+use rebalancer_domain::allocation::FRACTIONAL_STEP;
+use rebalancer_domain::calendar;
+use rebalancer_domain::run::OrderStatus;
+use rebalancer_domain::trades::Side;
+use rebalancer_kit::db::new_id;
+use rust_decimal::Decimal;
+
+use crate::Execution;
+use crate::blocks::decide::{
+    self, CENT, Leg, Progress, floor_to, is_open, order_quantity, salt_of, still_needed,
+};
+use crate::blocks::store::{
+    BlockRecord, ChildOrderRecord, ClaimedSlice, FillRecord, SliceOutcome, SliceRecord, SliceStatus,
+};
+use crate::error::ExecutionError;
+use crate::runs::store::OrderRecord;
+
+impl Execution {
+    /// Works one claimed slice: sizes it from what remains, sends one child
+    /// order per leg (deterministic client order ids), allocates their fills
+    /// and records everything, the block's end included, in one transaction.
+    pub(super) async fn work_slice(&self, claimed: ClaimedSlice) -> Result<(), ExecutionError> {
+        let tenant = claimed.tenant.as_str();
+        let slice = claimed.slice;
+        let now = self.clock.now();
+        let Some(block) = self.store.get_block(tenant, &slice.block_order_id).await? else {
+            return Ok(());
+        };
+        let orders = self.store.block_orders(tenant, &block.id).await?;
+        let open: Vec<&OrderRecord> = if block.completed_at.is_some() {
+            Vec::new()
+        } else {
+            orders.iter().filter(|o| is_open(o)).collect()
+        };
+        let open_slices = self.store.open_slices(tenant, &block.id).await?;
+        let slices_left = u32::try_from(open_slices.len().max(1)).unwrap_or(u32::MAX);
+        let window_end = block.window_end.unwrap_or(now);
+        let session = calendar::open_session(now);
+        let in_hours = session.is_some() || block.algorithm.extended_hours;
+
+        let mut needed: BTreeMap<Leg, Decimal> = BTreeMap::new();
+        for order in &open {
+            *needed.entry(Leg::of(order)).or_default() += still_needed(order);
+        }
+        let quote = self.market.quote(&block.symbol).await;
+        let reference = match (&quote, block.side) {
+            (Some(q), Side::Buy) => q.ask,
+            (Some(q), Side::Sell) => q.bid,
+            (None, _) => block.arrival_price.unwrap_or_default(),
+        };
+        let amounts = if in_hours && !needed.is_empty() {
+            self.leg_amounts(
+                &block,
+                &slice,
+                &open_slices,
+                slices_left,
+                &needed,
+                reference,
+                now,
+            )
+            .await
+        } else {
+            Vec::new()
+        };
+
+        let mut progress: BTreeMap<&str, Progress> = open
+            .iter()
+            .map(|o| (o.id.as_str(), Progress::of(o)))
+            .collect();
+        let mut outcome = SliceOutcome {
+            slice_id: slice.id.clone(),
+            block_id: block.id.clone(),
+            children: Vec::new(),
+            fills: Vec::new(),
+            allocations: Vec::new(),
+            orders: Vec::new(),
+            block_quantity: block.quantity,
+            block_filled_quantity: block.filled_quantity,
+            block_filled_notional: block.filled_notional,
+            block_status: block.status,
+            new_slices: Vec::new(),
+            finish: None,
+        };
+        let mut rejected = None;
+        let mut last_price = reference;
+        for (leg, amount) in amounts {
+            let request = decide::child_request(&block, &slice, leg, amount);
+            let order = self
+                .broker
+                .submit(request.clone())
+                .await
+                .map_err(|error| ExecutionError::Unavailable(error.to_string()))?;
+            let child_id = new_id();
+            let members: Vec<&OrderRecord> =
+                open.iter().copied().filter(|o| Leg::of(o) == leg).collect();
+            for fill in &order.fills {
+                // The broker's fill id: recording the same fill twice is impossible.
+                outcome.fills.push(FillRecord {
+                    id: fill.id.clone(),
+                    child_order_id: child_id.clone(),
+                    block_order_id: block.id.clone(),
+                    quantity: fill.quantity,
+                    price: fill.price,
+                    executed_at: fill.executed_at,
+                    crossed: false,
+                });
+                let allocations = decide::allocate_fill(fill, leg, &members, &mut progress)
+                    .map_err(|error| {
+                        ExecutionError::FailedPrecondition(format!("allocation failed: {error}"))
+                    })?;
+                outcome.allocations.extend(allocations);
+                outcome.block_filled_quantity += fill.quantity;
+                outcome.block_filled_notional += fill.quantity * fill.price;
+                last_price = fill.price;
+            }
+            if order.status == OrderStatus::Rejected {
+                rejected = Some(order.reason.clone());
+            }
+            outcome.children.push(ChildOrderRecord {
+                id: child_id,
+                block_order_id: block.id.clone(),
+                slice_id: slice.id.clone(),
+                client_order_id: request.client_order_id,
+                broker_order_id: order.broker_order_id.clone(),
+                quantity: order_quantity(&order, amount, leg == Leg::Dollars),
+                limit_price: request.limit_price,
+                status: order.status,
+                filled_quantity: order.filled_quantity,
+                average_fill_price: order.average_price().map(|p| p.round_dp(6)),
+                reason: order.reason.clone(),
+                due_at: slice.due_at,
+                submitted_at: now,
+            });
+        }
+
+        let conclusion = decide::conclude_slice(&decide::SliceFacts {
+            block: &block,
+            orders: &orders,
+            open: &open,
+            progress: &progress,
+            block_filled_quantity: outcome.block_filled_quantity,
+            last_price,
+            last_slice: slices_left <= 1,
+            in_hours,
+            close: session.map(|s| s.close),
+            window_end,
+            now,
+            rejected,
+        });
+        outcome.orders = conclusion.orders;
+        outcome.block_quantity += conclusion.block_quantity_change;
+        outcome.block_status = conclusion.block_status;
+        outcome.finish = conclusion.finish;
+        if let Some(due_at) = conclusion.next_slice_due {
+            outcome.new_slices.push(SliceRecord {
+                id: new_id(),
+                block_order_id: block.id.clone(),
+                sequence: slice.sequence + 1,
+                due_at,
+                status: SliceStatus::Pending,
+                attempts: 0,
+            });
+        }
+        let recorded = self.store.record_slice(tenant, outcome, now).await?;
+        if !recorded {
+            tracing::info!(block_id = %block.id, sequence = slice.sequence, "slice already recorded by another worker");
+        }
+        let run_ids: BTreeSet<&str> = open.iter().map(|o| o.run_id.as_str()).collect();
+        for run_id in run_ids {
+            self.notify(run_id);
+        }
+        Ok(())
+    }
+
+    /// What each leg sends this slice: the whole block's slice (sized from
+    /// what remains, by the algorithm, capped by participation) split pro
+    /// rata to what each leg needs; the last slice sends everything left.
+    #[expect(clippy::too_many_arguments, reason = "the sizing inputs of one slice")]
+    async fn leg_amounts(
+        &self,
+        block: &BlockRecord,
+        slice: &SliceRecord,
+        open_slices: &[SliceRecord],
+        slices_left: u32,
+        needed: &BTreeMap<Leg, Decimal>,
+        reference: Decimal,
+        now: DateTime<Utc>,
+    ) -> Vec<(Leg, Decimal)> {
+        if slices_left <= 1 || reference <= Decimal::ZERO {
+            return needed.iter().map(|(leg, left)| (*leg, *left)).collect();
+        }
+        // Everything in shares: dollars at the price the block trades at now.
+        let shares_of = |leg: Leg, left: Decimal| match leg {
+            Leg::Dollars => left / reference,
+            Leg::Shares | Leg::Whole => left,
+        };
+        let total: Decimal = needed
+            .iter()
+            .map(|(leg, left)| shares_of(*leg, *left))
+            .sum();
+        let bar = self.market.minute_bar(&block.symbol, now).await;
+        let cap = bar.map(|bar| {
+            floor_to(
+                bar.volume * block.algorithm.max_participation_percent / Decimal::ONE_HUNDRED,
+                FRACTIONAL_STEP,
+            )
+        });
+        let (volume_now, volume_left) = self.volume_shares(block, open_slices, slice).await;
+        let size = slice_quantity(&SliceContext {
+            kind: block.algorithm.kind,
+            remaining: total,
+            slices_left,
+            volume_now,
+            volume_left,
+            participation_cap: cap,
+            step: FRACTIONAL_STEP,
+            randomization_percent: block.algorithm.randomization_percent,
+            noise: block.algorithm.size_noise(
+                salt_of(&block.id),
+                u64::try_from(slice.sequence).unwrap_or(0),
+            ),
+        });
+        if total <= Decimal::ZERO || size <= Decimal::ZERO {
+            return Vec::new();
+        }
+        needed
+            .iter()
+            .map(|(leg, left)| {
+                let share = size * shares_of(*leg, *left) / total;
+                let amount = match leg {
+                    Leg::Dollars => floor_to(share * reference, CENT),
+                    Leg::Shares => floor_to(share, FRACTIONAL_STEP),
+                    Leg::Whole => share.floor(),
+                };
+                (*leg, amount.min(*left))
+            })
+            .filter(|(_, amount)| *amount > Decimal::ZERO)
+            .collect()
+    }
+
+    /// VWAP: the expected volume share of this slice's interval, and of it
+    /// and every later open slice.
+    async fn volume_shares(
+        &self,
+        block: &BlockRecord,
+        open_slices: &[SliceRecord],
+        slice: &SliceRecord,
+    ) -> (Decimal, Decimal) {
+        if block.algorithm.kind != AlgorithmKind::Vwap {
+            return (Decimal::ONE, Decimal::ONE);
+        }
+        let Some(profile) = self.market.volume_profile(&block.symbol).await else {
+            return (Decimal::ONE, Decimal::ONE);
+        };
+        let interval = block.algorithm.slice_interval_secs.max(60) / 60;
+        let share_at = |due: DateTime<Utc>| -> Decimal {
+            let Some(session) = calendar::open_session(due) else {
+                return Decimal::ZERO;
+            };
+            let start = usize::try_from((due - session.open).num_minutes()).unwrap_or(0);
+            let end = (start + usize::try_from(interval).unwrap_or(1)).min(profile.len());
+            profile
+                .get(start..end)
+                .map_or(Decimal::ZERO, |bins| bins.iter().sum())
+        };
+        let now_share = share_at(slice.due_at);
+        let left: Decimal = open_slices
+            .iter()
+            .filter(|s| s.sequence >= slice.sequence)
+            .map(|s| share_at(s.due_at))
+            .sum();
+        (now_share, left.max(now_share))
+    }
+}
