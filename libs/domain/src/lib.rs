@@ -6,6 +6,7 @@ pub mod account;
 pub mod algo;
 pub mod allocation;
 pub mod backtest;
+pub mod booking;
 pub mod calendar;
 pub mod cash;
 pub mod decimal;

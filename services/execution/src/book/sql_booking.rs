@@ -1,10 +1,11 @@
 //! Booking fills to accounts: the one place where a fill changes an
-//! account's cash and positions (average cost kept per position).
+//! account's cash and positions (average cost kept per position). The
+//! arithmetic is `rebalancer_domain::booking`; this reads and writes the rows.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use rebalancer_domain::trades::Side;
+use rebalancer_domain::booking::{self, Booking, Position};
 use rebalancer_kit::db::Dec;
 use rust_decimal::Decimal;
 use sqlx::{QueryBuilder, Row};
@@ -80,26 +81,29 @@ impl SqlStore<DB> {
                             "account {account_id} of an allocation is gone"
                         )));
                     };
-                    let (mut quantity, mut cost) = held
+                    let (quantity, average_cost) = held
                         .get(*account_id)
                         .copied()
                         .unwrap_or((Decimal::ZERO, Decimal::ZERO));
-                    for allocation in &by_account[account_id] {
-                        match allocation.side {
-                            Side::Buy => {
-                                let after = quantity + allocation.quantity;
-                                cost = ((quantity * cost + allocation.quantity * allocation.price)
-                                    / after)
-                                    .round_dp(6);
-                                quantity = after;
-                                balance -= allocation.amount;
-                            }
-                            Side::Sell => {
-                                quantity = (quantity - allocation.quantity).max(Decimal::ZERO);
-                                balance += allocation.amount;
-                            }
-                        }
-                    }
+                    let bookings: Vec<Booking> = by_account[account_id]
+                        .iter()
+                        .map(|allocation| Booking {
+                            side: allocation.side,
+                            quantity: allocation.quantity,
+                            price: allocation.price,
+                            amount: allocation.amount,
+                        })
+                        .collect();
+                    let booked = booking::book(
+                        balance,
+                        Position {
+                            quantity,
+                            average_cost,
+                        },
+                        &bookings,
+                    );
+                    balance = booked.cash;
+                    let (quantity, cost) = (booked.position.quantity, booked.position.average_cost);
                     balances.push(((*account_id).to_owned(), balance));
                     if quantity.is_zero() {
                         closed.push((*account_id).to_owned());
