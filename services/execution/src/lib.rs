@@ -1,10 +1,21 @@
-//! The Execution service: where the money moves. The account book (cash,
-//! positions, restrictions, cash movements), market data over the simulated
-//! market, the paper broker, runs and batches, block orders and the
-//! algorithms that work them.
+//! The Execution service: where the money moves. One folder per subject,
+//! each with its operations (`app.rs`), gRPC handlers (`grpc.rs`), wire
+//! conversions (`convert.rs`), storage trait (`store.rs`) and SQL (`sql*.rs`):
+//!
+//! - [`book`]: accounts, positions, cash movements, restrictions; fills are
+//!   booked to accounts here and nowhere else.
+//! - [`market`]: assets, quotes, calendar and volume profiles behind the
+//!   [`market::MarketData`] port (the simulated market is one adapter).
+//! - [`broker`]: the [`broker::Broker`] port (submit, cancel, status, reports,
+//!   holdings) and its adapters (the paper broker), chosen by
+//!   [`broker::BrokerConfig`].
+//! - [`runs`]: planning, preview, edit, approve, cancel, batches; every run
+//!   status change is checked against `rebalancer_domain::run::RunStatus`.
+//! - [`blocks`]: block orders, slices, child orders, fills and allocations;
+//!   the worker's pure decisions apart from the steps that carry them out.
 //!
 //! A library with one entry point, [`ExecutionService`]: open it on a
-//! database, then mount its [`routes`](ExecutionService::routes) on a server.
+//! database with its [`ExecutionDeps`], then mount its routes on a server.
 
 pub mod blocks;
 pub mod book;
