@@ -1,7 +1,7 @@
 //! Harness of the benchmark binaries: the Target service alone, in-process,
-//! on a fresh PostgreSQL database, served on a free port by the same server
-//! code as production (and as [`TestStack`](crate::TestStack)), plus a way to
-//! load rows in bulk with plain SQL.
+//! on a fresh PostgreSQL database, wired and served on a free port by the
+//! same code as production (and as [`TestStack`](crate::TestStack)), plus a
+//! way to load rows in bulk with plain SQL.
 //!
 //! Without the Execution service the Target service skips symbol checks and
 //! cannot read account values, so benchmarks use portfolios without
@@ -17,11 +17,16 @@ use rebalancer_kit::config::ServerOptions;
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
 use rebalancer_kit::server::{self, MessageLimits};
 use rebalancer_kit::testing::TestDatabase;
+use rebalancer_monitor::MonitorConfig;
 use rebalancer_proto::client::{ClientOptions, TracedChannel, lazy_channel};
-use rebalancer_target::{TargetDeps, TargetService};
+use rebalancer_server::ServiceKind;
+use rebalancer_server::stack::{
+    BrokerChoice, MarketChoice, PeerUrls, ServiceDatabase, Services, Stack, StackConfig, WorkerMode,
+};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::service::RoutesBuilder;
+
+use crate::stack::MARKET_SEED;
 
 /// The Target service on its own PostgreSQL database; stopped when dropped.
 #[derive(Debug)]
@@ -43,26 +48,36 @@ impl TargetBench {
         let Some(database) = TestDatabase::create().await else {
             return Ok(None);
         };
-        let url = DatabaseUrl::parse(&database.url)?;
-        let deps = TargetDeps {
+        let options = ServerOptions::default();
+        let stack = Stack::build(StackConfig {
+            services: Services::One {
+                service: ServiceKind::Target,
+                database: ServiceDatabase {
+                    url: DatabaseUrl::parse(&database.url)?,
+                    pool: PoolOptions::default(),
+                },
+                peers: PeerUrls::default(),
+            },
             clock: Arc::new(SystemClock),
-            execution: None,
-        };
-        let target = TargetService::open(&url, &PoolOptions::default(), deps)
-            .await
-            .context("open the target service")?;
+            clock_speed: 1,
+            // Unused by the target service alone.
+            monitor: MonitorConfig::default(),
+            market: MarketChoice::Simulated { seed: MARKET_SEED },
+            broker: BrokerChoice::Paper,
+            limits: MessageLimits::from(&options),
+            workers: WorkerMode::DrivenByCaller,
+        })
+        .await
+        .context("open the target service")?;
         let listener = server::bind("127.0.0.1:0".parse()?).await?;
         let address = listener.local_addr()?;
-        let options = ServerOptions::default();
-        let mut routes = RoutesBuilder::default();
-        target.register(&mut routes, MessageLimits::from(&options));
         let stop = CancellationToken::new();
         let shutdown = stop.clone().cancelled_owned();
         let server = tokio::spawn(async move {
             server::serve(
                 listener,
-                routes.routes(),
-                rebalancer_target::SERVICE_NAMES,
+                stack.routes.routes(),
+                &stack.health_names,
                 &options,
                 shutdown,
             )

@@ -1,22 +1,23 @@
 //! The whole system in-process: the three services on one port 0 listener,
-//! each on its own database, served by the same server code as production.
+//! each on its own database, wired by the same builder as `rebalancer dev`
+//! and `serve` ([`rebalancer_server::stack`]) and served by the same server
+//! code; its workers are not started, the tests tick them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rebalancer_execution::market::SimMarketData;
-use rebalancer_execution::{ExecutionDeps, ExecutionService};
+use rebalancer_kit::SimClock;
 use rebalancer_kit::config::ServerOptions;
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
 use rebalancer_kit::server::{self, MessageLimits};
 use rebalancer_kit::testing::TestDatabase;
-use rebalancer_kit::{Clock, SimClock};
-use rebalancer_monitor::{MonitorConfig, MonitorDeps, MonitorService};
-use rebalancer_proto::client::{CallContext, ClientOptions, TracedChannel, lazy_channel};
-use rebalancer_target::{TargetDeps, TargetService};
+use rebalancer_monitor::MonitorConfig;
+use rebalancer_proto::client::{CallContext, TracedChannel};
+use rebalancer_server::stack::{
+    BrokerChoice, MarketChoice, ServiceDatabase, Services, Stack, StackConfig, WorkerMode,
+};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::service::RoutesBuilder;
 
 /// Seed of the simulated market in tests.
 pub const MARKET_SEED: u64 = 42;
@@ -102,65 +103,64 @@ impl TestStack {
             .expect("valid")
             .with_timezone(&chrono::Utc);
         let clock = SimClock::manual(start);
-        let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
-        let pool = PoolOptions::default();
         // Bind first: the services call each other on this very address.
         let listener = server::bind("127.0.0.1:0".parse().expect("address"))
             .await
             .expect("bind");
         let address = listener.local_addr().expect("address");
-        let channel =
-            lazy_channel(&ClientOptions::new(format!("http://{address}"))).expect("channel");
-        let target_deps = TargetDeps {
-            clock: shared_clock.clone(),
-            execution: Some(channel.clone()),
+        let database = |url: &DatabaseUrl| ServiceDatabase {
+            url: url.clone(),
+            pool: PoolOptions::default(),
         };
-        let target = TargetService::open(&urls[0], &pool, target_deps)
-            .await
-            .expect("target");
-        let monitor_deps = MonitorDeps {
-            clock: shared_clock.clone(),
-            target: channel.clone(),
-            execution: channel.clone(),
-            config: MonitorConfig {
+        let server_options = ServerOptions {
+            max_message_bytes: 64 * 1024 * 1024,
+            ..ServerOptions::default()
+        };
+        let stack = Stack::build(StackConfig {
+            services: Services::All {
+                target: database(&urls[0]),
+                monitor: database(&urls[1]),
+                execution: database(&urls[2]),
+                address,
+            },
+            clock: Arc::new(clock.clone()),
+            // The tests move the clock by hand.
+            clock_speed: 0,
+            monitor: MonitorConfig {
                 shard_size: options.monitor_shard_size,
                 tenants: ["default", "firm-a", "firm-b"].map(str::to_owned).to_vec(),
                 ..MonitorConfig::default()
             },
+            market: MarketChoice::Simulated { seed: MARKET_SEED },
+            broker: BrokerChoice::Paper,
+            limits: MessageLimits::from(&server_options),
+            workers: WorkerMode::DrivenByCaller,
+        })
+        .await
+        .expect("stack");
+        let Stack {
+            routes,
+            health_names,
+            monitor: Some(monitor),
+            execution: Some(execution),
+            own_channel: Some(channel),
+            ..
+        } = stack
+        else {
+            panic!("the stack runs every service in this process");
         };
-        let monitor = MonitorService::open(&urls[1], &pool, monitor_deps)
-            .await
-            .expect("monitor");
-        let deps = ExecutionDeps {
-            clock: shared_clock.clone(),
-            broker: rebalancer_execution::broker::BrokerConfig::default(),
-            market: Arc::new(SimMarketData::new(MARKET_SEED, shared_clock, 0)),
-            target: Some(channel.clone()),
-        };
-        let execution = ExecutionService::open(&urls[2], &pool, deps)
-            .await
-            .expect("execution");
-
-        let options = ServerOptions {
-            max_message_bytes: 64 * 1024 * 1024,
-            ..ServerOptions::default()
-        };
-        let limits = MessageLimits::from(&options);
-        let mut routes = RoutesBuilder::default();
-        target.register(&mut routes, limits);
-        monitor.register(&mut routes, limits);
-        execution.register(&mut routes, limits);
-        let names: Vec<&'static str> = [
-            rebalancer_target::SERVICE_NAMES,
-            rebalancer_monitor::SERVICE_NAMES,
-            rebalancer_execution::SERVICE_NAMES,
-        ]
-        .concat();
 
         let stop = CancellationToken::new();
         let shutdown = stop.clone().cancelled_owned();
         let server = tokio::spawn(async move {
-            server::serve(listener, routes.routes(), &names, &options, shutdown).await
+            server::serve(
+                listener,
+                routes.routes(),
+                &health_names,
+                &server_options,
+                shutdown,
+            )
+            .await
         });
         let execution_handle = execution.execution().clone();
         Some(Self {

@@ -6,18 +6,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::Args;
-use rebalancer_execution::market::SimMarketData;
-use rebalancer_execution::{ExecutionDeps, ExecutionService};
 use rebalancer_kit::config::ServerOptions;
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
 use rebalancer_kit::server::{self, MessageLimits};
 use rebalancer_kit::{Clock, SimClock};
-use rebalancer_monitor::{MonitorDeps, MonitorService};
-use rebalancer_proto::client::{ClientOptions, lazy_channel};
-use rebalancer_target::{TargetDeps, TargetService};
-use tokio_util::sync::CancellationToken;
-use tonic::service::RoutesBuilder;
+
+use crate::stack::{ServiceDatabase, Services, Stack, StackConfig, WorkerMode};
 
 #[derive(Debug, Args)]
 pub struct DevArgs {
@@ -30,6 +26,8 @@ pub struct DevArgs {
     /// Seed of the simulated market's prices.
     #[arg(long, default_value_t = 42)]
     pub market_seed: u64,
+    #[command(flatten)]
+    pub venue: crate::VenueOptions,
     #[command(flatten)]
     pub demo: crate::demo::DemoArgs,
     #[command(flatten)]
@@ -68,68 +66,51 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
         .sim_clock()
         .unwrap_or_else(|| SimClock::new(chrono::Utc::now(), args.clock.speed));
     let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
-    let pool = PoolOptions::default();
-    let sqlite = |name: &str| DatabaseUrl::Sqlite(args.data_dir.join(format!("{name}.db")));
+    let database = |name: &str| ServiceDatabase {
+        url: DatabaseUrl::Sqlite(args.data_dir.join(format!("{name}.db"))),
+        pool: PoolOptions::default(),
+    };
 
     // Bind first: the services call each other on this very address.
     let listener = server::bind(args.listen).await?;
     let address = listener.local_addr()?;
-    let own = lazy_channel(&ClientOptions::new(format!("http://{address}")))?;
-
-    let target_deps = TargetDeps {
-        clock: shared_clock.clone(),
-        execution: Some(own.clone()),
-    };
-    let target = TargetService::open(&sqlite("target"), &pool, target_deps).await?;
-    let monitor_deps = MonitorDeps {
-        clock: shared_clock.clone(),
-        target: own.clone(),
-        execution: own.clone(),
-        config: args.monitor.config(),
-    };
-    let monitor = MonitorService::open(&sqlite("monitor"), &pool, monitor_deps).await?;
-    let market = Arc::new(SimMarketData::new(
-        args.market_seed,
-        shared_clock.clone(),
-        args.clock.speed,
-    ));
-    let execution = ExecutionService::open(
-        &sqlite("execution"),
-        &pool,
-        ExecutionDeps {
-            clock: shared_clock.clone(),
-            broker: rebalancer_execution::broker::BrokerConfig::default(),
-            market,
-            target: Some(own.clone()),
+    let stack = Stack::build(StackConfig {
+        services: Services::All {
+            target: database("target"),
+            monitor: database("monitor"),
+            execution: database("execution"),
+            address,
         },
-    )
+        clock: shared_clock,
+        clock_speed: args.clock.speed,
+        monitor: args.monitor.config(),
+        market: args.venue.market.choice(args.market_seed),
+        broker: args.venue.broker,
+        limits: MessageLimits::from(&args.server),
+        workers: WorkerMode::Start {
+            owner: format!("dev-{}", std::process::id()),
+        },
+    })
     .await?;
-    let limits = MessageLimits::from(&args.server);
-    let mut routes = RoutesBuilder::default();
-    target.register(&mut routes, limits);
-    monitor.register(&mut routes, limits);
-    execution.register(&mut routes, limits);
-    let names: Vec<&'static str> = [
-        rebalancer_target::SERVICE_NAMES,
-        rebalancer_monitor::SERVICE_NAMES,
-        rebalancer_execution::SERVICE_NAMES,
-    ]
-    .concat();
+    let Stack {
+        routes,
+        health_names,
+        own_channel,
+        workers,
+        ..
+    } = stack;
+    let own = own_channel.context("the dev stack calls its own listener")?;
     println!(
         "rebalancer dev listening on {address} (data in {}, default tenant {:?})",
         args.data_dir.display(),
         DEV_TENANT
     );
-    let workers = CancellationToken::new();
-    let owner = format!("dev-{}", std::process::id());
-    let worker = execution.start_worker(owner.clone(), workers.clone());
-    let monitor_worker = monitor.start_worker(owner, workers.clone());
     let options = args.server.clone();
     let server = tokio::spawn(async move {
         server::serve(
             listener,
             routes.routes(),
-            &names,
+            &health_names,
             &options,
             server::shutdown_signal(),
         )
@@ -141,8 +122,7 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
             .default_tenant
             .clone()
             .unwrap_or_else(|| DEV_TENANT.to_owned());
-        if let Err(error) =
-            crate::demo::run(&args.demo, own.clone(), clock.clone(), &tenant, address).await
+        if let Err(error) = crate::demo::run(&args.demo, own, clock.clone(), &tenant, address).await
         {
             eprintln!("demo failed: {error:#}");
         }
@@ -151,8 +131,6 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
         .await
         .map_err(anyhow::Error::from)
         .and_then(|result| result);
-    workers.cancel();
-    let _ = worker.await;
-    let _ = monitor_worker.await;
+    workers.stop().await;
     served
 }

@@ -1,11 +1,13 @@
 //! The `rebalancer` command line: `dev` runs the whole system in one process
 //! on SQLite (the embedded default), `serve <service>` runs one service on its
 //! own database for Kubernetes, `migrate <service>` applies a service's
-//! migrations and exits (a Kubernetes Job).
+//! migrations and exits (a Kubernetes Job). All three wire the services
+//! through [`stack`].
 
 mod demo;
 mod dev;
 mod serve;
+pub mod stack;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,6 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use rebalancer_kit::config::{ServerOptions, TelemetryOptions};
 
 pub use dev::DevArgs;
+use stack::{BrokerChoice, MarketSource};
 
 /// Automated portfolio rebalancing: model portfolios, daily monitoring,
 /// execution with block orders, TWAP and VWAP.
@@ -72,6 +75,8 @@ pub struct ServeArgs {
     /// Seed of the simulated market (execution).
     #[arg(long, env = "REBALANCER_MARKET_SEED", default_value_t = 42)]
     pub market_seed: u64,
+    #[command(flatten)]
+    pub venue: VenueOptions,
     /// Database connections per replica.
     #[arg(long, env = "REBALANCER_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
@@ -81,6 +86,22 @@ pub struct ServeArgs {
     pub clock: ClockOptions,
     #[command(flatten)]
     pub server: ServerOptions,
+}
+
+/// Where market data comes from and where orders go.
+#[derive(Debug, Clone, Args)]
+pub struct VenueOptions {
+    /// Source of market data (execution).
+    #[arg(
+        long,
+        env = "REBALANCER_MARKET",
+        value_enum,
+        default_value = "simulated"
+    )]
+    pub market: MarketSource,
+    /// Where orders are sent (execution).
+    #[arg(long, env = "REBALANCER_BROKER", value_enum, default_value = "paper")]
+    pub broker: BrokerChoice,
 }
 
 /// The simulated clock: where it starts and how fast it runs.

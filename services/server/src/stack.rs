@@ -1,0 +1,375 @@
+//! The one wiring of the services, shared by `rebalancer dev` (all three in
+//! one process), `rebalancer serve <service>` (one per process) and the
+//! in-process test stack: open each service this process runs on its
+//! database with its dependencies, register its routes, start its background
+//! workers. A new dependency of a service (a broker, an authenticator, a
+//! metrics recorder) is added here, once.
+//!
+//! Services always call each other over gRPC, even in one process: there
+//! they call this process's own listener, so the caller binds it first.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use rebalancer_execution::market::{MarketData, SimMarketData};
+use rebalancer_execution::{ExecutionDeps, ExecutionService};
+use rebalancer_kit::Clock;
+use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
+use rebalancer_kit::server::MessageLimits;
+use rebalancer_monitor::{MonitorConfig, MonitorDeps, MonitorService};
+use rebalancer_proto::client::{ClientOptions, TracedChannel, lazy_channel};
+use rebalancer_target::{TargetDeps, TargetService};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::service::RoutesBuilder;
+
+use crate::ServiceKind;
+
+/// Everything the stack is built from.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// Which services run in this process, on which databases, and where the
+    /// others answer.
+    pub services: Services,
+    /// The clock every service reads.
+    pub clock: Arc<dyn Clock>,
+    /// Simulated seconds per real second of `clock` (0 when a test moves it
+    /// by hand); the simulated market reports it with its clock.
+    pub clock_speed: u32,
+    /// How the monitor schedules its daily cycle (unused without it).
+    pub monitor: MonitorConfig,
+    pub market: MarketChoice,
+    pub broker: BrokerChoice,
+    /// Message size limits of every gRPC service.
+    pub limits: MessageLimits,
+    pub workers: WorkerMode,
+}
+
+/// Which services run in this process.
+#[derive(Debug, Clone)]
+pub enum Services {
+    /// All three, calling each other over gRPC on this process's own
+    /// listener at `address` (bound by the caller before building), through
+    /// one shared channel.
+    All {
+        target: ServiceDatabase,
+        monitor: ServiceDatabase,
+        execution: ServiceDatabase,
+        address: SocketAddr,
+    },
+    /// One service; the others answer at `peers`.
+    One {
+        service: ServiceKind,
+        database: ServiceDatabase,
+        peers: PeerUrls,
+    },
+}
+
+/// A service's database and its connection pool.
+#[derive(Debug, Clone)]
+pub struct ServiceDatabase {
+    pub url: DatabaseUrl,
+    pub pool: PoolOptions,
+}
+
+/// Where the services outside this process answer, e.g.
+/// `http://execution:50051`. The monitor needs both; the target service runs
+/// without the execution service (it skips symbol checks and minimums), and
+/// the execution service without the target service.
+#[derive(Debug, Clone, Default)]
+pub struct PeerUrls {
+    pub target: Option<String>,
+    pub execution: Option<String>,
+}
+
+/// Where market data comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarketChoice {
+    /// The simulated market, its prices drawn from `seed`.
+    Simulated { seed: u64 },
+}
+
+impl MarketChoice {
+    fn open(self, clock: Arc<dyn Clock>, clock_speed: u32) -> Arc<dyn MarketData> {
+        match self {
+            Self::Simulated { seed } => Arc::new(SimMarketData::new(seed, clock, clock_speed)),
+        }
+    }
+}
+
+/// The `--market` flag: [`MarketChoice`] without its parameters, which have
+/// flags of their own (`--market-seed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MarketSource {
+    /// The simulated market, its prices drawn from `--market-seed`.
+    Simulated,
+}
+
+impl MarketSource {
+    /// The market source with its parameters.
+    #[must_use]
+    pub fn choice(self, seed: u64) -> MarketChoice {
+        match self {
+            Self::Simulated => MarketChoice::Simulated { seed },
+        }
+    }
+}
+
+/// Where the execution service sends orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BrokerChoice {
+    /// Fills against the market data feed, in the execution database.
+    Paper,
+}
+
+impl BrokerChoice {
+    /// The execution service's configuration of the chosen adapter.
+    #[must_use]
+    pub fn config(self) -> rebalancer_execution::broker::BrokerConfig {
+        match self {
+            Self::Paper => rebalancer_execution::broker::BrokerConfig::Paper,
+        }
+    }
+}
+
+/// Whether the stack runs its services' background workers.
+#[derive(Debug, Clone)]
+pub enum WorkerMode {
+    /// Start the monitor's scheduler and the execution worker; `owner` names
+    /// this replica in shard and slice leases.
+    Start { owner: String },
+    /// Start none: the caller drives the workers itself through the
+    /// [`Stack`]'s service handles (tests tick them one pass at a time).
+    DrivenByCaller,
+}
+
+/// The services of this process, opened and registered, ready to serve.
+#[derive(Debug)]
+pub struct Stack {
+    /// The gRPC services to serve.
+    pub routes: RoutesBuilder,
+    /// Names of the gRPC services, for health checks.
+    pub health_names: Vec<&'static str>,
+    /// The opened services (`None` when not in this process).
+    pub target: Option<TargetService>,
+    pub monitor: Option<MonitorService>,
+    pub execution: Option<ExecutionService>,
+    /// The channel the services call each other on ([`Services::All`] only).
+    pub own_channel: Option<TracedChannel>,
+    /// The background workers started ([`WorkerMode::Start`] only).
+    pub workers: Workers,
+}
+
+/// The background workers of a stack.
+#[derive(Debug, Default)]
+pub struct Workers {
+    stop: CancellationToken,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Tells the workers to stop and waits until they have.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for handle in self.handles {
+            let _ = handle.await;
+        }
+    }
+}
+
+/// Each service's database when it runs in this process, and how the
+/// services reach the others.
+struct Placement {
+    target: Option<ServiceDatabase>,
+    monitor: Option<ServiceDatabase>,
+    execution: Option<ServiceDatabase>,
+    peers: Peers,
+}
+
+impl Services {
+    fn place(self) -> anyhow::Result<Placement> {
+        match self {
+            Self::All {
+                target,
+                monitor,
+                execution,
+                address,
+            } => Ok(Placement {
+                target: Some(target),
+                monitor: Some(monitor),
+                execution: Some(execution),
+                peers: Peers::Own(lazy_channel(&ClientOptions::new(format!(
+                    "http://{address}"
+                )))?),
+            }),
+            Self::One {
+                service,
+                database,
+                peers,
+            } => {
+                let mut placement = Placement {
+                    target: None,
+                    monitor: None,
+                    execution: None,
+                    peers: Peers::Remote(peers),
+                };
+                let slot = match service {
+                    ServiceKind::Target => &mut placement.target,
+                    ServiceKind::Monitor => &mut placement.monitor,
+                    ServiceKind::Execution => &mut placement.execution,
+                };
+                *slot = Some(database);
+                Ok(placement)
+            }
+        }
+    }
+}
+
+/// How the services reach the others: this process's own listener, or a
+/// channel per peer URL, made only for the services that call it.
+enum Peers {
+    Own(TracedChannel),
+    Remote(PeerUrls),
+}
+
+impl Peers {
+    fn target(&self) -> anyhow::Result<Option<TracedChannel>> {
+        match self {
+            Self::Own(channel) => Ok(Some(channel.clone())),
+            Self::Remote(urls) => remote(urls.target.as_deref()),
+        }
+    }
+
+    fn execution(&self) -> anyhow::Result<Option<TracedChannel>> {
+        match self {
+            Self::Own(channel) => Ok(Some(channel.clone())),
+            Self::Remote(urls) => remote(urls.execution.as_deref()),
+        }
+    }
+}
+
+fn remote(url: Option<&str>) -> anyhow::Result<Option<TracedChannel>> {
+    url.map(|url| lazy_channel(&ClientOptions::new(url)))
+        .transpose()
+        .map_err(anyhow::Error::from)
+}
+
+impl Stack {
+    /// Opens the services `config` places in this process (applying their
+    /// migrations), registers their routes and, unless the caller drives
+    /// them, starts their workers.
+    ///
+    /// # Errors
+    /// When a database is unreachable, a migration fails, a peer URL is
+    /// invalid, or the monitor runs without a peer it needs.
+    pub async fn build(config: StackConfig) -> anyhow::Result<Self> {
+        let StackConfig {
+            services,
+            clock,
+            clock_speed,
+            monitor: monitor_config,
+            market,
+            broker,
+            limits,
+            workers: worker_mode,
+        } = config;
+        let Placement {
+            target: target_database,
+            monitor: monitor_database,
+            execution: execution_database,
+            peers,
+        } = services.place()?;
+        let own_channel = match &peers {
+            Peers::Own(channel) => Some(channel.clone()),
+            Peers::Remote(_) => None,
+        };
+
+        let mut routes = RoutesBuilder::default();
+        let mut health_names = Vec::new();
+        let target = match target_database {
+            Some(database) => {
+                let deps = TargetDeps {
+                    clock: clock.clone(),
+                    execution: peers.execution()?,
+                };
+                let target = TargetService::open(&database.url, &database.pool, deps).await?;
+                target.register(&mut routes, limits);
+                health_names.extend_from_slice(rebalancer_target::SERVICE_NAMES);
+                Some(target)
+            }
+            None => None,
+        };
+        let monitor = match monitor_database {
+            Some(database) => {
+                let deps = MonitorDeps {
+                    clock: clock.clone(),
+                    target: peers
+                        .target()?
+                        .context("the monitor needs the target service's address")?,
+                    execution: peers
+                        .execution()?
+                        .context("the monitor needs the execution service's address")?,
+                    config: monitor_config,
+                };
+                let monitor = MonitorService::open(&database.url, &database.pool, deps).await?;
+                monitor.register(&mut routes, limits);
+                health_names.extend_from_slice(rebalancer_monitor::SERVICE_NAMES);
+                Some(monitor)
+            }
+            None => None,
+        };
+        let execution = match execution_database {
+            Some(database) => {
+                let deps = ExecutionDeps {
+                    clock: clock.clone(),
+                    market: market.open(clock.clone(), clock_speed),
+                    broker: broker.config(),
+                    target: peers.target()?,
+                };
+                let execution = ExecutionService::open(&database.url, &database.pool, deps).await?;
+                execution.register(&mut routes, limits);
+                health_names.extend_from_slice(rebalancer_execution::SERVICE_NAMES);
+                Some(execution)
+            }
+            None => None,
+        };
+
+        let mut workers = Workers::default();
+        if let WorkerMode::Start { owner } = worker_mode {
+            if let Some(execution) = &execution {
+                let handle = execution.start_worker(owner.clone(), workers.stop.clone());
+                workers.handles.push(handle);
+            }
+            if let Some(monitor) = &monitor {
+                let handle = monitor.start_worker(owner.clone(), workers.stop.clone());
+                workers.handles.push(handle);
+            }
+        }
+        Ok(Self {
+            routes,
+            health_names,
+            target,
+            monitor,
+            execution,
+            own_channel,
+            workers,
+        })
+    }
+}
+
+/// Applies `service`'s migrations to `database` (opening its store applies
+/// them), without building the service.
+///
+/// # Errors
+/// When the database is unreachable or a migration fails.
+pub async fn migrate(service: ServiceKind, database: &ServiceDatabase) -> anyhow::Result<()> {
+    let ServiceDatabase { url, pool } = database;
+    match service {
+        ServiceKind::Target => drop(rebalancer_target::store::open(url, pool).await?),
+        ServiceKind::Monitor => drop(rebalancer_monitor::store::open(url, pool).await?),
+        ServiceKind::Execution => drop(rebalancer_execution::store::open(url, pool).await?),
+    }
+    Ok(())
+}
