@@ -1,8 +1,8 @@
 //! The Monitor end to end, across the three services, on the simulated
 //! clock: the eight statuses, run creation with manual approval, reruns that
 //! create no duplicate runs, the Rebalance Center reads, cooldown with
-//! invest-cash, a quarterly calendar over a simulated year, and a replica
-//! dying mid-cycle.
+//! invest-cash, a quarterly calendar over a simulated year, a replica
+//! dying mid-cycle, and runs that carry the portfolio version evaluated.
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -11,23 +11,28 @@ use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
 use rebalancer_kit::Clock;
 use rebalancer_proto::client::{CallContext, TracedChannel};
 use rebalancer_proto::common::{
-    ApprovalMode, ConditionSubType, ConditionType, RebalanceCondition, RunType, Weight, WeightType,
+    ApprovalMode, ConditionSubType, ConditionType, InitiatedFrom, RebalanceCondition, RunType,
+    Weight, WeightType,
 };
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::execution::market_data_service_client::MarketDataServiceClient;
 use rebalancer_proto::execution::run_service_client::RunServiceClient;
 use rebalancer_proto::execution::{
-    CashMovementType, CreateCashMovementRequest, GetQuotesRequest, ListRunsRequest, Position,
-    Restriction, Run, RunStatus, UpsertAccountRequest,
+    CashMovementType, CreateCashMovementRequest, CreateRunRequest, GetQuotesRequest,
+    ListRunsRequest, Position, Restriction, Run, RunSpec, RunStatus, UpsertAccountRequest,
 };
 use rebalancer_proto::monitor::monitor_service_client::MonitorServiceClient;
 use rebalancer_proto::monitor::{
     Cycle, CycleState, EvaluateNowRequest, Evaluation, EvaluationStatus, GetCycleRequest,
     GetEvaluationRequest, ListCyclesRequest, ListFlaggedRequest, WatchCycleRequest,
 };
+use rebalancer_proto::prost_types::FieldMask;
 use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
 use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
-use rebalancer_proto::target::{AssignRequest, CreatePortfolioRequest, UnassignRequest};
+use rebalancer_proto::target::{
+    AssignRequest, CreatePortfolioRequest, GetPortfolioRequest, UnassignRequest,
+    UpdatePortfolioRequest,
+};
 use rebalancer_tests::{Backend, TestStack};
 use rust_decimal::Decimal;
 use tokio_stream::StreamExt;
@@ -420,6 +425,18 @@ async fn eight_statuses(backend: Backend) {
     let out_runs = desk.runs_of("acct-out").await;
     assert_eq!(out_runs.len(), 1);
     assert_eq!(out_runs[0].status, i32::from(RunStatus::Proposed));
+    // The run is planned against the portfolio version the account was evaluated against.
+    assert_eq!(
+        (
+            out_runs[0].portfolio_id.as_str(),
+            out_runs[0].portfolio_version
+        ),
+        (out.portfolio_id.as_str(), out.portfolio_version)
+    );
+    assert_eq!(
+        (out.portfolio_id.as_str(), out.portfolio_version),
+        (balanced.as_str(), 1)
+    );
     let withdraw_runs = desk.runs_of("acct-withdraw").await;
     assert_eq!(withdraw_runs.len(), 1);
     assert_eq!(withdraw_runs[0].r#type, i32::from(RunType::Liquidation));
@@ -594,6 +611,119 @@ async fn eight_statuses_sqlite() {
 #[tokio::test]
 async fn eight_statuses_postgres() {
     eight_statuses(Backend::Postgres).await;
+}
+
+/// The monitor names the portfolio version it evaluated in the runs it
+/// opens; Execution plans them against that version (here 2, after an update).
+async fn runs_carry_the_evaluated_version(backend: Backend) {
+    let Some(stack) = TestStack::start(backend).await else {
+        return;
+    };
+    let mut desk = Desk::new(&stack, "firm-a").await;
+    let balanced = desk.portfolio("Balanced", vec![band("5")], 0).await;
+    let mut portfolio = desk
+        .portfolios
+        .get_portfolio(desk.firm.request(GetPortfolioRequest {
+            portfolio_id: balanced.clone(),
+            version: 0,
+        }))
+        .await
+        .expect("portfolio")
+        .into_inner()
+        .portfolio
+        .expect("portfolio");
+    portfolio.weights = vec![weight("", "5"), weight("SPY", "55"), weight("TLT", "40")];
+    let updated = desk
+        .portfolios
+        .update_portfolio(desk.firm.request(UpdatePortfolioRequest {
+            portfolio: Some(portfolio),
+            update_mask: Some(FieldMask {
+                paths: vec!["weights".to_owned()],
+            }),
+        }))
+        .await
+        .expect("update")
+        .into_inner()
+        .portfolio
+        .expect("portfolio");
+    assert_eq!(updated.version, 2);
+    desk.open("acct-v", false, Vec::new()).await;
+    desk.assign("acct-v", &balanced, ApprovalMode::Manual, true)
+        .await;
+
+    assert!(stack.monitor_tick().await >= 1);
+    let evaluation = desk.evaluation("acct-v").await;
+    assert_eq!(status(&evaluation), EvaluationStatus::OutOfTolerance);
+    assert_eq!(
+        (
+            evaluation.portfolio_id.as_str(),
+            evaluation.portfolio_version
+        ),
+        (balanced.as_str(), 2)
+    );
+    let runs = desk.runs_of("acct-v").await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].id, evaluation.run_id);
+    assert_eq!(
+        (runs[0].portfolio_id.as_str(), runs[0].portfolio_version),
+        (balanced.as_str(), 2)
+    );
+    let spy = runs[0]
+        .weights
+        .iter()
+        .find(|w| w.symbol == "SPY")
+        .expect("SPY weight");
+    assert_eq!(d(&spy.percent), d("55"));
+
+    // What the monitor sent: the exact request, replayed under its key
+    // (one per account and day), returns its run only with the version in it.
+    let sent = RunSpec {
+        account_id: "acct-v".to_owned(),
+        r#type: RunType::FullRebalance.into(),
+        initiated_from: InitiatedFrom::System.into(),
+        reason: evaluation.reason.clone(),
+        portfolio_id: balanced.clone(),
+        portfolio_version: 2,
+        ..RunSpec::default()
+    };
+    let replay = |spec: RunSpec| {
+        let request = desk.firm.request(CreateRunRequest {
+            idempotency_key: "monitor-2026-03-02-acct-v".to_owned(),
+            spec: Some(spec),
+        });
+        let mut runs = desk.runs.clone();
+        async move { runs.create_run(request).await }
+    };
+    let replayed = replay(sent.clone())
+        .await
+        .expect("the monitor's request")
+        .into_inner()
+        .run
+        .expect("run");
+    assert_eq!(replayed.id, runs[0].id);
+    let without_version = replay(RunSpec {
+        portfolio_id: String::new(),
+        portfolio_version: 0,
+        ..sent
+    })
+    .await
+    .expect_err("not the monitor's request");
+    assert_eq!(without_version.code(), Code::InvalidArgument);
+    assert!(
+        without_version.message().contains("idempotency_key"),
+        "{without_version:?}"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn runs_carry_the_evaluated_version_sqlite() {
+    runs_carry_the_evaluated_version(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn runs_carry_the_evaluated_version_postgres() {
+    runs_carry_the_evaluated_version(Backend::Postgres).await;
 }
 
 /// Sets the clock to 10:30 New York on `date` and runs the monitor.

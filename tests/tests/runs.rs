@@ -1,7 +1,8 @@
 //! Runs end to end on both backends: deposit, plan against the Balanced
 //! portfolio from the Target service, preview, approve, execute through the
 //! paper broker on the simulated market, watch, and read the holdings back;
-//! whole shares, the $10 / 11 assets case, edits, withdrawals, idempotency.
+//! whole shares, the $10 / 11 assets case, edits, withdrawals, idempotency;
+//! runs pinned to the portfolio version their caller evaluated.
 
 use std::str::FromStr;
 
@@ -11,14 +12,18 @@ use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::execution::order_service_client::OrderServiceClient;
 use rebalancer_proto::execution::run_service_client::RunServiceClient;
 use rebalancer_proto::execution::{
-    AdjustRunRequest, ApproveRunRequest, CashMovementType, CreateCashMovementRequest,
-    CreateRunRequest, GetHoldingsRequest, GetRunRequest, Holdings, ListBlockOrdersRequest,
-    OrderAdjustment, OrderSide, Position, PreviewRunRequest, Run, RunEventType, RunSpec, RunStatus,
-    SkipReason, UpsertAccountRequest, WatchRunRequest,
+    AdjustRunRequest, ApproveRunRequest, CancelRunRequest, CashMovementType,
+    CreateCashMovementRequest, CreateRunRequest, GetHoldingsRequest, GetRunRequest, Holdings,
+    ListBlockOrdersRequest, ListRunsRequest, OrderAdjustment, OrderSide, Position,
+    PreviewRunRequest, Run, RunEventType, RunSpec, RunStatus, SkipReason, UpsertAccountRequest,
+    WatchRunRequest,
 };
+use rebalancer_proto::prost_types::FieldMask;
 use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
 use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
-use rebalancer_proto::target::{AssignRequest, CreatePortfolioRequest};
+use rebalancer_proto::target::{
+    AssignRequest, CreatePortfolioRequest, UnassignRequest, UpdatePortfolioRequest,
+};
 use rebalancer_tests::{Backend, TestStack};
 use rust_decimal::Decimal;
 use tokio_stream::StreamExt;
@@ -94,6 +99,30 @@ impl Desk {
             .into_inner()
             .run
             .expect("run")
+    }
+
+    async fn runs_of(&mut self, account: &str) -> Vec<Run> {
+        self.runs
+            .list_runs(self.firm.request(ListRunsRequest {
+                account_id: account.to_owned(),
+                page_size: 100,
+                ..ListRunsRequest::default()
+            }))
+            .await
+            .expect("runs")
+            .into_inner()
+            .runs
+    }
+
+    async fn cancel(&mut self, run: &Run) {
+        self.runs
+            .cancel_run(self.firm.request(CancelRunRequest {
+                run_id: run.id.clone(),
+                etag: run.etag.clone(),
+                reason: String::new(),
+            }))
+            .await
+            .expect("cancel");
     }
 
     async fn holdings(&mut self, id: &str) -> Holdings {
@@ -455,6 +484,223 @@ async fn run_lifecycle_sqlite() {
 #[tokio::test]
 async fn run_lifecycle_postgres() {
     run_lifecycle(Backend::Postgres).await;
+}
+
+/// Target weights of a run, by symbol ("" for cash).
+fn run_weights(run: &Run) -> Vec<(String, Decimal)> {
+    let mut weights: Vec<(String, Decimal)> = run
+        .weights
+        .iter()
+        .map(|w| (w.symbol.clone(), d(&w.percent)))
+        .collect();
+    weights.sort();
+    weights
+}
+
+/// The field paths of an INVALID_ARGUMENT status.
+fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    status
+        .get_error_details()
+        .bad_request()
+        .expect("field violations")
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect()
+}
+
+/// A run spec that names the portfolio version its caller evaluated is
+/// planned against exactly that version and records it; once the portfolio
+/// has a newer version (or the account no longer follows it) the spec is
+/// refused and nothing is stored; a version without a portfolio is invalid.
+async fn runs_pinned_to_a_portfolio_version(backend: Backend) {
+    let Some(stack) = TestStack::start(backend).await else {
+        return;
+    };
+    let firm = stack.tenant("firm-a");
+    let mut desk = Desk {
+        firm: firm.clone(),
+        accounts: AccountServiceClient::new(stack.channel()),
+        runs: RunServiceClient::new(stack.channel()),
+    };
+    let mut portfolios = PortfolioServiceClient::new(stack.channel());
+    let mut assignments = AssignmentServiceClient::new(stack.channel());
+    let balanced = portfolios
+        .create_portfolio(firm.request(CreatePortfolioRequest {
+            name: "Balanced".to_owned(),
+            weights: vec![weight("", "5"), weight("SPY", "60"), weight("TLT", "35")],
+            ..CreatePortfolioRequest::default()
+        }))
+        .await
+        .expect("portfolio")
+        .into_inner()
+        .portfolio
+        .expect("portfolio");
+    assert_eq!(balanced.version, 1);
+    desk.open_account("acct-pin", "100000", Vec::new()).await;
+    let assignment = assignments
+        .assign(firm.request(AssignRequest {
+            account_id: "acct-pin".to_owned(),
+            portfolio_id: balanced.id.clone(),
+            rebalancing_enabled: true,
+            approval_mode: ApprovalMode::Manual.into(),
+            ..AssignRequest::default()
+        }))
+        .await
+        .expect("assign")
+        .into_inner()
+        .assignment
+        .expect("assignment");
+    let pinned = |version: i64| RunSpec {
+        account_id: "acct-pin".to_owned(),
+        r#type: RunType::FullRebalance.into(),
+        portfolio_id: balanced.id.clone(),
+        portfolio_version: version,
+        ..RunSpec::default()
+    };
+
+    // (a) The current version: planned against it, and recorded.
+    let first = desk
+        .create("pin-v1", pinned(1))
+        .await
+        .expect("run at version 1");
+    assert_eq!(first.status, i32::from(RunStatus::Proposed));
+    assert_eq!(
+        (first.portfolio_id.as_str(), first.portfolio_version),
+        (balanced.id.as_str(), 1)
+    );
+    assert_eq!(
+        run_weights(&first),
+        [
+            (String::new(), d("5")),
+            ("SPY".to_owned(), d("60")),
+            ("TLT".to_owned(), d("35"))
+        ]
+    );
+    let stored = desk.run(&first.id).await;
+    assert_eq!(
+        (stored.portfolio_id.as_str(), stored.portfolio_version),
+        (balanced.id.as_str(), 1)
+    );
+    desk.cancel(&stored).await;
+
+    // (b) The portfolio moves to version 2: a spec naming version 1 is
+    // refused, by CreateRun and PreviewRun alike, and nothing is stored.
+    let mut changed = balanced.clone();
+    changed.weights = vec![weight("", "5"), weight("SPY", "55"), weight("TLT", "40")];
+    let updated = portfolios
+        .update_portfolio(firm.request(UpdatePortfolioRequest {
+            portfolio: Some(changed),
+            update_mask: Some(FieldMask {
+                paths: vec!["weights".to_owned()],
+            }),
+        }))
+        .await
+        .expect("update")
+        .into_inner()
+        .portfolio
+        .expect("portfolio");
+    assert_eq!(updated.version, 2);
+    let stale = desk
+        .create("pin-v1-again", pinned(1))
+        .await
+        .expect_err("version 1 is no longer current");
+    assert_eq!(stale.code(), Code::FailedPrecondition, "{stale:?}");
+    for expected in [
+        "acct-pin".to_owned(),
+        format!("portfolio {} version 2", balanced.id),
+        format!("portfolio {} version 1", balanced.id),
+    ] {
+        assert!(
+            stale.message().contains(&expected),
+            "{:?} should name {expected:?}",
+            stale.message()
+        );
+    }
+    let preview = desk
+        .runs
+        .preview_run(firm.request(PreviewRunRequest {
+            spec: Some(pinned(1)),
+        }))
+        .await
+        .expect_err("preview of version 1");
+    assert_eq!(preview.code(), Code::FailedPrecondition);
+    assert_eq!(desk.runs_of("acct-pin").await.len(), 1);
+
+    // The new version, named or left to the assignment (0), plans 55/40.
+    for (key, version) in [("pin-v2", 2), ("pin-current", 0)] {
+        let run = desk.create(key, pinned(version)).await.expect("run");
+        assert_eq!(
+            (run.portfolio_id.as_str(), run.portfolio_version),
+            (balanced.id.as_str(), 2)
+        );
+        assert_eq!(run_weights(&run)[1], ("SPY".to_owned(), d("55")));
+        desk.cancel(&run).await;
+    }
+
+    // An account that no longer follows the portfolio is refused too.
+    assignments
+        .unassign(firm.request(UnassignRequest {
+            assignment_id: assignment.id.clone(),
+            etag: assignment.etag.clone(),
+            keep_rebalancing_enabled: true,
+        }))
+        .await
+        .expect("unassign");
+    let unassigned = desk
+        .create("pin-unassigned", pinned(2))
+        .await
+        .expect_err("no longer assigned");
+    assert_eq!(unassigned.code(), Code::FailedPrecondition);
+    assert!(
+        unassigned
+            .message()
+            .contains("acct-pin follows no portfolio now"),
+        "{}",
+        unassigned.message()
+    );
+    assert_eq!(desk.runs_of("acct-pin").await.len(), 3);
+
+    // (c) A version without a portfolio, or a negative one, is invalid.
+    for (version, portfolio_id) in [(1, String::new()), (-1, balanced.id.clone())] {
+        let invalid = desk
+            .create(
+                "",
+                RunSpec {
+                    portfolio_id,
+                    portfolio_version: version,
+                    ..pinned(0)
+                },
+            )
+            .await
+            .expect_err("invalid version");
+        assert_eq!(violated_fields(&invalid), ["spec.portfolio_version"]);
+    }
+    // Named portfolios are for assignments, not one-off weights.
+    let mixed = desk
+        .create(
+            "",
+            RunSpec {
+                weights: vec![weight("", "100")],
+                ..pinned(2)
+            },
+        )
+        .await
+        .expect_err("weights and a portfolio");
+    assert_eq!(violated_fields(&mixed), ["spec.portfolio_id"]);
+    assert_eq!(desk.runs_of("acct-pin").await.len(), 3);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn runs_pinned_to_a_portfolio_version_sqlite() {
+    runs_pinned_to_a_portfolio_version(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn runs_pinned_to_a_portfolio_version_postgres() {
+    runs_pinned_to_a_portfolio_version(Backend::Postgres).await;
 }
 
 /// The runs the monitor opens one by one during its cycle are gathered into

@@ -32,6 +32,10 @@ pub struct RunSpecInput {
     pub reason: String,
     pub minimum_order_notional: String,
     pub cash_movement_id: String,
+    /// The portfolio the caller evaluated; empty: the current assignment.
+    pub portfolio_id: String,
+    /// The version of `portfolio_id` the caller evaluated; 0: its current one.
+    pub portfolio_version: i64,
 }
 
 /// An edit of one order, as a client sent it.

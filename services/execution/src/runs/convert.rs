@@ -209,6 +209,8 @@ pub fn run_spec_input(spec: &pb::RunSpec) -> RunSpecInput {
         reason: spec.reason.clone(),
         minimum_order_notional: spec.minimum_order_notional.clone(),
         cash_movement_id: spec.cash_movement_id.clone(),
+        portfolio_id: spec.portfolio_id.clone(),
+        portfolio_version: spec.portfolio_version,
     }
 }
 

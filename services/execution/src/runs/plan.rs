@@ -2,6 +2,12 @@
 //! market data, the target from the Target service (or one-off weights),
 //! then the domain's trade generation. Nothing here writes.
 //!
+//! A spec that names the portfolio (and version) its caller evaluated is
+//! planned only while the account still follows exactly that: the account's
+//! assignment is read from Target once for the run, and its resolved target
+//! is that version's target because its identity is checked on the same
+//! response. Nothing is cached across runs, so nothing can go stale.
+//!
 //! Over 500 lines because planning is one pass (validate the spec, read the
 //! account, its prices and its target, generate trades, describe the result)
 //! whose steps share most of their state; split, they would pass it around.
@@ -17,8 +23,8 @@ use rebalancer_domain::trades::{self, AccountSnapshot, Holding, PlanInput, PlanK
 use rebalancer_domain::{Symbol, account};
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::db::new_id;
-use rebalancer_proto::target::StreamAssignmentsRequest;
 use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
+use rebalancer_proto::target::{AssignmentStatus, ResolvedAssignment, StreamAssignmentsRequest};
 use rust_decimal::Decimal;
 
 use super::app::RunSpecInput;
@@ -37,6 +43,34 @@ pub(super) struct TargetInfo {
     approval_mode: ApprovalMode,
     minimum_order_notional: Option<Decimal>,
     whole_shares_only: bool,
+}
+
+/// The portfolio a spec says its caller evaluated.
+#[derive(Debug)]
+struct NamedPortfolio {
+    id: String,
+    /// `None`: whatever version is current.
+    version: Option<i64>,
+}
+
+impl NamedPortfolio {
+    /// Whether a streamed assignment follows this portfolio (at this version).
+    fn is_followed_by(&self, assignment: &ResolvedAssignment) -> bool {
+        assignment.status == i32::from(AssignmentStatus::Active)
+            && assignment.portfolio_id == self.id
+            && self
+                .version
+                .is_none_or(|version| version == assignment.portfolio_version)
+    }
+}
+
+impl std::fmt::Display for NamedPortfolio {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.version {
+            Some(version) => write!(formatter, "portfolio {} version {version}", self.id),
+            None => write!(formatter, "portfolio {}", self.id),
+        }
+    }
 }
 
 const SPEC: &str = "spec";
@@ -83,12 +117,62 @@ impl Execution {
         context: &RequestContext,
         account_ids: &[String],
     ) -> Result<HashMap<String, Result<TargetInfo, ExecutionError>>, ExecutionError> {
-        let mut targets = HashMap::new();
+        let assignments = self.resolved_assignments(context, account_ids).await?;
+        Ok(assignments
+            .into_iter()
+            .map(|assignment| (assignment.account_id.clone(), target_info(assignment)))
+            .collect())
+    }
+
+    /// The account's target when it still follows the portfolio (and
+    /// version) the spec names; `FailedPrecondition` naming both when it
+    /// follows another, another version, or none.
+    async fn named_target(
+        &self,
+        context: &RequestContext,
+        account_id: &str,
+        named: &NamedPortfolio,
+    ) -> Result<TargetInfo, ExecutionError> {
+        let current = self
+            .resolved_assignments(context, &[account_id.to_owned()])
+            .await?
+            .into_iter()
+            .find(|assignment| assignment.account_id == account_id);
+        match current {
+            Some(assignment) if named.is_followed_by(&assignment) => target_info(assignment),
+            current => {
+                let following = match current {
+                    Some(assignment)
+                        if assignment.status == i32::from(AssignmentStatus::Active)
+                            && !assignment.portfolio_id.is_empty() =>
+                    {
+                        format!(
+                            "portfolio {} version {}",
+                            assignment.portfolio_id, assignment.portfolio_version
+                        )
+                    }
+                    _ => "no portfolio".to_owned(),
+                };
+                Err(ExecutionError::FailedPrecondition(format!(
+                    "account {account_id} follows {following} now, not {named} named by the run spec"
+                )))
+            }
+        }
+    }
+
+    /// The assignments of many accounts as Target resolves them now, in one
+    /// stream; accounts without an assignment are absent.
+    async fn resolved_assignments(
+        &self,
+        context: &RequestContext,
+        account_ids: &[String],
+    ) -> Result<Vec<ResolvedAssignment>, ExecutionError> {
+        let mut assignments = Vec::new();
         let Some(channel) = &self.target else {
-            return Ok(targets);
+            return Ok(assignments);
         };
         if account_ids.is_empty() {
-            return Ok(targets);
+            return Ok(assignments);
         }
         let unavailable = |status: tonic::Status| {
             ExecutionError::Unavailable(format!(
@@ -108,18 +192,16 @@ impl Execution {
             .map_err(unavailable)?
             .into_inner();
         while let Some(message) = stream.message().await.map_err(unavailable)? {
-            for assignment in message.assignments {
-                let account_id = assignment.account_id.clone();
-                targets.insert(account_id, target_info(assignment));
-            }
+            assignments.extend(message.assignments);
         }
-        Ok(targets)
+        Ok(assignments)
     }
 
     /// Plans a run without storing it.
     ///
     /// `known_target` is the account's assignment when the caller already
-    /// read it (`Some(None)`: it has none); `None` reads it now.
+    /// read it (`Some(None)`: it has none); `None` reads it now. A spec that
+    /// names a portfolio always reads the assignment now, to check it.
     pub(super) async fn plan_run(
         &self,
         context: &RequestContext,
@@ -131,6 +213,28 @@ impl Execution {
         let at = |field: &str| format!("{SPEC}.{field}");
         if let Some(problem) = external_id_problem(&spec.account_id) {
             violations.add(at("account_id"), problem);
+        }
+        let named = if spec.portfolio_id.is_empty() {
+            None
+        } else {
+            if let Some(problem) = external_id_problem(&spec.portfolio_id) {
+                violations.add(at("portfolio_id"), problem);
+            }
+            if !spec.weights.is_empty() {
+                violations.add(
+                    at("portfolio_id"),
+                    "cannot be combined with one-off weights",
+                );
+            }
+            Some(NamedPortfolio {
+                id: spec.portfolio_id.clone(),
+                version: (spec.portfolio_version > 0).then_some(spec.portfolio_version),
+            })
+        };
+        if spec.portfolio_version < 0 {
+            violations.add(at("portfolio_version"), "must be 0 or more");
+        } else if spec.portfolio_version > 0 && named.is_none() {
+            violations.add(at("portfolio_version"), "needs a portfolio_id");
         }
         let Some(kind) = spec.kind else {
             violations.add(
@@ -239,6 +343,13 @@ impl Execution {
                 amount = Some(movement.amount);
             }
         }
+        // A spec naming a portfolio has the assignment read, and checked, now.
+        let known_target = match (&manual, &named) {
+            (None, Some(named)) => Some(Some(
+                self.named_target(context, &spec.account_id, named).await?,
+            )),
+            _ => known_target,
+        };
         let target = match manual {
             Some(weights) => TargetInfo {
                 weights,

@@ -403,11 +403,22 @@ impl Monitor {
             .map(|(index, decision)| {
                 let account_id = records[index].account_id.clone();
                 let reason = records[index].reason.clone();
+                let evaluated = records[index]
+                    .portfolio_id
+                    .clone()
+                    .zip(records[index].portfolio_version);
                 async move {
                     (
                         index,
-                        self.open_run(context, date, &account_id, &decision, &reason)
-                            .await,
+                        self.open_run(
+                            context,
+                            date,
+                            &account_id,
+                            &decision,
+                            &reason,
+                            evaluated.as_ref(),
+                        )
+                        .await,
                     )
                 }
             })
@@ -455,6 +466,9 @@ impl Monitor {
     }
 
     /// Opens a run in the Execution service; the key makes it one per account and day.
+    /// `evaluated` is the portfolio and version the account was evaluated
+    /// against: Execution plans against exactly that version, or refuses
+    /// when the account has moved on since.
     async fn open_run(
         &self,
         context: &RequestContext,
@@ -462,6 +476,7 @@ impl Monitor {
         account_id: &str,
         decision: &evaluation::RunDecision,
         reason: &str,
+        evaluated: Option<&(String, i64)>,
     ) -> Result<String, String> {
         let mut client = RunServiceClient::new(self.execution.clone());
         let kind = match decision.kind {
@@ -479,6 +494,8 @@ impl Monitor {
                 reason: reason.to_owned(),
                 cash_movement_id: decision.cash_movement_id.clone().unwrap_or_default(),
                 algorithm: self.config.algorithm.clone(),
+                portfolio_id: evaluated.map(|(id, _)| id.clone()).unwrap_or_default(),
+                portfolio_version: evaluated.map_or(0, |(_, version)| *version),
                 ..RunSpec::default()
             }),
         });
