@@ -11,7 +11,7 @@ use rebalancer_domain::trades::Side;
 use rebalancer_kit::RequestContext;
 use rust_decimal::Decimal;
 
-use super::plan::TargetInfo;
+use super::targets::TargetInfo;
 use crate::Execution;
 use crate::error::ExecutionError;
 use crate::runs::store::{

@@ -13,6 +13,7 @@ mod plan;
 pub(crate) mod sql;
 mod sql_batches;
 pub mod store;
+mod targets;
 
 pub use app::{OrderAdjustmentInput, RunSpecInput};
 pub use batches::{BatchInput, BatchView, TickerTotal};

@@ -1,0 +1,236 @@
+//! The target a run trades toward: the account's assignment read from the
+//! Target service (resolved weights, approval mode, minimums), or a portfolio
+//! (and version) the spec names, checked to be still the account's.
+//!
+//! The account's assignment is read from Target once for the run, and its
+//! resolved target is that version's target because its identity is checked
+//! on the same response. Nothing is cached across runs, so nothing can go
+//! stale (a portfolio's version does not pin its sleeves' versions, so a
+//! cache keyed by version could serve old sleeve weights).
+
+use std::collections::HashMap;
+
+use rebalancer_domain::Symbol;
+use rebalancer_domain::decimal::parse_decimal;
+use rebalancer_domain::portfolio::Weight;
+use rebalancer_domain::run::ApprovalMode;
+use rebalancer_kit::RequestContext;
+use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
+use rebalancer_proto::target::{AssignmentStatus, ResolvedAssignment, StreamAssignmentsRequest};
+use rust_decimal::Decimal;
+
+use crate::Execution;
+use crate::error::ExecutionError;
+
+/// The target a run trades toward.
+#[derive(Debug, Clone)]
+pub(super) struct TargetInfo {
+    pub(super) weights: Vec<Weight>,
+    pub(super) portfolio_id: Option<String>,
+    pub(super) portfolio_version: Option<i64>,
+    pub(super) approval_mode: ApprovalMode,
+    pub(super) minimum_order_notional: Option<Decimal>,
+    pub(super) whole_shares_only: bool,
+}
+
+/// The portfolio a spec says its caller evaluated.
+#[derive(Debug)]
+pub(super) struct NamedPortfolio {
+    pub(super) id: String,
+    /// `None`: whatever version is current.
+    pub(super) version: Option<i64>,
+}
+
+impl NamedPortfolio {
+    /// Whether a streamed assignment follows this portfolio (at this version).
+    fn is_followed_by(&self, assignment: &ResolvedAssignment) -> bool {
+        assignment.status == i32::from(AssignmentStatus::Active)
+            && assignment.portfolio_id == self.id
+            && self
+                .version
+                .is_none_or(|version| version == assignment.portfolio_version)
+    }
+}
+
+impl std::fmt::Display for NamedPortfolio {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.version {
+            Some(version) => write!(formatter, "portfolio {} version {version}", self.id),
+            None => write!(formatter, "portfolio {}", self.id),
+        }
+    }
+}
+
+impl Execution {
+    /// The account's target from the Target service (resolved flat weights);
+    /// `None` when the account has no assignment.
+    pub(super) async fn assigned_target(
+        &self,
+        context: &RequestContext,
+        account_id: &str,
+    ) -> Result<Option<TargetInfo>, ExecutionError> {
+        let mut targets = self
+            .assigned_targets(context, &[account_id.to_owned()])
+            .await?;
+        match targets.remove(account_id) {
+            Some(target) => target.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The target the caller already read, or the account's assignment now.
+    pub(super) async fn known_or_assigned(
+        &self,
+        context: &RequestContext,
+        account_id: &str,
+        known_target: Option<Option<TargetInfo>>,
+    ) -> Result<Option<TargetInfo>, ExecutionError> {
+        match known_target {
+            Some(known) => Ok(known),
+            None => self.assigned_target(context, account_id).await,
+        }
+    }
+
+    /// The targets of many accounts from the Target service, in one stream;
+    /// accounts without an assignment are absent. A target that cannot be
+    /// used (its portfolio needs adjustment) is an error of that account only.
+    pub(super) async fn assigned_targets(
+        &self,
+        context: &RequestContext,
+        account_ids: &[String],
+    ) -> Result<HashMap<String, Result<TargetInfo, ExecutionError>>, ExecutionError> {
+        let assignments = self.resolved_assignments(context, account_ids).await?;
+        Ok(assignments
+            .into_iter()
+            .map(|assignment| (assignment.account_id.clone(), target_info(assignment)))
+            .collect())
+    }
+
+    /// The account's target when it still follows the portfolio (and
+    /// version) the spec names; `FailedPrecondition` naming both when it
+    /// follows another, another version, or none.
+    pub(super) async fn named_target(
+        &self,
+        context: &RequestContext,
+        account_id: &str,
+        named: &NamedPortfolio,
+    ) -> Result<TargetInfo, ExecutionError> {
+        let current = self
+            .resolved_assignments(context, &[account_id.to_owned()])
+            .await?
+            .into_iter()
+            .find(|assignment| assignment.account_id == account_id);
+        match current {
+            Some(assignment) if named.is_followed_by(&assignment) => target_info(assignment),
+            current => {
+                let following = match current {
+                    Some(assignment)
+                        if assignment.status == i32::from(AssignmentStatus::Active)
+                            && !assignment.portfolio_id.is_empty() =>
+                    {
+                        format!(
+                            "portfolio {} version {}",
+                            assignment.portfolio_id, assignment.portfolio_version
+                        )
+                    }
+                    _ => "no portfolio".to_owned(),
+                };
+                Err(ExecutionError::FailedPrecondition(format!(
+                    "account {account_id} follows {following} now, not {named} named by the run spec"
+                )))
+            }
+        }
+    }
+
+    /// The assignments of many accounts as Target resolves them now, in one
+    /// stream; accounts without an assignment are absent.
+    pub(super) async fn resolved_assignments(
+        &self,
+        context: &RequestContext,
+        account_ids: &[String],
+    ) -> Result<Vec<ResolvedAssignment>, ExecutionError> {
+        let mut assignments = Vec::new();
+        let Some(channel) = &self.target else {
+            return Ok(assignments);
+        };
+        if account_ids.is_empty() {
+            return Ok(assignments);
+        }
+        let unavailable = |status: tonic::Status| {
+            ExecutionError::Unavailable(format!(
+                "cannot read the account's target: {}",
+                status.message()
+            ))
+        };
+        let mut client = AssignmentServiceClient::new(channel.clone());
+        let request = context.call().request(StreamAssignmentsRequest {
+            account_ids: account_ids.to_vec(),
+            include_unmonitored: true,
+            ..StreamAssignmentsRequest::default()
+        });
+        let mut stream = client
+            .stream_assignments(request)
+            .await
+            .map_err(unavailable)?
+            .into_inner();
+        while let Some(message) = stream.message().await.map_err(unavailable)? {
+            assignments.extend(message.assignments);
+        }
+        Ok(assignments)
+    }
+}
+
+/// A resolved assignment as the target a run trades toward.
+pub(super) fn target_info(
+    assignment: rebalancer_proto::target::ResolvedAssignment,
+) -> Result<TargetInfo, ExecutionError> {
+    if assignment.portfolio_status
+        == i32::from(rebalancer_proto::target::PortfolioStatus::NeedsAdjustment)
+    {
+        return Err(ExecutionError::FailedPrecondition(format!(
+            "portfolio {} of account {} needs adjustment",
+            assignment.portfolio_id, assignment.account_id
+        )));
+    }
+    let mut weights = Vec::with_capacity(assignment.weights.len());
+    for weight in &assignment.weights {
+        let percent = percent_text(&weight.percent).ok_or_else(|| {
+            ExecutionError::Unavailable(format!(
+                "target weight {:?} is not a number",
+                weight.percent
+            ))
+        })?;
+        if weight.symbol.is_empty() {
+            weights.push(Weight::cash(percent));
+        } else {
+            let symbol = Symbol::parse(&weight.symbol).map_err(|_| {
+                ExecutionError::Unavailable(format!(
+                    "target symbol {:?} is malformed",
+                    weight.symbol
+                ))
+            })?;
+            weights.push(Weight::asset(symbol, percent));
+        }
+    }
+    let assigned =
+        assignment.status == i32::from(rebalancer_proto::target::AssignmentStatus::Active);
+    Ok(TargetInfo {
+        weights,
+        portfolio_id: Some(assignment.portfolio_id).filter(|id| assigned && !id.is_empty()),
+        portfolio_version: assigned.then_some(assignment.portfolio_version),
+        approval_mode: if assignment.approval_mode
+            == i32::from(rebalancer_proto::common::ApprovalMode::Manual)
+        {
+            ApprovalMode::Manual
+        } else {
+            ApprovalMode::Auto
+        },
+        minimum_order_notional: percent_text(&assignment.minimum_order_notional),
+        whole_shares_only: assignment.order_sizing
+            == i32::from(rebalancer_proto::target::OrderSizing::WholeShares),
+    })
+}
+
+fn percent_text(value: &str) -> Option<Decimal> {
+    parse_decimal(value).ok()
+}
