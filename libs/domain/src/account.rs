@@ -3,69 +3,31 @@
 
 use rust_decimal::Decimal;
 
-/// Lifecycle of an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AccountStatus {
-    #[default]
-    Active,
-    Closed,
-}
-
-impl AccountStatus {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Closed => "closed",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "active" => Some(Self::Active),
-            "closed" => Some(Self::Closed),
-            _ => None,
-        }
+crate::text_enum! {
+    /// Lifecycle of an account.
+    #[derive(Default)]
+    pub enum AccountStatus {
+        #[default]
+        Active = "active",
+        Closed = "closed",
     }
 }
 
-/// Why an account may not be traded normally.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Restriction {
-    PatternDayTrader,
-    AchReturn,
-    TradingBlocked,
-    /// Only sells are allowed.
-    LiquidationOnly,
-    /// Computed: position value above [`MAX_LEVERAGE`] times equity.
-    LeverageExceeded,
+crate::text_enum! {
+    /// Why an account may not be traded normally.
+    #[derive(PartialOrd, Ord)]
+    pub enum Restriction {
+        PatternDayTrader = "pattern_day_trader",
+        AchReturn = "ach_return",
+        TradingBlocked = "trading_blocked",
+        /// Only sells are allowed.
+        LiquidationOnly = "liquidation_only",
+        /// Computed: position value above [`MAX_LEVERAGE`] times equity.
+        LeverageExceeded = "leverage_exceeded",
+    }
 }
 
 impl Restriction {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PatternDayTrader => "pattern_day_trader",
-            Self::AchReturn => "ach_return",
-            Self::TradingBlocked => "trading_blocked",
-            Self::LiquidationOnly => "liquidation_only",
-            Self::LeverageExceeded => "leverage_exceeded",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "pattern_day_trader" => Some(Self::PatternDayTrader),
-            "ach_return" => Some(Self::AchReturn),
-            "trading_blocked" => Some(Self::TradingBlocked),
-            "liquidation_only" => Some(Self::LiquidationOnly),
-            "leverage_exceeded" => Some(Self::LeverageExceeded),
-            _ => None,
-        }
-    }
-
     /// Whether buys are forbidden under this restriction.
     #[must_use]
     pub fn blocks_buys(self) -> bool {

@@ -6,64 +6,24 @@ use rust_decimal::Decimal;
 
 use crate::decimal::{parse_decimal, significant_scale};
 
-/// Direction of a movement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CashMovementKind {
-    Deposit,
-    Withdrawal,
-}
-
-impl CashMovementKind {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Deposit => "deposit",
-            Self::Withdrawal => "withdrawal",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "deposit" => Some(Self::Deposit),
-            "withdrawal" => Some(Self::Withdrawal),
-            _ => None,
-        }
+crate::text_enum! {
+    /// Direction of a movement.
+    pub enum CashMovementKind {
+        Deposit = "deposit",
+        Withdrawal = "withdrawal",
     }
 }
 
-/// Where a movement stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CashMovementStatus {
-    /// Not yet acted on by the monitor.
-    Pending,
-    /// The monitor acted on it.
-    Acknowledged,
-    /// A withdrawal paid out.
-    Settled,
-    Canceled,
-}
-
-impl CashMovementStatus {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Acknowledged => "acknowledged",
-            Self::Settled => "settled",
-            Self::Canceled => "canceled",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "pending" => Some(Self::Pending),
-            "acknowledged" => Some(Self::Acknowledged),
-            "settled" => Some(Self::Settled),
-            "canceled" => Some(Self::Canceled),
-            _ => None,
-        }
+crate::text_enum! {
+    /// Where a movement stands.
+    pub enum CashMovementStatus {
+        /// Not yet acted on by the monitor.
+        Pending = "pending",
+        /// The monitor acted on it.
+        Acknowledged = "acknowledged",
+        /// A withdrawal paid out.
+        Settled = "settled",
+        Canceled = "canceled",
     }
 }
 

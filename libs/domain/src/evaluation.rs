@@ -4,7 +4,6 @@
 //! one flag per account and at most one run.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
@@ -17,17 +16,19 @@ use crate::exact;
 use crate::portfolio::{BandKind, CalendarRule, PortfolioStatus, RebalanceCondition, Weight};
 use crate::run::RunKind;
 
-/// One flag per account per cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Flag {
-    OutOfTolerance,
-    InsideTolerance,
-    UnableToCheck,
-    NeedsAttention,
-    NewDeposit,
-    NewWithdrawal,
-    Liquidation,
-    NoPortfolioAssigned,
+crate::text_enum! {
+    /// One flag per account per cycle.
+    #[derive(PartialOrd, Ord)]
+    pub enum Flag {
+        OutOfTolerance = "out_of_tolerance",
+        InsideTolerance = "inside_tolerance",
+        UnableToCheck = "unable_to_check",
+        NeedsAttention = "needs_attention",
+        NewDeposit = "new_deposit",
+        NewWithdrawal = "new_withdrawal",
+        Liquidation = "liquidation",
+        NoPortfolioAssigned = "no_portfolio_assigned",
+    }
 }
 
 impl Flag {
@@ -41,31 +42,6 @@ impl Flag {
         Flag::Liquidation,
         Flag::NoPortfolioAssigned,
     ];
-
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OutOfTolerance => "out_of_tolerance",
-            Self::InsideTolerance => "inside_tolerance",
-            Self::UnableToCheck => "unable_to_check",
-            Self::NeedsAttention => "needs_attention",
-            Self::NewDeposit => "new_deposit",
-            Self::NewWithdrawal => "new_withdrawal",
-            Self::Liquidation => "liquidation",
-            Self::NoPortfolioAssigned => "no_portfolio_assigned",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|flag| flag.as_str() == text)
-    }
-}
-
-impl fmt::Display for Flag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// Prices by symbol, with a hasher fast on short keys (symbols are ours,

@@ -20,6 +20,7 @@ pub mod quality;
 pub mod run;
 pub mod sleeves;
 pub mod symbol;
+mod text_enum;
 pub mod trades;
 pub mod violation;
 

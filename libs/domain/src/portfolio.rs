@@ -7,7 +7,6 @@
 //! most one calendar condition, cooldown of 0 days or more.
 
 use std::collections::HashMap;
-use std::fmt;
 
 use chrono::Weekday;
 use rust_decimal::Decimal;
@@ -55,15 +54,16 @@ pub enum ConditionKind {
     Calendar,
 }
 
-/// Refinement of a rebalance condition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConditionSubKind {
-    Absolute,
-    Relative,
-    Weekly,
-    Monthly,
-    Quarterly,
-    Annually,
+crate::text_enum! {
+    /// Refinement of a rebalance condition.
+    pub enum ConditionSubKind {
+        Absolute = "absolute",
+        Relative = "relative",
+        Weekly = "weekly",
+        Monthly = "monthly",
+        Quarterly = "quarterly",
+        Annually = "annually",
+    }
 }
 
 /// A rebalance condition as the client sent it.
@@ -76,20 +76,24 @@ pub struct ConditionInput {
     pub symbol: String,
 }
 
-/// Who may use a portfolio.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Scope {
-    #[default]
-    Enterprise,
-    Account,
+crate::text_enum! {
+    /// Who may use a portfolio.
+    #[derive(Default)]
+    pub enum Scope {
+        #[default]
+        Enterprise = "enterprise",
+        Account = "account",
+    }
 }
 
-/// How orders are sized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OrderSizing {
-    #[default]
-    Notional,
-    WholeShares,
+crate::text_enum! {
+    /// How orders are sized.
+    #[derive(Default)]
+    pub enum OrderSizing {
+        #[default]
+        Notional = "notional",
+        WholeShares = "whole_shares",
+    }
 }
 
 /// The versioned part of a portfolio, as the client sent it.
@@ -114,73 +118,13 @@ pub struct PortfolioInput {
     pub target: TargetInput,
 }
 
-/// Lifecycle of a portfolio. Only active portfolios are evaluated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PortfolioStatus {
-    Active,
-    Inactive,
-    /// An asset became unusable; left only by an update that fixes the weights.
-    NeedsAdjustment,
-}
-
-impl PortfolioStatus {
-    /// The status text stored and logged.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Inactive => "inactive",
-            Self::NeedsAdjustment => "needs_adjustment",
-        }
-    }
-
-    /// Parses [`PortfolioStatus::as_str`].
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "active" => Some(Self::Active),
-            "inactive" => Some(Self::Inactive),
-            "needs_adjustment" => Some(Self::NeedsAdjustment),
-            _ => None,
-        }
-    }
-}
-
-impl Scope {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Enterprise => "enterprise",
-            Self::Account => "account",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "enterprise" => Some(Self::Enterprise),
-            "account" => Some(Self::Account),
-            _ => None,
-        }
-    }
-}
-
-impl OrderSizing {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Notional => "notional",
-            Self::WholeShares => "whole_shares",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "notional" => Some(Self::Notional),
-            "whole_shares" => Some(Self::WholeShares),
-            _ => None,
-        }
+crate::text_enum! {
+    /// Lifecycle of a portfolio. Only active portfolios are evaluated.
+    pub enum PortfolioStatus {
+        Active = "active",
+        Inactive = "inactive",
+        /// An asset became unusable; left only by an update that fixes the weights.
+        NeedsAdjustment = "needs_adjustment",
     }
 }
 
@@ -226,11 +170,12 @@ impl Weight {
     }
 }
 
-/// Absolute bands are percentage points; relative bands a percent of the target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BandKind {
-    Absolute,
-    Relative,
+crate::text_enum! {
+    /// Absolute bands are percentage points; relative bands a percent of the target.
+    pub enum BandKind {
+        Absolute = "absolute",
+        Relative = "relative",
+    }
 }
 
 /// A drift band, for every asset or for one.
@@ -240,16 +185,6 @@ pub struct DriftBand {
     pub percent: Decimal,
     /// `None` applies to every asset; `Some` overrides the band of one asset.
     pub symbol: Option<Symbol>,
-}
-
-impl BandKind {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Absolute => "absolute",
-            Self::Relative => "relative",
-        }
-    }
 }
 
 /// When a calendar condition fires.
@@ -837,40 +772,6 @@ fn parse_month_day(text: &str) -> Option<(u32, u32)> {
         _ => return None,
     };
     (1..=longest).contains(&day).then_some((month, day))
-}
-
-impl fmt::Display for BandKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl ConditionSubKind {
-    /// The sub-type text stored.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Absolute => "absolute",
-            Self::Relative => "relative",
-            Self::Weekly => "weekly",
-            Self::Monthly => "monthly",
-            Self::Quarterly => "quarterly",
-            Self::Annually => "annually",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "absolute" => Some(Self::Absolute),
-            "relative" => Some(Self::Relative),
-            "weekly" => Some(Self::Weekly),
-            "monthly" => Some(Self::Monthly),
-            "quarterly" => Some(Self::Quarterly),
-            "annually" => Some(Self::Annually),
-            _ => None,
-        }
-    }
 }
 
 /// Rebuilds a stored calendar rule from its sub-type and day text.

@@ -7,72 +7,35 @@
 //! `new` → `submitted` → `partially_filled` → `filled` | `canceled` |
 //! `rejected` | `expired`.
 
-use std::fmt;
-
-macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($variant),*
-        }
-
-        impl $name {
-            /// The text stored and logged.
-            #[must_use]
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $text),*
-                }
-            }
-
-            /// Parses [`Self::as_str`].
-            #[must_use]
-            pub fn parse(text: &str) -> Option<Self> {
-                match text {
-                    $($text => Some(Self::$variant),)*
-                    _ => None,
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-text_enum! {
+crate::text_enum! {
     /// What a run does.
-    RunKind {
+    pub enum RunKind {
         FullRebalance = "full_rebalance",
         InvestCash = "invest_cash",
         Liquidation = "liquidation",
     }
 }
 
-text_enum! {
+crate::text_enum! {
     /// Who started a run.
-    InitiatedFrom {
+    pub enum InitiatedFrom {
         System = "system",
         Api = "api",
         User = "user",
     }
 }
 
-text_enum! {
+crate::text_enum! {
     /// Whether a run waits for an advisor.
-    ApprovalMode {
+    pub enum ApprovalMode {
         Auto = "auto",
         Manual = "manual",
     }
 }
 
-text_enum! {
+crate::text_enum! {
     /// Lifecycle of a run.
-    RunStatus {
+    pub enum RunStatus {
         Proposed = "proposed",
         Queued = "queued",
         InProgress = "in_progress",
@@ -85,9 +48,9 @@ text_enum! {
     }
 }
 
-text_enum! {
+crate::text_enum! {
     /// Lifecycle of an account order, a block order and a child order.
-    OrderStatus {
+    pub enum OrderStatus {
         New = "new",
         Submitted = "submitted",
         PartiallyFilled = "partially_filled",

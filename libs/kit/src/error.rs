@@ -1,13 +1,112 @@
-//! Mapping errors to gRPC statuses. Validation failures become
-//! `INVALID_ARGUMENT` with one `google.rpc.BadRequest` field violation per
-//! problem; unexpected failures become an opaque `INTERNAL` while the whole
-//! cause chain goes to the log.
+//! The error taxonomy of every service and its one mapping to gRPC statuses.
+//!
+//! Store code fails with [`StoreError`]; service code with [`ServiceError`],
+//! into which a `StoreError` converts on purpose (a taken unique key is
+//! `ALREADY_EXISTS`, a stale revision `ABORTED`, a reused idempotency key
+//! `INVALID_ARGUMENT` on `idempotency_key`). A `ServiceError` becomes a
+//! `tonic::Status` in one place: validation failures are `INVALID_ARGUMENT`
+//! with one `google.rpc.BadRequest` field violation per problem; unexpected
+//! failures are an opaque `INTERNAL` while the whole cause chain goes to the
+//! log.
 
 use std::fmt::Write as _;
 
 use rebalancer_domain::Violations;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::db::ClaimError;
+
+/// Everything a service operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Bad input; nothing was changed.
+    #[error("invalid request: {0}")]
+    Invalid(Violations),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The request is valid but the current state forbids it.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// Optimistic concurrency: the etag no longer matches.
+    #[error("{0}")]
+    Aborted(String),
+    /// A service this one depends on failed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Unexpected: the client sees only "internal error", the log the causes.
+    #[error("storage failure")]
+    Store(#[source] StoreError),
+}
+
+/// Storage failures, shared by every service's store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique key is taken (for example a portfolio name).
+    #[error("{0}")]
+    Conflict(String),
+    /// The expected revision did not match.
+    #[error("{0}")]
+    StaleRevision(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The state forbids the change.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("idempotency key was already used for a different request")]
+    IdempotencyMismatch,
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+impl From<ClaimError> for StoreError {
+    fn from(error: ClaimError) -> Self {
+        match error {
+            ClaimError::Mismatch => Self::IdempotencyMismatch,
+            ClaimError::Database(error) => Self::Database(error),
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(message) => Self::AlreadyExists(message),
+            StoreError::StaleRevision(message) => Self::Aborted(message),
+            StoreError::NotFound(message) => Self::NotFound(message),
+            StoreError::FailedPrecondition(message) => Self::FailedPrecondition(message),
+            StoreError::IdempotencyMismatch => Self::Invalid(Violations::one(
+                "idempotency_key",
+                "was already used for a different request",
+            )),
+            error @ (StoreError::Database(_) | StoreError::Corrupt(_)) => Self::Store(error),
+        }
+    }
+}
+
+impl From<Violations> for ServiceError {
+    fn from(violations: Violations) -> Self {
+        Self::Invalid(violations)
+    }
+}
+
+impl From<ServiceError> for Status {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Invalid(violations) => invalid_argument(&violations),
+            ServiceError::NotFound(message) => Status::not_found(message),
+            ServiceError::AlreadyExists(message) => Status::already_exists(message),
+            ServiceError::FailedPrecondition(message) => Status::failed_precondition(message),
+            ServiceError::Aborted(message) => Status::aborted(message),
+            ServiceError::Unavailable(message) => Status::unavailable(message),
+            error @ ServiceError::Store(_) => internal(&error),
+        }
+    }
+}
 
 /// `INVALID_ARGUMENT` naming every offending field, in the message (for
 /// humans and grpcurl) and as `BadRequest` details (for programs).
@@ -69,5 +168,60 @@ mod tests {
             .map(|v| v.field.as_str())
             .collect();
         assert_eq!(fields, ["weights[1].percent", "cooldown_days"]);
+    }
+
+    fn status_of(error: StoreError) -> Status {
+        Status::from(ServiceError::from(error))
+    }
+
+    #[test]
+    fn store_errors_map_to_their_status_codes() {
+        let cases = [
+            (
+                StoreError::Conflict("taken".to_owned()),
+                Code::AlreadyExists,
+            ),
+            (StoreError::StaleRevision("stale".to_owned()), Code::Aborted),
+            (StoreError::NotFound("gone".to_owned()), Code::NotFound),
+            (
+                StoreError::FailedPrecondition("closed".to_owned()),
+                Code::FailedPrecondition,
+            ),
+            (StoreError::IdempotencyMismatch, Code::InvalidArgument),
+            (
+                StoreError::Database(sqlx::Error::RowNotFound),
+                Code::Internal,
+            ),
+            (StoreError::Corrupt("flag \"x\"".to_owned()), Code::Internal),
+        ];
+        for (error, code) in cases {
+            assert_eq!(status_of(error).code(), code);
+        }
+    }
+
+    #[test]
+    fn a_reused_idempotency_key_names_its_field() {
+        let status = status_of(StoreError::IdempotencyMismatch);
+        let details = status.get_error_details();
+        let bad_request = details.bad_request().expect("bad request details");
+        assert_eq!(bad_request.field_violations[0].field, "idempotency_key");
+    }
+
+    #[test]
+    fn storage_failures_are_opaque() {
+        let status = status_of(StoreError::Corrupt("secret row".to_owned()));
+        assert_eq!(status.message(), "internal error");
+    }
+
+    #[test]
+    fn claim_errors_become_store_errors() {
+        assert!(matches!(
+            StoreError::from(ClaimError::Mismatch),
+            StoreError::IdempotencyMismatch
+        ));
+        assert!(matches!(
+            StoreError::from(ClaimError::Database(sqlx::Error::RowNotFound)),
+            StoreError::Database(_)
+        ));
     }
 }

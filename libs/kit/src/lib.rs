@@ -1,8 +1,10 @@
 //! Shared plumbing of the Rebalancer services. Everything a service needs that
 //! is not its own business: typed config, telemetry, the gRPC server with
 //! health, reflection, limits and graceful shutdown, request context and
-//! tenancy, error mapping to `tonic::Status`, database pools and migrations,
-//! page tokens, idempotency fingerprints and injectable clocks.
+//! tenancy, the one error taxonomy and its mapping to `tonic::Status`,
+//! database pools and migrations, request field checks, pages and page
+//! tokens, idempotency fingerprints, injectable clocks, and (feature
+//! `testing`) the store conformance runner.
 
 pub mod clock;
 pub mod config;
@@ -20,4 +22,6 @@ pub mod testing;
 
 pub use clock::{Clock, SimClock, SystemClock};
 pub use context::RequestContext;
+pub use error::{ServiceError, StoreError};
+pub use rebalancer_domain::text_enum;
 pub use rebalancer_kit_macros::sql_store;

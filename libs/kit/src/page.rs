@@ -1,5 +1,8 @@
-//! Pagination: page sizes and opaque page tokens. A token is the sort key of
-//! the last item returned, base64url-encoded; the next page starts after it.
+//! Pagination: page sizes, opaque page tokens and the page a list request
+//! asks for. A token is the sort key of the last item returned,
+//! base64url-encoded; the next page starts after it. A store is asked for one
+//! item more than the page holds, so the handler knows whether another page
+//! follows without counting.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -46,6 +49,60 @@ pub fn decode_token(token: &str) -> Result<Option<String>, Status> {
     Ok(Some(key))
 }
 
+/// The page a list request asks for, read from its `page_size` and
+/// `page_token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Items the page holds at most.
+    pub size: u32,
+    /// The sort key the page starts after; `None` on the first page.
+    pub after: Option<String>,
+}
+
+impl Page {
+    /// Reads a request's `page_size` (0 is the default, capped at
+    /// [`MAX_PAGE_SIZE`]) and `page_token` (empty is the first page).
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` on `page_size` when negative, on `page_token` when
+    /// it was not produced by this API.
+    pub fn from_request(requested_size: i32, page_token: &str) -> Result<Self, Status> {
+        Ok(Self {
+            size: page_size(requested_size)?,
+            after: decode_token(page_token)?,
+        })
+    }
+
+    /// How many items to fetch: one more than the page holds.
+    #[must_use]
+    pub fn fetch_limit(&self) -> u32 {
+        self.size + 1
+    }
+
+    /// The store's request for this page (with [`Page::fetch_limit`] items).
+    #[must_use]
+    pub fn fetch(&self) -> PageRequest {
+        PageRequest {
+            after: self.after.clone(),
+            limit: self.fetch_limit(),
+        }
+    }
+
+    /// Splits the fetched items into the page and the next page's token
+    /// (empty on the last page); `key` is an item's sort key.
+    pub fn finish<T>(&self, fetched: Vec<T>, key: impl Fn(&T) -> String) -> (Vec<T>, String) {
+        finish_page(fetched, self.size, key)
+    }
+}
+
+/// A store's page request: items strictly after `after` in the listing
+/// order, at most `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub after: Option<String>,
+    pub limit: u32,
+}
+
 /// Splits a fetched page of `limit + 1` rows into the page and the next token.
 pub fn finish_page<T>(
     mut rows: Vec<T>,
@@ -85,6 +142,26 @@ mod tests {
         assert_eq!(page_size(0).expect("default"), DEFAULT_PAGE_SIZE);
         assert_eq!(page_size(5000).expect("capped"), MAX_PAGE_SIZE);
         assert!(page_size(-1).is_err());
+    }
+
+    #[test]
+    fn a_page_fetches_one_more_and_tokens_its_last_item() {
+        let first = Page::from_request(2, "").expect("first page");
+        assert_eq!(first.after, None);
+        assert_eq!(
+            first.fetch(),
+            PageRequest {
+                after: None,
+                limit: 3
+            }
+        );
+        let (items, token) = first.finish(vec!["a", "b", "c"], ToString::to_string);
+        assert_eq!(items, ["a", "b"]);
+        let second = Page::from_request(2, &token).expect("second page");
+        assert_eq!(second.after.as_deref(), Some("b"));
+        assert_eq!(second.fetch_limit(), 3);
+        assert!(Page::from_request(-1, "").is_err());
+        assert!(Page::from_request(2, "not base64!").is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Test helpers: a fresh PostgreSQL database per test (dropped afterwards),
-//! and quiet logs unless `TEST_LOG` is set.
+//! the store conformance suite runner ([`crate::store_conformance!`]), and quiet
+//! logs unless `TEST_LOG` is set.
 //!
 //! PostgreSQL tests never pass silently: when the server is unreachable they
 //! fail under `CI=true`, and elsewhere they print a loud SKIPPED line.
@@ -99,6 +100,53 @@ fn replace_database(url: &str, database: &str) -> String {
         Some(query) => format!("{without_db}/{database}?{query}"),
         None => format!("{without_db}/{database}"),
     }
+}
+
+/// Runs each store conformance case against both backends: one
+/// `#[tokio::test]` per case in a `sqlite` module and one in a `postgres`
+/// module. The constructors are functions of the calling test file:
+/// `sqlite` is `async fn() -> (store, guard)` (the guard, a temporary
+/// directory, lives as long as the test); `postgres` is
+/// `async fn(&TestDatabase) -> store` on a fresh database from
+/// [`TestDatabase::create`], so the PostgreSQL case returns early outside CI
+/// when the server is unreachable. Each case is `async fn(store)`.
+///
+/// ```ignore
+/// rebalancer_kit::store_conformance! {
+///     sqlite: sqlite_store,
+///     postgres: postgres_store,
+///     cases: [create_then_get_round_trips_exactly, tenants_are_isolated],
+/// }
+/// ```
+#[macro_export]
+macro_rules! store_conformance {
+    (
+        sqlite: $sqlite:ident,
+        postgres: $postgres:ident,
+        cases: [$($case:ident),* $(,)?] $(,)?
+    ) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let (store, _dir) = super::$sqlite().await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let Some(database) = $crate::testing::TestDatabase::create().await else {
+                        return;
+                    };
+                    let store = super::$postgres(&database).await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+    };
 }
 
 /// Logs to the test output when `TEST_LOG` is set; silent otherwise.

@@ -1,6 +1,7 @@
 //! The adapter between wire types shared by several services
-//! (`rebalancer.common.v1`, timestamps, decimal strings) and domain types.
-//! Handlers convert once, here, and then work with domain values only.
+//! (`rebalancer.common.v1`, timestamps, decimal strings) and domain types,
+//! and the checks every handler makes on a request's fields. Handlers convert
+//! once, here, and then work with domain values only.
 
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
@@ -10,6 +11,20 @@ use rebalancer_domain::portfolio::{
 };
 use rebalancer_proto::common as pb;
 use rust_decimal::Decimal;
+use tonic::Status;
+
+use crate::error::invalid_field;
+
+/// Checks that a string field (usually an id) was sent.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` on `field` when `value` is empty.
+pub fn required(field: &str, value: &str) -> Result<(), Status> {
+    if value.is_empty() {
+        return Err(invalid_field(field, "is required"));
+    }
+    Ok(())
+}
 
 /// A weight as sent, for validation.
 #[must_use]
@@ -139,6 +154,17 @@ mod tests {
     use rust_decimal_macros::dec;
 
     use super::*;
+
+    #[test]
+    fn required_names_the_missing_field() {
+        assert!(required("portfolio_id", "p-1").is_ok());
+        let status = required("portfolio_id", "").expect_err("empty");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            status.message(),
+            "invalid request: portfolio_id: is required"
+        );
+    }
 
     #[test]
     fn money_has_two_decimals() {

@@ -34,40 +34,18 @@ async fn postgres_store(database: &TestDatabase) -> Arc<dyn ExecutionStore> {
         .expect("open postgres")
 }
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let (store, _dir) = super::sqlite_store().await;
-                    super::$case(store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let Some(database) = rebalancer_kit::testing::TestDatabase::create().await else {
-                        return;
-                    };
-                    let store = super::postgres_store(&database).await;
-                    super::$case(store).await;
-                }
-            )*
-        }
-    };
+rebalancer_kit::store_conformance! {
+    sqlite: sqlite_store,
+    postgres: postgres_store,
+    cases: [
+        account_upsert_round_trips_exactly,
+        stale_revision_changes_nothing,
+        deposits_credit_once_per_key,
+        withdrawal_lifecycle_moves_cash_on_settlement,
+        holdings_batches_cover_every_account_once,
+        accounts_filter_by_restriction,
+    ],
 }
-
-conformance!(
-    account_upsert_round_trips_exactly,
-    stale_revision_changes_nothing,
-    deposits_credit_once_per_key,
-    withdrawal_lifecycle_moves_cash_on_settlement,
-    holdings_batches_cover_every_account_once,
-    accounts_filter_by_restriction,
-);
 
 fn upsert(id: &str, cash: rust_decimal::Decimal, expected_revision: Option<i64>) -> AccountUpsert {
     AccountUpsert {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::invalid_field;
 use rebalancer_kit::idempotency::claim;
-use rebalancer_kit::page::{decode_token, finish_page, page_size};
-use rebalancer_kit::wire::{condition_input, decimal_text, money_text, weight_input};
+use rebalancer_kit::page::Page;
+use rebalancer_kit::wire::{condition_input, decimal_text, money_text, required, weight_input};
 use rebalancer_proto::monitor as pb;
 use rebalancer_proto::monitor::monitor_service_server::MonitorService;
 use tokio_stream::wrappers::ReceiverStream;
@@ -32,13 +32,6 @@ impl MonitorApi {
     pub fn new(monitor: Monitor) -> Self {
         Self { monitor }
     }
-}
-
-fn required(field: &str, value: &str) -> Result<(), Status> {
-    if value.is_empty() {
-        return Err(invalid_field(field, "is required"));
-    }
-    Ok(())
 }
 
 type WatchStream =
@@ -95,8 +88,7 @@ impl MonitorService for MonitorApi {
     ) -> Result<Response<pb::ListFlaggedResponse>, Status> {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
-        let limit = page_size(message.page_size)?;
-        let after = decode_token(&message.page_token)?;
+        let page = Page::from_request(message.page_size, &message.page_token)?;
         let mut flags = Vec::with_capacity(message.statuses.len());
         for (index, value) in message.statuses.iter().enumerate() {
             let flag = flag_from_wire(*value).ok_or_else(|| {
@@ -106,22 +98,22 @@ impl MonitorService for MonitorApi {
         }
         let cycle_id = Some(message.cycle_id.as_str()).filter(|id| !id.is_empty());
         let portfolio_id = Some(message.portfolio_id.as_str()).filter(|id| !id.is_empty());
-        let page = self
+        let flagged = self
             .monitor
             .list_flagged(
                 &context,
                 cycle_id,
                 &flags,
                 portfolio_id,
-                after.as_deref(),
-                limit + 1,
+                page.after.as_deref(),
+                page.fetch_limit(),
             )
             .await?;
         let (evaluations, next_page_token) =
-            finish_page(page.evaluations, limit, |e| e.account_id.clone());
+            page.finish(flagged.evaluations, |e| e.account_id.clone());
         Ok(Response::new(pb::ListFlaggedResponse {
-            cycle_id: page.cycle_id,
-            groups: page
+            cycle_id: flagged.cycle_id,
+            groups: flagged
                 .groups
                 .into_iter()
                 .map(|(portfolio_id, counts)| pb::PortfolioGroup {
@@ -154,13 +146,12 @@ impl MonitorService for MonitorApi {
     ) -> Result<Response<pb::ListCyclesResponse>, Status> {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
-        let limit = page_size(message.page_size)?;
-        let after = decode_token(&message.page_token)?;
+        let page = Page::from_request(message.page_size, &message.page_token)?;
         let cycles = self
             .monitor
-            .list_cycles(&context, after.as_deref(), limit + 1)
+            .list_cycles(&context, page.after.as_deref(), page.fetch_limit())
             .await?;
-        let (cycles, next_page_token) = finish_page(cycles, limit, |c| c.id.clone());
+        let (cycles, next_page_token) = page.finish(cycles, |c| c.id.clone());
         Ok(Response::new(pb::ListCyclesResponse {
             cycles: cycles.iter().map(cycle_to_wire).collect(),
             next_page_token,

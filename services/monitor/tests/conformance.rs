@@ -29,39 +29,17 @@ async fn postgres_store(database: &TestDatabase) -> Arc<dyn MonitorStore> {
         .expect("open postgres")
 }
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let (store, _dir) = super::sqlite_store().await;
-                    super::$case(store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let Some(database) = rebalancer_kit::testing::TestDatabase::create().await else {
-                        return;
-                    };
-                    let store = super::postgres_store(&database).await;
-                    super::$case(store).await;
-                }
-            )*
-        }
-    };
+rebalancer_kit::store_conformance! {
+    sqlite: sqlite_store,
+    postgres: postgres_store,
+    cases: [
+        cycle_round_trips_with_idempotency,
+        scheduled_cycle_is_one_per_day,
+        shards_are_claimed_once_and_leases_expire,
+        evaluations_upsert_list_count_and_complete_the_cycle,
+        latest_evaluation_reaches_back_past_many_cycles,
+    ],
 }
-
-conformance!(
-    cycle_round_trips_with_idempotency,
-    scheduled_cycle_is_one_per_day,
-    shards_are_claimed_once_and_leases_expire,
-    evaluations_upsert_list_count_and_complete_the_cycle,
-    latest_evaluation_reaches_back_past_many_cycles,
-);
 
 fn at(hour: u32, minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, hour, minute, 0)

@@ -33,55 +33,33 @@ async fn postgres_store(database: &TestDatabase) -> Arc<dyn TargetStore> {
         .expect("open postgres")
 }
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let (store, _dir) = super::sqlite_store().await;
-                    super::$case(store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let Some(database) = rebalancer_kit::testing::TestDatabase::create().await else {
-                        return;
-                    };
-                    let store = super::postgres_store(&database).await;
-                    super::$case(store).await;
-                }
-            )*
-        }
-    };
+rebalancer_kit::store_conformance! {
+    sqlite: sqlite_store,
+    postgres: postgres_store,
+    cases: [
+        create_then_get_round_trips_exactly,
+        idempotent_create_replays_the_first_result,
+        reused_key_with_other_request_is_refused,
+        duplicate_names_conflict,
+        tenants_are_isolated,
+        list_filters_and_pages_newest_first,
+        unknown_version_is_none,
+        update_makes_a_new_version_and_keeps_the_old,
+        new_version_marks_due_only_active_assignments_of_due_portfolios,
+        stale_portfolio_revision_is_refused_and_changes_nothing,
+        rename_to_a_taken_name_conflicts,
+        versions_page_newest_first,
+        parents_and_holders_follow_current_versions,
+        assign_creates_one_active_assignment_per_account,
+        assign_after_unassign_reactivates_the_same_row,
+        idempotent_assign_replays_and_refuses_a_reused_key,
+        assignments_are_read_by_id_and_by_account,
+        list_assignments_filters_and_pages_by_account,
+        assignment_updates_check_the_revision,
+        active_assignments_are_counted_per_portfolio,
+        events_are_listed_per_resource_newest_first,
+    ],
 }
-
-conformance!(
-    create_then_get_round_trips_exactly,
-    idempotent_create_replays_the_first_result,
-    reused_key_with_other_request_is_refused,
-    duplicate_names_conflict,
-    tenants_are_isolated,
-    list_filters_and_pages_newest_first,
-    unknown_version_is_none,
-    update_makes_a_new_version_and_keeps_the_old,
-    new_version_marks_due_only_active_assignments_of_due_portfolios,
-    stale_portfolio_revision_is_refused_and_changes_nothing,
-    rename_to_a_taken_name_conflicts,
-    versions_page_newest_first,
-    parents_and_holders_follow_current_versions,
-    assign_creates_one_active_assignment_per_account,
-    assign_after_unassign_reactivates_the_same_row,
-    idempotent_assign_replays_and_refuses_a_reused_key,
-    assignments_are_read_by_id_and_by_account,
-    list_assignments_filters_and_pages_by_account,
-    assignment_updates_check_the_revision,
-    active_assignments_are_counted_per_portfolio,
-    events_are_listed_per_resource_newest_first,
-);
 
 fn weight(kind: WeightKind, symbol: &str, percent: &str) -> WeightInput {
     WeightInput {

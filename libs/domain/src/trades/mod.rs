@@ -60,31 +60,11 @@ use ledger::Ledger;
 /// short.
 pub const LIQUIDATION_BUFFER: Decimal = Decimal::from_parts(5, 0, 0, false, 3);
 
-/// Direction of an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Side {
-    Buy,
-    Sell,
-}
-
-impl Side {
-    /// The side text stored and sent to brokers.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Buy => "buy",
-            Self::Sell => "sell",
-        }
-    }
-
-    /// Parses [`Side::as_str`].
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "buy" => Some(Self::Buy),
-            "sell" => Some(Self::Sell),
-            _ => None,
-        }
+crate::text_enum! {
+    /// Direction of an order.
+    pub enum Side {
+        Buy = "buy",
+        Sell = "sell",
     }
 }
 
@@ -183,49 +163,21 @@ impl PlannedOrder {
     }
 }
 
-/// Why a wanted trade was not placed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SkipReason {
-    /// The order would be worth less than the minimum order notional.
-    BelowMinimumNotional,
-    /// The budget ran out before this trade.
-    InsufficientCash,
-    /// The asset may not be traded.
-    NotTradable,
-    /// The account may not trade on this side.
-    Restricted,
-    /// The trade is smaller than the smallest order the asset allows.
-    RoundsToZero,
-    /// No price is known, so the position can be neither valued nor sized.
-    NoPrice,
-}
-
-impl SkipReason {
-    /// The reason text stored and shown.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BelowMinimumNotional => "below_minimum_notional",
-            Self::InsufficientCash => "insufficient_cash",
-            Self::NotTradable => "not_tradable",
-            Self::Restricted => "restricted",
-            Self::RoundsToZero => "rounds_to_zero",
-            Self::NoPrice => "no_price",
-        }
-    }
-
-    /// Parses [`SkipReason::as_str`].
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "below_minimum_notional" => Some(Self::BelowMinimumNotional),
-            "insufficient_cash" => Some(Self::InsufficientCash),
-            "not_tradable" => Some(Self::NotTradable),
-            "restricted" => Some(Self::Restricted),
-            "rounds_to_zero" => Some(Self::RoundsToZero),
-            "no_price" => Some(Self::NoPrice),
-            _ => None,
-        }
+crate::text_enum! {
+    /// Why a wanted trade was not placed.
+    pub enum SkipReason {
+        /// The order would be worth less than the minimum order notional.
+        BelowMinimumNotional = "below_minimum_notional",
+        /// The budget ran out before this trade.
+        InsufficientCash = "insufficient_cash",
+        /// The asset may not be traded.
+        NotTradable = "not_tradable",
+        /// The account may not trade on this side.
+        Restricted = "restricted",
+        /// The trade is smaller than the smallest order the asset allows.
+        RoundsToZero = "rounds_to_zero",
+        /// No price is known, so the position can be neither valued nor sized.
+        NoPrice = "no_price",
     }
 }
 

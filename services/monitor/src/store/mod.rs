@@ -13,67 +13,28 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use rebalancer_domain::evaluation::Flag;
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
+pub use rebalancer_kit::error::StoreError;
 pub use rebalancer_kit::idempotency::{Created, IdempotencyClaim};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 pub use sql::SqlStore;
 
-/// Lifecycle of a cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CycleState {
-    Pending,
-    Running,
-    Completed,
-    Failed,
-}
-
-impl CycleState {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "pending" => Some(Self::Pending),
-            "running" => Some(Self::Running),
-            "completed" => Some(Self::Completed),
-            "failed" => Some(Self::Failed),
-            _ => None,
-        }
+rebalancer_kit::text_enum! {
+    /// Lifecycle of a cycle.
+    pub enum CycleState {
+        Pending = "pending",
+        Running = "running",
+        Completed = "completed",
+        Failed = "failed",
     }
 }
 
-/// What started a cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CycleTrigger {
-    Scheduled,
-    OnDemand,
-}
-
-impl CycleTrigger {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Scheduled => "scheduled",
-            Self::OnDemand => "on_demand",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "scheduled" => Some(Self::Scheduled),
-            "on_demand" => Some(Self::OnDemand),
-            _ => None,
-        }
+rebalancer_kit::text_enum! {
+    /// What started a cycle.
+    pub enum CycleTrigger {
+        Scheduled = "scheduled",
+        OnDemand = "on_demand",
     }
 }
 
@@ -162,28 +123,6 @@ pub struct ShardCounts {
     pub evaluated: i64,
     pub runs_created: i64,
     pub errors: i64,
-}
-
-/// Storage failures.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{0}")]
-    Conflict(String),
-    #[error("idempotency key was already used for a different request")]
-    IdempotencyMismatch,
-    #[error("database error")]
-    Database(#[from] sqlx::Error),
-    #[error("stored data is invalid: {0}")]
-    Corrupt(String),
-}
-
-impl From<rebalancer_kit::db::ClaimError> for StoreError {
-    fn from(error: rebalancer_kit::db::ClaimError) -> Self {
-        match error {
-            rebalancer_kit::db::ClaimError::Mismatch => Self::IdempotencyMismatch,
-            rebalancer_kit::db::ClaimError::Database(error) => Self::Database(error),
-        }
-    }
 }
 
 /// What the Monitor service keeps.

@@ -3,19 +3,19 @@
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::invalid_field;
 use rebalancer_kit::idempotency::claim;
-use rebalancer_kit::page::{decode_token, finish_page, page_size};
+use rebalancer_kit::page::Page;
+use rebalancer_kit::wire::required;
 use rebalancer_proto::target as pb;
 use rebalancer_proto::target::assignment_service_server::AssignmentService;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::required;
 use crate::app::{AssignInput, AssignmentUpdate, Target, TargetCache};
 use crate::convert::{
     approval_mode_from_wire, assignment_to_wire, audit_to_wire, resolved_assignment_to_wire,
     resolved_assignment_without_target,
 };
-use crate::store::{AssignmentFilter, AssignmentStatus, PageRequest};
+use crate::store::{AssignmentFilter, AssignmentStatus};
 
 /// Assignments per streamed message by default, and at most.
 const DEFAULT_BATCH: u32 = 1000;
@@ -99,8 +99,7 @@ impl AssignmentService for AssignmentApi {
     ) -> Result<Response<pb::ListAssignmentsResponse>, Status> {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
-        let limit = page_size(message.page_size)?;
-        let after = decode_token(&message.page_token)?;
+        let page = Page::from_request(message.page_size, &message.page_token)?;
         let filter = AssignmentFilter {
             account_id: Some(message.account_id).filter(|id| !id.is_empty()),
             portfolio_id: Some(message.portfolio_id).filter(|id| !id.is_empty()),
@@ -109,10 +108,9 @@ impl AssignmentService for AssignmentApi {
         };
         let records = self
             .target
-            .list_assignments(&context, &filter, after.as_deref(), limit + 1)
+            .list_assignments(&context, &filter, page.after.as_deref(), page.fetch_limit())
             .await?;
-        let (records, next_page_token) =
-            finish_page(records, limit, |record| record.account_id.clone());
+        let (records, next_page_token) = page.finish(records, |record| record.account_id.clone());
         Ok(Response::new(pb::ListAssignmentsResponse {
             assignments: records.iter().map(assignment_to_wire).collect(),
             next_page_token,
@@ -267,21 +265,17 @@ impl AssignmentService for AssignmentApi {
     ) -> Result<Response<pb::ListAssignmentEventsResponse>, Status> {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
-        let limit = page_size(message.page_size)?;
-        let after = decode_token(&message.page_token)?;
+        let page = Page::from_request(message.page_size, &message.page_token)?;
         let events = self
             .target
             .assignment_events(
                 &context,
                 &message.assignment_id,
                 &message.account_id,
-                &PageRequest {
-                    after,
-                    limit: limit + 1,
-                },
+                &page.fetch(),
             )
             .await?;
-        let (events, next_page_token) = finish_page(events, limit, |event| event.id.clone());
+        let (events, next_page_token) = page.finish(events, |event| event.id.clone());
         Ok(Response::new(pb::ListAssignmentEventsResponse {
             events: events.iter().map(audit_to_wire).collect(),
             next_page_token,

@@ -5,21 +5,21 @@ use rebalancer_domain::portfolio::PortfolioStatus;
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::{invalid_argument, invalid_field};
 use rebalancer_kit::idempotency::claim;
-use rebalancer_kit::page::{decode_token, finish_page, page_size};
+use rebalancer_kit::page::Page;
 use rebalancer_kit::wire::{
-    condition_input, condition_to_wire, decimal_text, money_text, weight_input, weight_to_wire,
+    condition_input, condition_to_wire, decimal_text, money_text, required, weight_input,
+    weight_to_wire,
 };
 use rebalancer_proto::target as pb;
 use rebalancer_proto::target::portfolio_service_server::PortfolioService;
 use tonic::{Request, Response, Status};
 
-use super::required;
 use crate::app::{PortfolioPatch, Target};
 use crate::convert::{
     audit_to_wire, order_sizing_from_wire, portfolio_input, portfolio_to_wire, scope_from_wire,
     status_from_wire, version_to_wire,
 };
-use crate::store::{PageRequest, PortfolioFilter};
+use crate::store::PortfolioFilter;
 
 /// `rebalancer.target.v1.PortfolioService`.
 #[derive(Debug, Clone)]
@@ -175,8 +175,7 @@ impl PortfolioService for PortfolioApi {
     ) -> Result<Response<pb::ListPortfoliosResponse>, Status> {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
-        let limit = page_size(message.page_size)?;
-        let after = decode_token(&message.page_token)?;
+        let page = Page::from_request(message.page_size, &message.page_token)?;
         let status =
             status_from_wire("status", message.status).map_err(|v| invalid_argument(&v))?;
         let symbol = if message.symbol.is_empty() {
@@ -195,15 +194,11 @@ impl PortfolioService for PortfolioApi {
             scope: scope_from_wire(message.scope),
             account_id: Some(message.account_id).filter(|id| !id.is_empty()),
         };
-        let page = PageRequest {
-            after,
-            limit: limit + 1,
-        };
         let records = self
             .target
-            .list_portfolios(&context, &filter, &page)
+            .list_portfolios(&context, &filter, &page.fetch())
             .await?;
-        let (records, next_page_token) = finish_page(records, limit, |record| record.id.clone());
+        let (records, next_page_token) = page.finish(records, |record| record.id.clone());
         Ok(Response::new(pb::ListPortfoliosResponse {
             portfolios: records.iter().map(portfolio_to_wire).collect(),
             next_page_token,
@@ -292,9 +287,9 @@ impl PortfolioService for PortfolioApi {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
         required("portfolio_id", &message.portfolio_id)?;
-        let limit = page_size(message.page_size)?;
-        let after =
-            match decode_token(&message.page_token)? {
+        let page = Page::from_request(message.page_size, &message.page_token)?;
+        let after_version =
+            match &page.after {
                 Some(token) => Some(token.parse::<i64>().map_err(|_| {
                     invalid_field("page_token", "is not a token returned by this API")
                 })?),
@@ -302,9 +297,14 @@ impl PortfolioService for PortfolioApi {
             };
         let versions = self
             .target
-            .list_versions(&context, &message.portfolio_id, after, limit + 1)
+            .list_versions(
+                &context,
+                &message.portfolio_id,
+                after_version,
+                page.fetch_limit(),
+            )
             .await?;
-        let (versions, next_page_token) = finish_page(versions, limit, |v| v.version.to_string());
+        let (versions, next_page_token) = page.finish(versions, |v| v.version.to_string());
         Ok(Response::new(pb::ListPortfolioVersionsResponse {
             versions: versions.iter().map(version_to_wire).collect(),
             next_page_token,
@@ -382,21 +382,13 @@ impl PortfolioService for PortfolioApi {
     ) -> Result<Response<pb::ListPortfolioEventsResponse>, Status> {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
-        let limit = page_size(message.page_size)?;
-        let after = decode_token(&message.page_token)?;
+        let page = Page::from_request(message.page_size, &message.page_token)?;
         let id = Some(message.portfolio_id.as_str()).filter(|id| !id.is_empty());
         let events = self
             .target
-            .portfolio_events(
-                &context,
-                id,
-                &PageRequest {
-                    after,
-                    limit: limit + 1,
-                },
-            )
+            .portfolio_events(&context, id, &page.fetch())
             .await?;
-        let (events, next_page_token) = finish_page(events, limit, |event| event.id.clone());
+        let (events, next_page_token) = page.finish(events, |event| event.id.clone());
         Ok(Response::new(pb::ListPortfolioEventsResponse {
             events: events.iter().map(audit_to_wire).collect(),
             next_page_token,

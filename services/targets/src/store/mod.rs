@@ -12,7 +12,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use rebalancer_domain::portfolio::{PortfolioSpec, PortfolioStatus, Scope, TargetSpec};
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
+pub use rebalancer_kit::error::StoreError;
 pub use rebalancer_kit::idempotency::{Created, IdempotencyClaim};
+pub use rebalancer_kit::page::PageRequest;
 
 pub use sql::SqlStore;
 
@@ -83,13 +85,6 @@ pub struct PortfolioFilter {
     pub account_id: Option<String>,
 }
 
-/// A page request: items strictly after `after` in the listing order, at most `limit`.
-#[derive(Debug, Clone)]
-pub struct PageRequest {
-    pub after: Option<String>,
-    pub limit: u32,
-}
-
 /// Who did a change, for the audit trail.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
@@ -113,56 +108,21 @@ pub struct AuditRecord {
     pub details_json: String,
 }
 
-/// Whether runs wait for an advisor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ApprovalMode {
-    #[default]
-    Auto,
-    Manual,
-}
-
-impl ApprovalMode {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Manual => "manual",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "auto" => Some(Self::Auto),
-            "manual" => Some(Self::Manual),
-            _ => None,
-        }
+rebalancer_kit::text_enum! {
+    /// Whether runs wait for an advisor.
+    #[derive(Default)]
+    pub enum ApprovalMode {
+        #[default]
+        Auto = "auto",
+        Manual = "manual",
     }
 }
 
-/// Lifecycle of an assignment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AssignmentStatus {
-    Active,
-    Unassigned,
-}
-
-impl AssignmentStatus {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Unassigned => "unassigned",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "active" => Some(Self::Active),
-            "unassigned" => Some(Self::Unassigned),
-            _ => None,
-        }
+rebalancer_kit::text_enum! {
+    /// Lifecycle of an assignment.
+    pub enum AssignmentStatus {
+        Active = "active",
+        Unassigned = "unassigned",
     }
 }
 
@@ -216,34 +176,6 @@ pub struct AssignmentFilter {
     pub before_account_id: Option<String>,
     /// Leave out unassigned accounts with rebalancing off.
     pub monitored_only: bool,
-}
-
-/// Storage failures.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A unique key is taken (for example the portfolio name).
-    #[error("{0}")]
-    Conflict(String),
-    /// The expected revision did not match.
-    #[error("{0}")]
-    StaleRevision(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("idempotency key was already used for a different request")]
-    IdempotencyMismatch,
-    #[error("database error")]
-    Database(#[from] sqlx::Error),
-    #[error("stored data is invalid: {0}")]
-    Corrupt(String),
-}
-
-impl From<rebalancer_kit::db::ClaimError> for StoreError {
-    fn from(error: rebalancer_kit::db::ClaimError) -> Self {
-        match error {
-            rebalancer_kit::db::ClaimError::Mismatch => Self::IdempotencyMismatch,
-            rebalancer_kit::db::ClaimError::Database(error) => Self::Database(error),
-        }
-    }
 }
 
 /// Model portfolios and their versions.
