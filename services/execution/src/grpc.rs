@@ -4,17 +4,9 @@
 //! `blocks/grpc.rs`): read the request context, convert wire types, call
 //! [`Execution`], convert back.
 
-use rebalancer_kit::error::invalid_field;
-use tonic::Status;
-
 use crate::Execution;
 
-pub(crate) fn required(field: &str, value: &str) -> Result<(), Status> {
-    if value.is_empty() {
-        return Err(invalid_field(field, "is required"));
-    }
-    Ok(())
-}
+pub(crate) use rebalancer_kit::wire::required;
 
 /// The handlers, sharing the service's state.
 #[derive(Debug, Clone)]

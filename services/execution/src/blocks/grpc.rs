@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::invalid_field;
-use rebalancer_kit::page::{decode_token, finish_page, page_size};
+use rebalancer_kit::page::Page;
 use rebalancer_proto::execution as pb;
 use rebalancer_proto::execution::order_service_server::OrderService;
 use tokio_stream::wrappers::ReceiverStream;
@@ -16,7 +16,6 @@ use crate::blocks::convert::{
 use crate::blocks::store::{BlockFilter, OrderFilter};
 use crate::grpc::{ExecutionApi, required};
 use crate::runs::convert::{order_status_from_wire, order_to_wire};
-use crate::store::PageRequest;
 
 /// How often a block watcher re-reads.
 const WATCH_POLL: Duration = Duration::from_millis(500);
@@ -60,8 +59,7 @@ impl OrderService for ExecutionApi {
     ) -> Result<Response<pb::ListOrdersResponse>, Status> {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
-        let limit = page_size(message.page_size)?;
-        let after = decode_token(&message.page_token)?;
+        let page = Page::from_request(message.page_size, &message.page_token)?;
         let filter = OrderFilter {
             run_id: Some(message.run_id).filter(|id| !id.is_empty()),
             account_id: Some(message.account_id).filter(|id| !id.is_empty()),
@@ -70,16 +68,9 @@ impl OrderService for ExecutionApi {
         };
         let orders = self
             .execution
-            .list_orders(
-                &context,
-                &filter,
-                &PageRequest {
-                    after,
-                    limit: limit + 1,
-                },
-            )
+            .list_orders(&context, &filter, &page.fetch())
             .await?;
-        let (orders, next_page_token) = finish_page(orders, limit, |order| order.id.clone());
+        let (orders, next_page_token) = page.finish(orders, |order| order.id.clone());
         Ok(Response::new(pb::ListOrdersResponse {
             orders: orders.iter().map(order_to_wire).collect(),
             next_page_token,
@@ -108,8 +99,7 @@ impl OrderService for ExecutionApi {
     ) -> Result<Response<pb::ListBlockOrdersResponse>, Status> {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
-        let limit = page_size(message.page_size)?;
-        let after = decode_token(&message.page_token)?;
+        let page = Page::from_request(message.page_size, &message.page_token)?;
         let filter = BlockFilter {
             batch_id: Some(message.batch_id).filter(|id| !id.is_empty()),
             transmission_id: None,
@@ -119,17 +109,9 @@ impl OrderService for ExecutionApi {
         let run = Some(message.run_id.as_str()).filter(|id| !id.is_empty());
         let views = self
             .execution
-            .list_blocks(
-                &context,
-                &filter,
-                run,
-                &PageRequest {
-                    after,
-                    limit: limit + 1,
-                },
-            )
+            .list_blocks(&context, &filter, run, &page.fetch())
             .await?;
-        let (views, next_page_token) = finish_page(views, limit, |view| view.block.id.clone());
+        let (views, next_page_token) = page.finish(views, |view| view.block.id.clone());
         Ok(Response::new(pb::ListBlockOrdersResponse {
             block_orders: views.iter().map(block_to_wire).collect(),
             next_page_token,
@@ -143,20 +125,12 @@ impl OrderService for ExecutionApi {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
         required("block_order_id", &message.block_order_id)?;
-        let limit = page_size(message.page_size)?;
-        let after = decode_token(&message.page_token)?;
+        let page = Page::from_request(message.page_size, &message.page_token)?;
         let children = self
             .execution
-            .list_child_orders(
-                &context,
-                &message.block_order_id,
-                &PageRequest {
-                    after,
-                    limit: limit + 1,
-                },
-            )
+            .list_child_orders(&context, &message.block_order_id, &page.fetch())
             .await?;
-        let (children, next_page_token) = finish_page(children, limit, |child| child.id.clone());
+        let (children, next_page_token) = page.finish(children, |child| child.id.clone());
         Ok(Response::new(pb::ListChildOrdersResponse {
             child_orders: children.iter().map(child_to_wire).collect(),
             next_page_token,
@@ -170,20 +144,12 @@ impl OrderService for ExecutionApi {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
         required("block_order_id", &message.block_order_id)?;
-        let limit = page_size(message.page_size)?;
-        let after = decode_token(&message.page_token)?;
+        let page = Page::from_request(message.page_size, &message.page_token)?;
         let fills = self
             .execution
-            .list_fills(
-                &context,
-                &message.block_order_id,
-                &PageRequest {
-                    after,
-                    limit: limit + 1,
-                },
-            )
+            .list_fills(&context, &message.block_order_id, &page.fetch())
             .await?;
-        let (fills, next_page_token) = finish_page(fills, limit, |fill| fill.id.clone());
+        let (fills, next_page_token) = page.finish(fills, |fill| fill.id.clone());
         Ok(Response::new(pb::ListFillsResponse {
             fills: fills.iter().map(fill_to_wire).collect(),
             next_page_token,
@@ -202,23 +168,18 @@ impl OrderService for ExecutionApi {
                 "give either block_order_id or order_id",
             ));
         }
-        let limit = page_size(message.page_size)?;
-        let after = decode_token(&message.page_token)?;
+        let page = Page::from_request(message.page_size, &message.page_token)?;
         let allocations = self
             .execution
             .list_allocations(
                 &context,
                 Some(message.block_order_id.as_str()).filter(|id| !id.is_empty()),
                 Some(message.order_id.as_str()).filter(|id| !id.is_empty()),
-                &PageRequest {
-                    after,
-                    limit: limit + 1,
-                },
+                &page.fetch(),
             )
             .await?;
-        let (allocations, next_page_token) = finish_page(allocations, limit, |a| {
-            format!("{}/{}", a.fill_id, a.order_id)
-        });
+        let (allocations, next_page_token) =
+            page.finish(allocations, |a| format!("{}/{}", a.fill_id, a.order_id));
         Ok(Response::new(pb::ListAllocationsResponse {
             allocations: allocations.iter().map(allocation_to_wire).collect(),
             next_page_token,

@@ -39,36 +39,14 @@ pub struct BlockRecord {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-/// Lifecycle of a slice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SliceStatus {
-    Pending,
-    /// Held by a worker until its lease ends.
-    Claimed,
-    Done,
-    Canceled,
-}
-
-impl SliceStatus {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Claimed => "claimed",
-            Self::Done => "done",
-            Self::Canceled => "canceled",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "pending" => Some(Self::Pending),
-            "claimed" => Some(Self::Claimed),
-            "done" => Some(Self::Done),
-            "canceled" => Some(Self::Canceled),
-            _ => None,
-        }
+rebalancer_kit::text_enum! {
+    /// Lifecycle of a slice.
+    pub enum SliceStatus {
+        Pending = "pending",
+        /// Held by a worker until its lease ends.
+        Claimed = "claimed",
+        Done = "done",
+        Canceled = "canceled",
     }
 }
 

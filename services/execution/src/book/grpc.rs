@@ -9,7 +9,7 @@ use rebalancer_domain::cash::CashAction;
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::{invalid_argument, invalid_field};
 use rebalancer_kit::idempotency::claim;
-use rebalancer_kit::page::{decode_token, finish_page, page_size};
+use rebalancer_kit::page::Page;
 use rebalancer_proto::execution as pb;
 use rebalancer_proto::execution::account_service_server::AccountService;
 use tonic::{Request, Response, Status};
@@ -20,19 +20,11 @@ use crate::book::convert::{
     movement_status_from_wire, movement_to_wire, restriction_from_wire, stream_holdings_to_wire,
 };
 use crate::book::store::{AccountFilter, CashMovementFilter, HoldingsRange};
-use crate::grpc::ExecutionApi;
-use crate::store::PageRequest;
+use crate::grpc::{ExecutionApi, required};
 
 /// Accounts per StreamHoldings message by default, and at most.
 const DEFAULT_BATCH: u32 = 1000;
 const MAX_BATCH: u32 = 10_000;
-
-fn required(field: &str, value: &str) -> Result<(), Status> {
-    if value.is_empty() {
-        return Err(invalid_field(field, "is required"));
-    }
-    Ok(())
-}
 
 type HoldingsStream =
     Pin<Box<dyn Stream<Item = Result<pb::StreamHoldingsResponse, Status>> + Send>>;
@@ -106,8 +98,7 @@ impl AccountService for ExecutionApi {
     ) -> Result<Response<pb::ListAccountsResponse>, Status> {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
-        let limit = page_size(message.page_size)?;
-        let after = decode_token(&message.page_token)?;
+        let page = Page::from_request(message.page_size, &message.page_token)?;
         let status = match message.status {
             0 => None,
             value => Some(
@@ -126,15 +117,11 @@ impl AccountService for ExecutionApi {
             status,
             restriction,
         };
-        let page = PageRequest {
-            after,
-            limit: limit + 1,
-        };
         let views = self
             .execution
-            .list_accounts(&context, &filter, &page)
+            .list_accounts(&context, &filter, &page.fetch())
             .await?;
-        let (views, next_page_token) = finish_page(views, limit, |view| view.record.id.clone());
+        let (views, next_page_token) = page.finish(views, |view| view.record.id.clone());
         Ok(Response::new(pb::ListAccountsResponse {
             accounts: views.iter().map(account_to_wire).collect(),
             next_page_token,
@@ -177,8 +164,7 @@ impl AccountService for ExecutionApi {
     ) -> Result<Response<pb::ListCashMovementsResponse>, Status> {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
-        let limit = page_size(message.page_size)?;
-        let after = decode_token(&message.page_token)?;
+        let page = Page::from_request(message.page_size, &message.page_token)?;
         let mut violations = Violations::new();
         let status = match message.status {
             0 => None,
@@ -202,15 +188,11 @@ impl AccountService for ExecutionApi {
             status,
             kind,
         };
-        let page = PageRequest {
-            after,
-            limit: limit + 1,
-        };
         let movements = self
             .execution
-            .list_cash_movements(&context, &filter, &page)
+            .list_cash_movements(&context, &filter, &page.fetch())
             .await?;
-        let (movements, next_page_token) = finish_page(movements, limit, |m| m.id.clone());
+        let (movements, next_page_token) = page.finish(movements, |m| m.id.clone());
         Ok(Response::new(pb::ListCashMovementsResponse {
             cash_movements: movements.iter().map(movement_to_wire).collect(),
             next_page_token,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::invalid_field;
 use rebalancer_kit::idempotency::claim;
-use rebalancer_kit::page::{decode_token, finish_page, page_size};
+use rebalancer_kit::page::Page;
 use rebalancer_kit::wire::{datetime, decimal_text, money_text, timestamp};
 use rebalancer_proto::execution as pb;
 use rebalancer_proto::execution::run_service_server::RunService;
@@ -20,7 +20,6 @@ use crate::runs::convert::{
     run_status_from_wire, run_to_wire, skipped_to_wire,
 };
 use crate::runs::store::{RunFilter, RunRecord};
-use crate::store::PageRequest;
 
 /// How often a watcher re-reads when no change was announced (other replicas).
 const WATCH_POLL: Duration = Duration::from_millis(500);
@@ -103,8 +102,7 @@ impl RunService for ExecutionApi {
     ) -> Result<Response<pb::ListRunsResponse>, Status> {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
-        let limit = page_size(message.page_size)?;
-        let after = decode_token(&message.page_token)?;
+        let page = Page::from_request(message.page_size, &message.page_token)?;
         let mut statuses = Vec::new();
         for (index, value) in message.statuses.iter().enumerate() {
             statuses.push(run_status_from_wire(*value).ok_or_else(|| {
@@ -128,16 +126,9 @@ impl RunService for ExecutionApi {
         };
         let runs = self
             .execution
-            .list_runs(
-                &context,
-                &filter,
-                &PageRequest {
-                    after,
-                    limit: limit + 1,
-                },
-            )
+            .list_runs(&context, &filter, &page.fetch())
             .await?;
-        let (runs, next_page_token) = finish_page(runs, limit, |run| run.id.clone());
+        let (runs, next_page_token) = page.finish(runs, |run| run.id.clone());
         Ok(Response::new(pb::ListRunsResponse {
             runs: runs.iter().map(run_to_wire).collect(),
             next_page_token,

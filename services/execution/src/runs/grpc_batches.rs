@@ -5,7 +5,7 @@ use std::time::Duration;
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::invalid_field;
 use rebalancer_kit::idempotency::claim;
-use rebalancer_kit::page::{decode_token, finish_page, page_size};
+use rebalancer_kit::page::Page;
 use rebalancer_proto::execution as pb;
 use rebalancer_proto::execution::batch_service_server::BatchService;
 use tokio_stream::wrappers::ReceiverStream;
@@ -17,7 +17,6 @@ use crate::runs::convert::{
     adjustment_input, algorithm_input, batch_status_from_wire, batch_to_wire, initiated_from_wire,
     run_kind_from_wire, run_to_wire, ticker_to_wire,
 };
-use crate::store::PageRequest;
 
 /// How often a batch watcher re-reads.
 const WATCH_POLL: Duration = Duration::from_millis(500);
@@ -78,8 +77,7 @@ impl BatchService for ExecutionApi {
     ) -> Result<Response<pb::ListBatchesResponse>, Status> {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
-        let limit = page_size(message.page_size)?;
-        let after = decode_token(&message.page_token)?;
+        let page = Page::from_request(message.page_size, &message.page_token)?;
         let status = match message.status {
             0 => None,
             value => Some(
@@ -90,17 +88,9 @@ impl BatchService for ExecutionApi {
         let portfolio = Some(message.portfolio_id.as_str()).filter(|id| !id.is_empty());
         let views = self
             .execution
-            .list_batches(
-                &context,
-                portfolio,
-                status,
-                &PageRequest {
-                    after,
-                    limit: limit + 1,
-                },
-            )
+            .list_batches(&context, portfolio, status, &page.fetch())
             .await?;
-        let (views, next_page_token) = finish_page(views, limit, |view| view.batch.id.clone());
+        let (views, next_page_token) = page.finish(views, |view| view.batch.id.clone());
         Ok(Response::new(pb::ListBatchesResponse {
             batches: views.iter().map(batch_to_wire).collect(),
             next_page_token,
@@ -114,20 +104,12 @@ impl BatchService for ExecutionApi {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
         required("batch_id", &message.batch_id)?;
-        let limit = page_size(message.page_size)?;
-        let after = decode_token(&message.page_token)?;
+        let page = Page::from_request(message.page_size, &message.page_token)?;
         let (tickers, runs) = self
             .execution
-            .batch_trades(
-                &context,
-                &message.batch_id,
-                &PageRequest {
-                    after,
-                    limit: limit + 1,
-                },
-            )
+            .batch_trades(&context, &message.batch_id, &page.fetch())
             .await?;
-        let (runs, next_page_token) = finish_page(runs, limit, |run| run.id.clone());
+        let (runs, next_page_token) = page.finish(runs, |run| run.id.clone());
         Ok(Response::new(pb::GetBatchTradesResponse {
             tickers: tickers.iter().map(ticker_to_wire).collect(),
             runs: runs.iter().map(run_to_wire).collect(),

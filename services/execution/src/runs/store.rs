@@ -156,35 +156,13 @@ pub struct RunChange {
     pub order_statuses: Vec<(String, OrderStatus, String)>,
 }
 
-/// Lifecycle of a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchStatus {
-    Proposed,
-    InProgress,
-    Completed,
-    Canceled,
-}
-
-impl BatchStatus {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Proposed => "proposed",
-            Self::InProgress => "in_progress",
-            Self::Completed => "completed",
-            Self::Canceled => "canceled",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "proposed" => Some(Self::Proposed),
-            "in_progress" => Some(Self::InProgress),
-            "completed" => Some(Self::Completed),
-            "canceled" => Some(Self::Canceled),
-            _ => None,
-        }
+rebalancer_kit::text_enum! {
+    /// Lifecycle of a batch.
+    pub enum BatchStatus {
+        Proposed = "proposed",
+        InProgress = "in_progress",
+        Completed = "completed",
+        Canceled = "canceled",
     }
 }
 

@@ -5,11 +5,12 @@
 mod migrations;
 mod sql;
 
-use std::fmt::Debug;
 use std::sync::Arc;
 
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
+pub use rebalancer_kit::error::StoreError;
 pub use rebalancer_kit::idempotency::{Created, IdempotencyClaim};
+pub use rebalancer_kit::page::PageRequest;
 
 use crate::blocks::store::{BlockStore, OrderBook};
 use crate::book::store::{AccountStore, CashStore};
@@ -17,34 +18,6 @@ use crate::broker::paper_store::PaperBook;
 use crate::market::store::AssetStore;
 use crate::runs::store::{BatchStore, RunStore};
 pub use sql::SqlStore;
-
-/// Storage failures.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{0}")]
-    Conflict(String),
-    /// The expected revision did not match.
-    #[error("{0}")]
-    StaleRevision(String),
-    #[error("{0}")]
-    NotFound(String),
-    /// The state forbids the change.
-    #[error("{0}")]
-    FailedPrecondition(String),
-    #[error("idempotency key was already used for a different request")]
-    IdempotencyMismatch,
-    #[error("database error")]
-    Database(#[from] sqlx::Error),
-    #[error("stored data is invalid: {0}")]
-    Corrupt(String),
-}
-
-/// A page request: items strictly after `after` in the listing order, at most `limit`.
-#[derive(Debug, Clone)]
-pub struct PageRequest {
-    pub after: Option<String>,
-    pub limit: u32,
-}
 
 /// Everything the Execution service keeps.
 pub trait ExecutionStore:

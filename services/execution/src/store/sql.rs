@@ -1,10 +1,7 @@
 //! The Execution store in SQL, written once for both backends (`#[sql_store]`
 //! impl blocks in each feature folder's `sql*.rs`). This file holds the pool.
 
-use rebalancer_kit::db::ClaimError;
 use sqlx::{Database, Pool};
-
-use super::StoreError;
 
 /// The Execution store over a PostgreSQL or SQLite pool.
 #[derive(Debug, Clone)]
@@ -21,14 +18,5 @@ impl<DB: Database> SqlStore<DB> {
     #[must_use]
     pub fn pool(&self) -> &Pool<DB> {
         &self.pool
-    }
-}
-
-impl From<ClaimError> for StoreError {
-    fn from(error: ClaimError) -> Self {
-        match error {
-            ClaimError::Mismatch => Self::IdempotencyMismatch,
-            ClaimError::Database(error) => Self::Database(error),
-        }
     }
 }
