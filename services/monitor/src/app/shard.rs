@@ -3,6 +3,10 @@
 //! order, evaluates each account, opens the runs it asks for (with a
 //! deterministic idempotency key, so a retried shard never opens a second
 //! run), and writes the evaluations.
+//!
+//! Over 500 lines: the two streams, the evaluation and the writes are
+//! pipelined in one loop (writes overlap the next reads), and the loop's
+//! state is what keeps the cycle within a small factor of a raw scan.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -1,4 +1,7 @@
 //! The Monitor store in SQL, written once for both backends.
+//!
+//! Over 500 lines: one trait impl (cycles, shards with leases, evaluations in
+//! bulk, flagged listings) that Rust does not let split across files.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,8 @@
 //! Portfolio operations: create, read, list, update (new versions), status
 //! changes, deactivation, versions, asset reports and the audit trail.
+//!
+//! Over 500 lines: each operation is short, but there are a dozen of them on
+//! one aggregate (a portfolio and its versions).
 
 use rebalancer_domain::Violations;
 use rebalancer_domain::portfolio::{

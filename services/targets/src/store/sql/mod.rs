@@ -4,6 +4,7 @@
 
 mod assignments;
 mod audit;
+mod portfolio_rows;
 mod portfolios;
 
 use chrono::{DateTime, Utc};
