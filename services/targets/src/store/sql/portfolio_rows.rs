@@ -7,14 +7,11 @@ use rebalancer_domain::portfolio::{
     BandKind, ConditionSubKind, DriftBand, OrderSizing, PortfolioStatus, RebalanceCondition, Scope,
     TargetSpec, Weight, WeightTarget, calendar_rule,
 };
-use rebalancer_kit::db::{DbErrorKind, Dec, classify, find_claimed, insert_claim};
-use sqlx::{ColumnIndex, Decode, QueryBuilder, Row, Type};
+use rebalancer_kit::db::{Dec, find_claimed};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::SqlStore;
-use crate::store::{
-    AuditEntry, Created, IdempotencyClaim, NewPortfolio, PageRequest, PortfolioFilter,
-    PortfolioRecord, PortfolioStore, PortfolioUpdate, StoreError, VersionRecord,
-};
+use crate::store::{IdempotencyClaim, PortfolioRecord, PortfolioStore, StoreError};
 
 pub(super) const PORTFOLIO_COLUMNS: &str = "id, name, description, status, status_reason, scope, account_id, \
      current_version, revision, created_at, updated_at";
@@ -263,14 +260,14 @@ pub(super) fn escape_like(text: &str) -> String {
 
 /// The columns of a `portfolios` row.
 pub(super) struct PortfolioHeader {
-    id: String,
+    pub(super) id: String,
     name: String,
     description: String,
     status: PortfolioStatus,
     status_reason: String,
     scope: Scope,
     account_id: Option<String>,
-    current_version: i64,
+    pub(super) current_version: i64,
     revision: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,

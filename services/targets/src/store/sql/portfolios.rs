@@ -1,13 +1,8 @@
 //! Model portfolios and their immutable versions.
 
-use chrono::{DateTime, Utc};
-use rebalancer_domain::Symbol;
-use rebalancer_domain::portfolio::{
-    BandKind, ConditionSubKind, DriftBand, OrderSizing, PortfolioStatus, RebalanceCondition, Scope,
-    TargetSpec, Weight, WeightTarget, calendar_rule,
-};
-use rebalancer_kit::db::{DbErrorKind, Dec, classify, find_claimed, insert_claim};
-use sqlx::{ColumnIndex, Decode, QueryBuilder, Row, Type};
+use rebalancer_domain::portfolio::PortfolioStatus;
+use rebalancer_kit::db::{DbErrorKind, classify, insert_claim};
+use sqlx::{QueryBuilder, Row};
 
 use super::SqlStore;
 use crate::store::{
@@ -15,7 +10,7 @@ use crate::store::{
     PortfolioRecord, PortfolioStore, PortfolioUpdate, StoreError, VersionRecord,
 };
 
-use super::portfolio_rows::{PORTFOLIO_COLUMNS, PortfolioHeader, condition_from_row, escape_like};
+use super::portfolio_rows::{PORTFOLIO_COLUMNS, PortfolioHeader, escape_like};
 
 #[rebalancer_kit::sql_store]
 #[tonic::async_trait]
