@@ -30,6 +30,9 @@ pub trait Backend: Database {
     /// another connection has committed (`SQLITE_BUSY_SNAPSHOT`, which no
     /// busy timeout waits out).
     const BEGIN_WRITE: &'static str;
+    /// Row-locking suffix of a read that a write in the same transaction
+    /// depends on; SQLite's write transactions already hold the database.
+    const FOR_UPDATE: &'static str;
 }
 
 impl Backend for Postgres {
@@ -37,6 +40,7 @@ impl Backend for Postgres {
     const SKIP_LOCKED: &'static str = "FOR UPDATE SKIP LOCKED";
     const ILIKE: &'static str = "ILIKE";
     const BEGIN_WRITE: &'static str = "BEGIN";
+    const FOR_UPDATE: &'static str = "FOR UPDATE";
 }
 
 impl Backend for Sqlite {
@@ -45,6 +49,7 @@ impl Backend for Sqlite {
     // SQLite's LIKE is case-insensitive for ASCII.
     const ILIKE: &'static str = "LIKE";
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const FOR_UPDATE: &'static str = "";
 }
 
 /// An exact decimal column: PostgreSQL `NUMERIC`, SQLite `TEXT` (sqlx has no

@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use rebalancer_domain::account::{AccountStatus, Restriction};
+use rebalancer_domain::algo::Algorithm;
 use rebalancer_domain::cash::{CashAction, CashMovementKind, CashMovementStatus};
+use rebalancer_domain::run::{ApprovalMode, InitiatedFrom, RunKind, RunStatus};
 use rebalancer_execution::book::store::{
     AccountFilter, AccountUpsert, CashMovementFilter, HoldingsRange, NewCashMovement,
     PositionRecord,
 };
+use rebalancer_execution::runs::store::{RunChange, RunRecord};
 use rebalancer_execution::store::{
     Created, ExecutionStore, IdempotencyClaim, PageRequest, StoreError,
 };
@@ -44,6 +47,8 @@ rebalancer_kit::store_conformance! {
         withdrawal_lifecycle_moves_cash_on_settlement,
         holdings_batches_cover_every_account_once,
         accounts_filter_by_restriction,
+        runs_are_created_only_in_an_initial_status,
+        run_status_moves_only_along_its_lifecycle,
     ],
 }
 
@@ -406,4 +411,143 @@ async fn accounts_filter_by_restriction(store: Arc<dyn ExecutionStore>) {
         .expect("list");
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].positions.len(), 2);
+}
+
+fn run(account_id: &str, status: RunStatus) -> RunRecord {
+    let now = Utc
+        .with_ymd_and_hms(2026, 3, 3, 15, 0, 0)
+        .single()
+        .expect("a time");
+    RunRecord {
+        id: new_id(),
+        account_id: account_id.to_owned(),
+        kind: RunKind::FullRebalance,
+        status,
+        initiated_from: InitiatedFrom::Api,
+        reason: String::new(),
+        amount: None,
+        portfolio_id: None,
+        portfolio_version: None,
+        approval_mode: ApprovalMode::Manual,
+        batch_id: None,
+        cash_movement_id: None,
+        transmission_id: None,
+        cancel_requested: false,
+        equity: dec!(1000),
+        cash_before: dec!(1000),
+        minimum_order_notional: dec!(1),
+        weights: Vec::new(),
+        algorithm: Algorithm::default(),
+        drift: Vec::new(),
+        skipped: Vec::new(),
+        adjustments: Vec::new(),
+        approved_by: None,
+        revision: 1,
+        created_at: now,
+        updated_at: now,
+        approved_at: None,
+        started_at: None,
+        completed_at: None,
+        canceled_at: None,
+        orders: Vec::new(),
+    }
+}
+
+async fn runs_are_created_only_in_an_initial_status(store: Arc<dyn ExecutionStore>) {
+    store
+        .upsert_account("t1", upsert("acct-r", dec!(1000), None))
+        .await
+        .expect("account");
+    let error = store
+        .create_run("t1", run("acct-r", RunStatus::InProgress), None)
+        .await
+        .expect_err("not an initial status");
+    assert!(
+        matches!(error, StoreError::FailedPrecondition(_)),
+        "{error:?}"
+    );
+    assert!(
+        store
+            .open_run_id("t1", "acct-r")
+            .await
+            .expect("read")
+            .is_none()
+    );
+    let created = store
+        .create_run("t1", run("acct-r", RunStatus::Proposed), None)
+        .await
+        .expect("proposed");
+    assert_eq!(created.into_inner().status, RunStatus::Proposed);
+}
+
+async fn run_status_moves_only_along_its_lifecycle(store: Arc<dyn ExecutionStore>) {
+    store
+        .upsert_account("t1", upsert("acct-l", dec!(1000), None))
+        .await
+        .expect("account");
+    let proposed = store
+        .create_run("t1", run("acct-l", RunStatus::Proposed), None)
+        .await
+        .expect("proposed")
+        .into_inner();
+    let now = proposed.created_at + TimeDelta::minutes(1);
+    let to = |status| RunChange {
+        status: Some(status),
+        ..RunChange::default()
+    };
+    // PROPOSED cannot jump to IN_PROGRESS; nothing changes.
+    let error = store
+        .update_run("t1", &proposed.id, None, to(RunStatus::InProgress), now)
+        .await
+        .expect_err("not a transition");
+    assert!(
+        matches!(error, StoreError::FailedPrecondition(_)),
+        "{error:?}"
+    );
+    let unchanged = store
+        .get_run("t1", &proposed.id)
+        .await
+        .expect("read")
+        .expect("run");
+    assert_eq!(
+        (unchanged.status, unchanged.revision),
+        (RunStatus::Proposed, proposed.revision)
+    );
+    // A stale etag is refused before the transition is looked at.
+    let error = store
+        .update_run(
+            "t1",
+            &proposed.id,
+            Some(proposed.revision + 5),
+            to(RunStatus::Queued),
+            now,
+        )
+        .await
+        .expect_err("stale etag");
+    assert!(matches!(error, StoreError::StaleRevision(_)), "{error:?}");
+    let queued = store
+        .update_run(
+            "t1",
+            &proposed.id,
+            Some(proposed.revision),
+            to(RunStatus::Queued),
+            now,
+        )
+        .await
+        .expect("queued");
+    assert_eq!(queued.status, RunStatus::Queued);
+    let canceled = store
+        .update_run("t1", &proposed.id, None, to(RunStatus::Canceled), now)
+        .await
+        .expect("canceled");
+    assert_eq!(canceled.status, RunStatus::Canceled);
+    // A terminal run never moves again.
+    let error = store
+        .update_run("t1", &proposed.id, None, to(RunStatus::Queued), now)
+        .await
+        .expect_err("terminal");
+    assert!(
+        matches!(error, StoreError::FailedPrecondition(_)),
+        "{error:?}"
+    );
 }

@@ -458,6 +458,49 @@ pub(super) struct SliceFacts<'a> {
     pub rejected: Option<String>,
 }
 
+/// What a block's legs still need, in shares: dollars at `reference`, the
+/// price the block trades at now.
+pub(super) fn shares_needed(needed: &BTreeMap<Leg, Decimal>, reference: Decimal) -> Decimal {
+    needed
+        .iter()
+        .map(|(leg, left)| match leg {
+            Leg::Dollars => *left / reference,
+            Leg::Shares | Leg::Whole => *left,
+        })
+        .sum()
+}
+
+/// Splits a slice of `size` shares over the legs pro rata to what each
+/// needs: dollars to the cent, fractional shares to the step, whole shares
+/// floored, none above what the leg needs, zero amounts left out.
+pub(super) fn split_over_legs(
+    size: Decimal,
+    needed: &BTreeMap<Leg, Decimal>,
+    reference: Decimal,
+) -> Vec<(Leg, Decimal)> {
+    let total = shares_needed(needed, reference);
+    if total <= Decimal::ZERO || size <= Decimal::ZERO {
+        return Vec::new();
+    }
+    needed
+        .iter()
+        .map(|(leg, left)| {
+            let in_shares = match leg {
+                Leg::Dollars => *left / reference,
+                Leg::Shares | Leg::Whole => *left,
+            };
+            let share = size * in_shares / total;
+            let amount = match leg {
+                Leg::Dollars => floor_to(share * reference, CENT),
+                Leg::Shares => floor_to(share, FRACTIONAL_STEP),
+                Leg::Whole => share.floor(),
+            };
+            (*leg, amount.min(*left))
+        })
+        .filter(|(_, amount)| *amount > Decimal::ZERO)
+        .collect()
+}
+
 /// What a slice leaves behind: the orders' progress, the block's state, and
 /// whether it goes on.
 #[derive(Debug)]

@@ -197,3 +197,36 @@ fn a_last_slice_at_the_close_expires_the_rest_with_its_reason() {
         "could not finish before the close: 10 shares of SPY unfilled"
     );
 }
+
+#[test]
+fn a_slice_splits_over_the_legs_pro_rata_and_never_beyond_their_needs() {
+    let needed: BTreeMap<Leg, Decimal> = [
+        (Leg::Dollars, Decimal::from(1_000)),
+        (Leg::Shares, Decimal::new(25, 1)),
+        (Leg::Whole, Decimal::from(7)),
+    ]
+    .into_iter()
+    .collect();
+    let reference = Decimal::from(100);
+    // 10 + 2.5 + 7 = 19.5 shares needed in all.
+    assert_eq!(shares_needed(&needed, reference), Decimal::new(195, 1));
+    let split = split_over_legs(Decimal::new(975, 2), &needed, reference);
+    assert_eq!(
+        split,
+        vec![
+            (Leg::Dollars, Decimal::from(500)),
+            (Leg::Shares, Decimal::new(125, 2)),
+            (Leg::Whole, Decimal::from(3)),
+        ]
+    );
+    let everything = split_over_legs(Decimal::from(1_000), &needed, reference);
+    assert_eq!(
+        everything,
+        vec![
+            (Leg::Dollars, Decimal::from(1_000)),
+            (Leg::Shares, Decimal::new(25, 1)),
+            (Leg::Whole, Decimal::from(7)),
+        ]
+    );
+    assert!(split_over_legs(Decimal::ZERO, &needed, reference).is_empty());
+}

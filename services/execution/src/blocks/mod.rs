@@ -1,15 +1,16 @@
 //! Block orders: the orders of transmitted runs grouped per symbol and side,
 //! worked slice by slice (market, TWAP, VWAP) through the [`Broker`] port,
 //! fills allocated back to account orders and booked through the book, runs
-//! completed. The worker is split into pure decisions ([`decide`]) and the
-//! steps that carry them out ([`worker`]). Nothing here knows which broker
+//! completed. The worker is split into pure decisions (`decide.rs`) and the
+//! steps that carry them out (`worker.rs`: transmissions, blocks, runs;
+//! `slices.rs`: one slice through the broker). Nothing here knows which broker
 //! or market-data adapter is plugged in.
 //!
 //! [`Broker`]: crate::broker::Broker
 
 mod app;
 pub mod convert;
-pub mod decide;
+mod decide;
 mod grpc;
 mod slices;
 pub(crate) mod sql;

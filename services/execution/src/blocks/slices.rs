@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 
 use crate::Execution;
 use crate::blocks::decide::{
-    self, CENT, Leg, Progress, floor_to, is_open, order_quantity, salt_of, still_needed,
+    self, Leg, Progress, floor_to, is_open, order_quantity, salt_of, still_needed,
 };
 use crate::blocks::store::{
     BlockRecord, ChildOrderRecord, ClaimedSlice, FillRecord, SliceOutcome, SliceRecord, SliceStatus,
@@ -199,15 +199,7 @@ impl Execution {
         if slices_left <= 1 || reference <= Decimal::ZERO {
             return needed.iter().map(|(leg, left)| (*leg, *left)).collect();
         }
-        // Everything in shares: dollars at the price the block trades at now.
-        let shares_of = |leg: Leg, left: Decimal| match leg {
-            Leg::Dollars => left / reference,
-            Leg::Shares | Leg::Whole => left,
-        };
-        let total: Decimal = needed
-            .iter()
-            .map(|(leg, left)| shares_of(*leg, *left))
-            .sum();
+        let total = decide::shares_needed(needed, reference);
         let bar = self.market.minute_bar(&block.symbol, now).await;
         let cap = bar.map(|bar| {
             floor_to(
@@ -230,22 +222,7 @@ impl Execution {
                 u64::try_from(slice.sequence).unwrap_or(0),
             ),
         });
-        if total <= Decimal::ZERO || size <= Decimal::ZERO {
-            return Vec::new();
-        }
-        needed
-            .iter()
-            .map(|(leg, left)| {
-                let share = size * shares_of(*leg, *left) / total;
-                let amount = match leg {
-                    Leg::Dollars => floor_to(share * reference, CENT),
-                    Leg::Shares => floor_to(share, FRACTIONAL_STEP),
-                    Leg::Whole => share.floor(),
-                };
-                (*leg, amount.min(*left))
-            })
-            .filter(|(_, amount)| *amount > Decimal::ZERO)
-            .collect()
+        decide::split_over_legs(size, needed, reference)
     }
 
     /// VWAP: the expected volume share of this slice's interval, and of it

@@ -443,11 +443,10 @@ impl BlockStore for SqlStore<DB> {
         for completion in completions {
             // Runs end from IN_PROGRESS; the update matches only statuses the
             // lifecycle lets move to the new one.
-            RunStatus::InProgress
-                .transition(completion.status)
-                .map_err(|error| {
-                    StoreError::FailedPrecondition(format!("run {}: {error}", completion.run_id))
-                })?;
+            if let Err(error) = RunStatus::InProgress.transition(completion.status) {
+                tracing::error!(run_id = %completion.run_id, %error, "run completion skipped");
+                continue;
+            }
             let sql = format!(
                 "UPDATE runs SET status = $3, reason = $4, completed_at = $5, updated_at = $5, \
                  revision = revision + 1 WHERE tenant_id = $1 AND id = $2 AND {} \

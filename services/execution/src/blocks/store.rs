@@ -1,6 +1,6 @@
 //! Stored shapes of block orders, their slices (durable timers), child
-//! orders, fills and allocations, the paper broker's book, and the storage
-//! traits the execution worker and the order queries use.
+//! orders, fills and allocations, and the storage traits the execution
+//! worker ([`BlockStore`]) and the order queries ([`OrderBook`]) use.
 
 use std::fmt::Debug;
 

@@ -1,4 +1,5 @@
-//! Wire ↔ domain conversions of the Execution service's own types.
+//! Wire ↔ domain conversions of the account book: accounts, positions,
+//! restrictions, cash movements and streamed holdings.
 
 use rebalancer_domain::account::{AccountStatus, Restriction};
 use rebalancer_domain::cash::{CashMovementKind, CashMovementStatus};

@@ -6,7 +6,9 @@
 //!
 //! Adapters are chosen by configuration ([`BrokerConfig`]) and built by
 //! [`connect`]; the embedded default is the [`paper::PaperBroker`]. Adding an
-//! adapter touches this folder only: `blocks/` calls the [`Broker`] trait.
+//! adapter touches this folder (and the `--broker` choice of the stack
+//! builder in `services/server`): `runs/` and `blocks/` only call the
+//! [`Broker`] trait.
 
 pub mod paper;
 mod paper_sql;

@@ -251,8 +251,14 @@ impl Broker for PaperBroker {
 
     async fn cancel(&self, client_order_id: &str) -> Result<Option<BrokerOrder>, BrokerError> {
         // Paper orders are immediate-or-cancel: every one is done when it is
-        // made, so there is never anything left to cancel.
-        self.order(client_order_id).await
+        // made; what a partial fill left is canceled already.
+        let order = self.order(client_order_id).await?;
+        Ok(order.map(|mut order| {
+            if order.status == OrderStatus::PartiallyFilled {
+                order.status = OrderStatus::Canceled;
+            }
+            order
+        }))
     }
 
     async fn reports(

@@ -1,4 +1,4 @@
-//! Runs, their orders, and batches.
+//! Runs and their orders in SQL (batches are in `sql_batches.rs`).
 //!
 //! Over 500 lines: the run row has some thirty columns, written and decoded
 //! here once for both backends.
@@ -218,20 +218,32 @@ impl RunStore for SqlStore<DB> {
         now: DateTime<Utc>,
     ) -> Result<RunRecord, StoreError> {
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
-        // A status change is checked against the run's lifecycle, and made
-        // only if the status is still the one checked.
+        // The run is locked, its etag checked, then a status change checked
+        // against the run's lifecycle: the update below cannot miss.
+        let sql = format!(
+            "SELECT status, revision FROM runs WHERE tenant_id = $1 AND id = $2 {}",
+            DB::FOR_UPDATE
+        );
+        let current = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_owned())
+            .bind(id.to_owned())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(current) = current else {
+            return Err(StoreError::NotFound(format!("run {id} not found")));
+        };
+        let revision: i64 = current.try_get("revision")?;
+        if let Some(expected) = expected_revision
+            && expected != revision
+        {
+            return Err(StoreError::StaleRevision(format!(
+                "run {id} changed since etag r{expected} (now r{revision})"
+            )));
+        }
         let mut checked_from = None;
         if let Some(to) = change.status {
-            let current: Option<String> =
-                sqlx::query_scalar("SELECT status FROM runs WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.to_owned())
-                    .bind(id.to_owned())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some(current) = current else {
-                return Err(StoreError::NotFound(format!("run {id} not found")));
-            };
-            let from = parsed(RunStatus::parse(&current), "run status", &current)?;
+            let status: String = current.try_get("status")?;
+            let from = parsed(RunStatus::parse(&status), "run status", &status)?;
             from.transition(to)
                 .map_err(|error| StoreError::FailedPrecondition(format!("run {id}: {error}")))?;
             checked_from = Some(from);

@@ -1,6 +1,8 @@
-//! Storage of the Execution service: one trait, one SQL implementation
-//! generic over PostgreSQL and SQLite, and the migrations of each. Every
-//! method is scoped by tenant.
+//! Storage of the Execution service as a whole: [`ExecutionStore`] gathers
+//! the storage traits of the feature folders (each declared in its
+//! `store.rs`, implemented in its `sql*.rs` once for PostgreSQL and SQLite),
+//! [`open`] connects and applies the migrations. Every method is scoped by
+//! tenant.
 
 mod migrations;
 mod sql;
