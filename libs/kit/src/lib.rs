@@ -5,6 +5,9 @@
 //! database pools and migrations, request field checks, pages and page
 //! tokens, idempotency fingerprints, injectable clocks, and (feature
 //! `testing`) the store conformance runner.
+//!
+//! No business rules live here (they are `rebalancer_domain`'s), and nothing
+//! here knows one service from another.
 
 pub mod clock;
 pub mod config;

@@ -4,6 +4,8 @@
 //!
 //! `tonic` and `prost` are re-exported so every crate of the workspace builds
 //! against the same versions.
+//!
+//! Generated code only, plus the client channel: no service logic.
 
 pub use prost;
 pub use prost_types;

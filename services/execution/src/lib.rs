@@ -16,6 +16,10 @@
 //!
 //! A library with one entry point, [`ExecutionService`]: open it on a
 //! database with its [`ExecutionDeps`], then mount its routes on a server.
+//!
+//! It owns the book, runs and orders; it reads targets only through Target's
+//! gRPC services and never evaluates drift on a schedule (that is the
+//! Monitor's).
 
 pub mod blocks;
 pub mod book;

@@ -4,6 +4,11 @@
 //!
 //! A library with one entry point, [`MonitorService`]: open it on a
 //! database, mount it on a server, start its worker.
+//!
+//! It owns cycles, evaluations and flags; it reads targets only through
+//! Target's `AssignmentService` and holdings and prices only through
+//! Execution's `AccountService`/`MarketDataService`, and never plans or
+//! places a trade itself: it asks Execution for runs.
 
 pub mod app;
 pub mod convert;

@@ -4,6 +4,10 @@
 //!
 //! A library with one entry point, [`TargetService`]: open it on a database,
 //! then mount its [`routes`](TargetService::routes) on a server.
+//!
+//! It owns portfolios, their versions and assignments; it never reads an
+//! account's holdings or market data except through Execution's gRPC
+//! services, and it never trades.
 
 pub mod app;
 pub mod convert;
