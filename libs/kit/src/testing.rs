@@ -103,33 +103,34 @@ fn replace_database(url: &str, database: &str) -> String {
 }
 
 /// Runs each store conformance case against both backends: one
-/// `#[tokio::test]` per case in a `sqlite` module and one in a `postgres`
-/// module. The constructors are functions of the calling test file:
-/// `sqlite` is `async fn() -> (store, guard)` (the guard, a temporary
-/// directory, lives as long as the test); `postgres` is
-/// `async fn(&TestDatabase) -> store` on a fresh database from
-/// [`TestDatabase::create`], so the PostgreSQL case returns early outside CI
-/// when the server is unreachable. Each case is `async fn(store)`.
+/// `#[tokio::test]` per case in a `sqlite` module (a SQLite file in a
+/// temporary directory that lives as long as the test) and one in a
+/// `postgres` module (a fresh database from [`TestDatabase::create`], so the
+/// PostgreSQL case returns early outside CI when the server is unreachable).
+/// `open` is the service's `store::open(&DatabaseUrl, &PoolOptions)`; each
+/// case is `async fn(store)`.
 ///
 /// ```ignore
 /// rebalancer_kit::store_conformance! {
-///     sqlite: sqlite_store,
-///     postgres: postgres_store,
+///     open: rebalancer_target::store::open,
 ///     cases: [create_then_get_round_trips_exactly, tenants_are_isolated],
 /// }
 /// ```
 #[macro_export]
 macro_rules! store_conformance {
     (
-        sqlite: $sqlite:ident,
-        postgres: $postgres:ident,
+        open: $open:path,
         cases: [$($case:ident),* $(,)?] $(,)?
     ) => {
         mod sqlite {
             $(
                 #[tokio::test]
                 async fn $case() {
-                    let (store, _dir) = super::$sqlite().await;
+                    let dir = ::tempfile::tempdir().expect("temp dir");
+                    let url = $crate::db::DatabaseUrl::Sqlite(dir.path().join("store.db"));
+                    let store = $open(&url, &$crate::db::PoolOptions::default())
+                        .await
+                        .expect("open sqlite");
                     super::$case(store).await;
                 }
             )*
@@ -141,7 +142,10 @@ macro_rules! store_conformance {
                     let Some(database) = $crate::testing::TestDatabase::create().await else {
                         return;
                     };
-                    let store = super::$postgres(&database).await;
+                    let url = $crate::db::DatabaseUrl::parse(&database.url).expect("url");
+                    let store = $open(&url, &$crate::db::PoolOptions::default())
+                        .await
+                        .expect("open postgres");
                     super::$case(store).await;
                 }
             )*

@@ -21,25 +21,8 @@ use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
 use rebalancer_kit::testing::TestDatabase;
 use rust_decimal_macros::dec;
 
-async fn sqlite_store() -> (Arc<dyn ExecutionStore>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = DatabaseUrl::Sqlite(dir.path().join("execution.db"));
-    let store = rebalancer_execution::store::open(&url, &PoolOptions::default())
-        .await
-        .expect("open sqlite");
-    (store, dir)
-}
-
-async fn postgres_store(database: &TestDatabase) -> Arc<dyn ExecutionStore> {
-    let url = DatabaseUrl::parse(&database.url).expect("url");
-    rebalancer_execution::store::open(&url, &PoolOptions::default())
-        .await
-        .expect("open postgres")
-}
-
 rebalancer_kit::store_conformance! {
-    sqlite: sqlite_store,
-    postgres: postgres_store,
+    open: rebalancer_execution::store::open,
     cases: [
         account_upsert_round_trips_exactly,
         stale_revision_changes_nothing,

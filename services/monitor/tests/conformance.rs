@@ -13,25 +13,8 @@ use rebalancer_monitor::store::{
 };
 use rust_decimal_macros::dec;
 
-async fn sqlite_store() -> (Arc<dyn MonitorStore>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = DatabaseUrl::Sqlite(dir.path().join("monitor.db"));
-    let store = rebalancer_monitor::store::open(&url, &PoolOptions::default())
-        .await
-        .expect("open sqlite");
-    (store, dir)
-}
-
-async fn postgres_store(database: &TestDatabase) -> Arc<dyn MonitorStore> {
-    let url = DatabaseUrl::parse(&database.url).expect("url");
-    rebalancer_monitor::store::open(&url, &PoolOptions::default())
-        .await
-        .expect("open postgres")
-}
-
 rebalancer_kit::store_conformance! {
-    sqlite: sqlite_store,
-    postgres: postgres_store,
+    open: rebalancer_monitor::store::open,
     cases: [
         cycle_round_trips_with_idempotency,
         scheduled_cycle_is_one_per_day,

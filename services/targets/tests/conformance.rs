@@ -20,25 +20,8 @@ use rebalancer_target::store::{
 };
 use rust_decimal_macros::dec;
 
-async fn sqlite_store() -> (Arc<dyn TargetStore>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = DatabaseUrl::Sqlite(dir.path().join("target.db"));
-    let store = rebalancer_target::store::open(&url, &PoolOptions::default())
-        .await
-        .expect("open sqlite");
-    (store, dir)
-}
-
-async fn postgres_store(database: &TestDatabase) -> Arc<dyn TargetStore> {
-    let url = DatabaseUrl::parse(&database.url).expect("url");
-    rebalancer_target::store::open(&url, &PoolOptions::default())
-        .await
-        .expect("open postgres")
-}
-
 rebalancer_kit::store_conformance! {
-    sqlite: sqlite_store,
-    postgres: postgres_store,
+    open: rebalancer_target::store::open,
     cases: [
         create_then_get_round_trips_exactly,
         idempotent_create_replays_the_first_result,
