@@ -17,8 +17,6 @@ use rebalancer_execution::store::{
     Created, ExecutionStore, IdempotencyClaim, PageRequest, StoreError,
 };
 use rebalancer_kit::db::new_id;
-use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
-use rebalancer_kit::testing::TestDatabase;
 use rust_decimal_macros::dec;
 
 rebalancer_kit::store_conformance! {

@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use rebalancer_domain::evaluation::Flag;
-use rebalancer_kit::db::{DatabaseUrl, PoolOptions, new_id};
+use rebalancer_kit::db::new_id;
 use rebalancer_kit::idempotency::{Created, IdempotencyClaim};
-use rebalancer_kit::testing::TestDatabase;
 use rebalancer_monitor::store::{
     CycleState, CycleTrigger, EvaluationRecord, MonitorStore, NewCycle, ShardCounts, TickerRecord,
 };

@@ -11,8 +11,7 @@ use rebalancer_domain::portfolio::{
     ConditionInput, ConditionKind, ConditionSubKind, PortfolioInput, PortfolioSpec,
     PortfolioStatus, TargetInput, WeightInput, WeightKind,
 };
-use rebalancer_kit::db::{DatabaseUrl, PoolOptions, new_id};
-use rebalancer_kit::testing::TestDatabase;
+use rebalancer_kit::db::new_id;
 use rebalancer_target::store::{
     ApprovalMode, AssignmentChange, AssignmentFilter, AssignmentRecord, AssignmentStatus,
     AuditEntry, Created, IdempotencyClaim, NewAssignment, NewPortfolio, PageRequest,
