@@ -13,7 +13,9 @@
 
 use proc_macro::TokenStream;
 use quote::quote;
-use syn::{ItemImpl, WherePredicate, parse_macro_input, parse_quote};
+use syn::{
+    GenericParam, ImplItemFn, ItemFn, ItemImpl, WherePredicate, parse_macro_input, parse_quote,
+};
 
 /// Makes `impl [Trait for] Type<DB>` generic over a `rebalancer_kit::db::Backend`
 /// `DB`, with the sqlx bounds of the workspace's store code.
@@ -53,4 +55,74 @@ pub fn sql_store(attr: TokenStream, item: TokenStream) -> TokenStream {
         .predicates
         .extend(predicates);
     quote!(#block).into()
+}
+
+/// Bounds that let a row decoder generic over `R` read every column type the
+/// workspace stores (text, integers, booleans, exact decimals, timestamps,
+/// and `Option`s of them) from a PostgreSQL or SQLite row by column name.
+fn row_predicates(row: &syn::Ident) -> [WherePredicate; 8] {
+    [
+        parse_quote!(#row: ::sqlx::Row),
+        parse_quote!(for<'r> &'r str: ::sqlx::ColumnIndex<#row>),
+        parse_quote!(for<'r> ::std::string::String: ::sqlx::Decode<'r, <#row as ::sqlx::Row>::Database> + ::sqlx::Type<<#row as ::sqlx::Row>::Database>),
+        parse_quote!(for<'r> i64: ::sqlx::Decode<'r, <#row as ::sqlx::Row>::Database> + ::sqlx::Type<<#row as ::sqlx::Row>::Database>),
+        parse_quote!(for<'r> i32: ::sqlx::Decode<'r, <#row as ::sqlx::Row>::Database> + ::sqlx::Type<<#row as ::sqlx::Row>::Database>),
+        parse_quote!(for<'r> bool: ::sqlx::Decode<'r, <#row as ::sqlx::Row>::Database> + ::sqlx::Type<<#row as ::sqlx::Row>::Database>),
+        parse_quote!(for<'r> ::rebalancer_kit::db::Dec: ::sqlx::Decode<'r, <#row as ::sqlx::Row>::Database> + ::sqlx::Type<<#row as ::sqlx::Row>::Database>),
+        parse_quote!(for<'r> ::chrono::DateTime<::chrono::Utc>: ::sqlx::Decode<'r, <#row as ::sqlx::Row>::Database> + ::sqlx::Type<<#row as ::sqlx::Row>::Database>),
+    ]
+}
+
+/// The first type parameter of a function: the row type of a decoder.
+fn row_param(generics: &syn::Generics) -> Option<syn::Ident> {
+    generics.params.iter().find_map(|param| match param {
+        GenericParam::Type(param) => Some(param.ident.clone()),
+        _ => None,
+    })
+}
+
+/// A row decoder `fn x_from_row<R>(row: &R) -> ...` generic over the row
+/// type: adds the bounds that let it read the workspace's column types from
+/// a PostgreSQL or SQLite row by name (free functions and methods alike).
+#[proc_macro_attribute]
+pub fn sql_row(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if !attr.is_empty() {
+        return syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "#[sql_row] takes no arguments",
+        )
+        .to_compile_error()
+        .into();
+    }
+    let error = || {
+        syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "#[sql_row] needs a function with a type parameter for the row",
+        )
+        .to_compile_error()
+        .into()
+    };
+    if let Ok(mut function) = syn::parse::<ItemFn>(item.clone()) {
+        let Some(row) = row_param(&function.sig.generics) else {
+            return error();
+        };
+        function
+            .sig
+            .generics
+            .make_where_clause()
+            .predicates
+            .extend(row_predicates(&row));
+        return quote!(#function).into();
+    }
+    let mut method = parse_macro_input!(item as ImplItemFn);
+    let Some(row) = row_param(&method.sig.generics) else {
+        return error();
+    };
+    method
+        .sig
+        .generics
+        .make_where_clause()
+        .predicates
+        .extend(row_predicates(&row));
+    quote!(#method).into()
 }

@@ -27,4 +27,4 @@ pub use clock::{Clock, SimClock, SystemClock};
 pub use context::RequestContext;
 pub use error::{ServiceError, StoreError};
 pub use rebalancer_domain::text_enum;
-pub use rebalancer_kit_macros::sql_store;
+pub use rebalancer_kit_macros::{sql_row, sql_store};

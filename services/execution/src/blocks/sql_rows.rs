@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use rebalancer_domain::run::OrderStatus;
 use rebalancer_domain::trades::Side;
 use rebalancer_kit::db::Dec;
-use sqlx::{QueryBuilder, Row};
+use sqlx::QueryBuilder;
 
 #[rebalancer_kit::sql_store]
 impl SqlStore<DB> {
@@ -218,16 +218,8 @@ pub(super) fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreErro
         .map_err(|error| StoreError::Corrupt(format!("cannot encode: {error}")))
 }
 
-pub(super) fn block_from_row<R>(row: &R) -> Result<BlockRecord, StoreError>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Dec: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
+#[rebalancer_kit::sql_row]
+pub(super) fn block_from_row<R>(row: &R) -> Result<BlockRecord, StoreError> {
     let side: String = row.try_get("side")?;
     let status: String = row.try_get("status")?;
     let algorithm: String = row.try_get("algorithm_json")?;
@@ -260,14 +252,8 @@ where
     })
 }
 
-pub(super) fn slice_from_row<R>(row: &R) -> Result<SliceRecord, StoreError>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i32: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
+#[rebalancer_kit::sql_row]
+pub(super) fn slice_from_row<R>(row: &R) -> Result<SliceRecord, StoreError> {
     let status: String = row.try_get("status")?;
     Ok(SliceRecord {
         id: row.try_get("id")?,
@@ -280,14 +266,8 @@ where
     })
 }
 
-pub(super) fn child_from_row<R>(row: &R) -> Result<ChildOrderRecord, StoreError>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Dec: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
+#[rebalancer_kit::sql_row]
+pub(super) fn child_from_row<R>(row: &R) -> Result<ChildOrderRecord, StoreError> {
     let status: String = row.try_get("status")?;
     let quantity: Dec = row.try_get("quantity")?;
     let limit: Option<Dec> = row.try_get("limit_price")?;

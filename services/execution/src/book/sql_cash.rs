@@ -277,14 +277,8 @@ impl SqlStore<DB> {
     }
 }
 
-fn movement_from_row<R>(row: &R) -> Result<CashMovementRecord, StoreError>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Dec: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
+#[rebalancer_kit::sql_row]
+fn movement_from_row<R>(row: &R) -> Result<CashMovementRecord, StoreError> {
     let kind: String = row.try_get("kind")?;
     let status: String = row.try_get("status")?;
     let amount: Dec = row.try_get("amount")?;

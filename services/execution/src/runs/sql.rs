@@ -451,16 +451,8 @@ pub(crate) fn moving_to(to: RunStatus) -> String {
     format!("status IN ({})", sources.join(", "))
 }
 
-pub(crate) fn run_from_row<R>(row: &R) -> Result<RunRecord, StoreError>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Dec: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
+#[rebalancer_kit::sql_row]
+pub(crate) fn run_from_row<R>(row: &R) -> Result<RunRecord, StoreError> {
     let kind: String = row.try_get("kind")?;
     let status: String = row.try_get("status")?;
     let initiated: String = row.try_get("initiated_from")?;
@@ -513,16 +505,8 @@ where
     })
 }
 
-pub(crate) fn order_from_row<R>(row: &R) -> Result<OrderRecord, StoreError>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i32: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Dec: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
+#[rebalancer_kit::sql_row]
+pub(crate) fn order_from_row<R>(row: &R) -> Result<OrderRecord, StoreError> {
     let side: String = row.try_get("side")?;
     let status: String = row.try_get("status")?;
     let quantity: Dec = row.try_get("quantity")?;

@@ -237,14 +237,8 @@ impl SqlStore<DB> {
     }
 }
 
-fn batch_from_row<R>(row: &R) -> Result<BatchRecord, StoreError>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
+#[rebalancer_kit::sql_row]
+fn batch_from_row<R>(row: &R) -> Result<BatchRecord, StoreError> {
     let kind: String = row.try_get("kind")?;
     let status: String = row.try_get("status")?;
     let initiated: String = row.try_get("initiated_from")?;

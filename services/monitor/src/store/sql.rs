@@ -524,15 +524,8 @@ impl MonitorStore for SqlStore<DB> {
     }
 }
 
-fn cycle_from_row<R>(row: &R) -> Result<CycleRecord, StoreError>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
+#[rebalancer_kit::sql_row]
+fn cycle_from_row<R>(row: &R) -> Result<CycleRecord, StoreError> {
     let trading_date: String = row.try_get("trading_date")?;
     let trigger: String = row.try_get("trigger_kind")?;
     let state: String = row.try_get("state")?;
@@ -562,15 +555,8 @@ where
     })
 }
 
-fn evaluation_from_row<R>(row: &R) -> Result<EvaluationRecord, StoreError>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Dec: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
+#[rebalancer_kit::sql_row]
+fn evaluation_from_row<R>(row: &R) -> Result<EvaluationRecord, StoreError> {
     let status: String = row.try_get("status")?;
     let equity: Dec = row.try_get("equity")?;
     let cash: Dec = row.try_get("cash")?;

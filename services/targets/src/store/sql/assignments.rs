@@ -308,15 +308,8 @@ impl SqlStore<DB> {
     }
 }
 
-fn assignment_from_row<R>(row: &R) -> Result<AssignmentRecord, StoreError>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
+#[rebalancer_kit::sql_row]
+fn assignment_from_row<R>(row: &R) -> Result<AssignmentRecord, StoreError> {
     let mode: String = row.try_get("approval_mode")?;
     let status: String = row.try_get("status")?;
     Ok(AssignmentRecord {

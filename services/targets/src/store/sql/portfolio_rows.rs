@@ -8,7 +8,7 @@ use rebalancer_domain::portfolio::{
     TargetSpec, Weight, WeightTarget, calendar_rule,
 };
 use rebalancer_kit::db::{Dec, find_claimed};
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::Row;
 
 use super::SqlStore;
 use crate::store::{IdempotencyClaim, PortfolioRecord, PortfolioStore, StoreError};
@@ -203,13 +203,8 @@ impl SqlStore<DB> {
     }
 }
 
-pub(super) fn condition_from_row<R>(row: &R) -> Result<RebalanceCondition, StoreError>
-where
-    R: Row,
-    for<'a> &'a str: ColumnIndex<R>,
-    for<'a> String: Decode<'a, R::Database> + Type<R::Database>,
-    for<'a> Dec: Decode<'a, R::Database> + Type<R::Database>,
-{
+#[rebalancer_kit::sql_row]
+pub(super) fn condition_from_row<R>(row: &R) -> Result<RebalanceCondition, StoreError> {
     let kind: String = row.try_get("kind")?;
     let sub_kind_text: String = row.try_get("sub_kind")?;
     let sub_kind = ConditionSubKind::parse(&sub_kind_text)
@@ -274,14 +269,8 @@ pub(super) struct PortfolioHeader {
 }
 
 impl PortfolioHeader {
-    pub(super) fn from_row<R>(row: &R) -> Result<Self, StoreError>
-    where
-        R: Row,
-        for<'a> &'a str: ColumnIndex<R>,
-        for<'a> String: Decode<'a, R::Database> + Type<R::Database>,
-        for<'a> i64: Decode<'a, R::Database> + Type<R::Database>,
-        for<'a> DateTime<Utc>: Decode<'a, R::Database> + Type<R::Database>,
-    {
+    #[rebalancer_kit::sql_row]
+    pub(super) fn from_row<R>(row: &R) -> Result<Self, StoreError> {
         let status: String = row.try_get("status")?;
         let scope: String = row.try_get("scope")?;
         Ok(Self {
