@@ -1,5 +1,8 @@
 //! The store conformance suite: every case runs against SQLite and against a
 //! fresh PostgreSQL database, and both must behave the same.
+//!
+//! Over 500 lines: it is one list of cases, each a short scenario over the
+//! store traits.
 
 use std::sync::Arc;
 
