@@ -1,13 +1,18 @@
-//! The account book and market data over gRPC, end to end on both backends.
+//! The account book and market data over gRPC, end to end on both backends;
+//! the creates that move money refused without an idempotency key.
 
+use rebalancer_proto::common::{RunType, Weight, WeightType};
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
+use rebalancer_proto::execution::batch_service_client::BatchServiceClient;
 use rebalancer_proto::execution::market_data_service_client::MarketDataServiceClient;
+use rebalancer_proto::execution::run_service_client::RunServiceClient;
 use rebalancer_proto::execution::{
-    AcknowledgeCashMovementRequest, CashMovementStatus, CashMovementType,
-    CreateCashMovementRequest, GetAccountRequest, GetAssetRequest, GetCalendarRequest,
-    GetClockRequest, GetHoldingsRequest, GetQuotesRequest, GetVolumeProfileRequest,
-    ListAssetsRequest, Position, Restriction, SettleCashMovementRequest, StreamHoldingsRequest,
-    UpdateAssetRequest, UpsertAccountRequest,
+    AcknowledgeCashMovementRequest, CashMovementStatus, CashMovementType, CreateBatchRequest,
+    CreateCashMovementRequest, CreateRunRequest, GetAccountRequest, GetAssetRequest,
+    GetCalendarRequest, GetClockRequest, GetHoldingsRequest, GetQuotesRequest,
+    GetVolumeProfileRequest, ListAssetsRequest, ListBatchesRequest, ListCashMovementsRequest,
+    ListRunsRequest, Position, Restriction, RunSpec, SettleCashMovementRequest,
+    StreamHoldingsRequest, UpdateAssetRequest, UpsertAccountRequest,
 };
 use rebalancer_tests::{Backend, TestStack};
 use rust_decimal::Decimal;
@@ -139,20 +144,20 @@ async fn account_book(backend: Backend) {
     // for the monitor, then is paid out.
     let status = accounts
         .create_cash_movement(firm.request(CreateCashMovementRequest {
+            idempotency_key: "withdraw-too-much".to_owned(),
             account_id: "acct-1".to_owned(),
             r#type: CashMovementType::Withdrawal.into(),
             amount: "10000000".to_owned(),
-            ..CreateCashMovementRequest::default()
         }))
         .await
         .expect_err("too large");
     assert_eq!(status.code(), Code::FailedPrecondition);
     let withdrawal = accounts
         .create_cash_movement(firm.request(CreateCashMovementRequest {
+            idempotency_key: "withdraw-5000".to_owned(),
             account_id: "acct-1".to_owned(),
             r#type: CashMovementType::Withdrawal.into(),
             amount: "5000".to_owned(),
-            ..CreateCashMovementRequest::default()
         }))
         .await
         .expect("withdrawal")
@@ -239,6 +244,212 @@ async fn account_book_sqlite() {
 #[tokio::test]
 async fn account_book_postgres() {
     account_book(Backend::Postgres).await;
+}
+
+/// The field paths of an INVALID_ARGUMENT status.
+fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    status
+        .get_error_details()
+        .bad_request()
+        .expect("field violations")
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect()
+}
+
+/// A deposit, a withdrawal, a run and a batch move money (or create the work
+/// that does): without an idempotency key each is refused and nothing is
+/// stored, so a client's blind retry can never credit or trade twice; with
+/// one, a retry gets the first result.
+async fn money_moving_creates_need_an_idempotency_key(backend: Backend) {
+    let Some(stack) = TestStack::start(backend).await else {
+        return;
+    };
+    let mut accounts = AccountServiceClient::new(stack.channel());
+    let mut runs = RunServiceClient::new(stack.channel());
+    let mut batches = BatchServiceClient::new(stack.channel());
+    let firm = stack.tenant("firm-a");
+    accounts
+        .upsert_account(firm.request(UpsertAccountRequest {
+            account_id: "acct-1".to_owned(),
+            cash: "1000".to_owned(),
+            ..UpsertAccountRequest::default()
+        }))
+        .await
+        .expect("upsert");
+    // Reads with their own client, so the closures leave `accounts` free.
+    let reader = AccountServiceClient::new(stack.channel());
+    let movements = || {
+        let request = firm.request(ListCashMovementsRequest {
+            account_id: "acct-1".to_owned(),
+            page_size: 100,
+            ..ListCashMovementsRequest::default()
+        });
+        let mut client = reader.clone();
+        async move {
+            client
+                .list_cash_movements(request)
+                .await
+                .expect("movements")
+                .into_inner()
+                .cash_movements
+        }
+    };
+    let cash = || {
+        let request = firm.request(GetAccountRequest {
+            account_id: "acct-1".to_owned(),
+        });
+        let mut client = reader.clone();
+        async move {
+            client
+                .get_account(request)
+                .await
+                .expect("account")
+                .into_inner()
+                .account
+                .expect("account")
+                .cash
+        }
+    };
+
+    // A deposit without a key, sent twice: refused both times, nothing credited.
+    let deposit = CreateCashMovementRequest {
+        idempotency_key: String::new(),
+        account_id: "acct-1".to_owned(),
+        r#type: CashMovementType::Deposit.into(),
+        amount: "500".to_owned(),
+    };
+    for _ in 0..2 {
+        let status = accounts
+            .create_cash_movement(firm.request(deposit.clone()))
+            .await
+            .expect_err("no key");
+        assert_eq!(violated_fields(&status), ["idempotency_key"]);
+        assert!(status.message().contains("is required"), "{status:?}");
+    }
+    assert_eq!(cash().await, "1000.00");
+    assert!(movements().await.is_empty());
+
+    // With a key, sent twice: credited once.
+    let keyed = CreateCashMovementRequest {
+        idempotency_key: "deposit-acct-1-1".to_owned(),
+        ..deposit
+    };
+    let first = accounts
+        .create_cash_movement(firm.request(keyed.clone()))
+        .await
+        .expect("deposit")
+        .into_inner();
+    let retried = accounts
+        .create_cash_movement(firm.request(keyed))
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(first, retried);
+    assert_eq!(cash().await, "1500.00");
+    assert_eq!(movements().await.len(), 1);
+
+    // A keyed withdrawal is checked against the account's value; its retry
+    // gets the withdrawal back even once the account is worth less.
+    let too_much = accounts
+        .create_cash_movement(firm.request(CreateCashMovementRequest {
+            idempotency_key: "withdraw-acct-1-too-much".to_owned(),
+            account_id: "acct-1".to_owned(),
+            r#type: CashMovementType::Withdrawal.into(),
+            amount: "2000".to_owned(),
+        }))
+        .await
+        .expect_err("above the account's value");
+    assert_eq!(too_much.code(), Code::FailedPrecondition, "{too_much:?}");
+    let withdrawal = CreateCashMovementRequest {
+        idempotency_key: "withdraw-acct-1-1".to_owned(),
+        account_id: "acct-1".to_owned(),
+        r#type: CashMovementType::Withdrawal.into(),
+        amount: "1200".to_owned(),
+    };
+    let requested = accounts
+        .create_cash_movement(firm.request(withdrawal.clone()))
+        .await
+        .expect("withdrawal")
+        .into_inner();
+    accounts
+        .upsert_account(firm.request(UpsertAccountRequest {
+            account_id: "acct-1".to_owned(),
+            cash: "100".to_owned(),
+            ..UpsertAccountRequest::default()
+        }))
+        .await
+        .expect("the account is worth less");
+    let replayed = accounts
+        .create_cash_movement(firm.request(withdrawal))
+        .await
+        .expect("retry of the withdrawal")
+        .into_inner();
+    assert_eq!(replayed, requested);
+    assert_eq!(movements().await.len(), 2);
+
+    // A run and a batch without a key: refused, nothing planned.
+    let spec = RunSpec {
+        account_id: "acct-1".to_owned(),
+        r#type: RunType::FullRebalance.into(),
+        weights: vec![Weight {
+            r#type: WeightType::Cash.into(),
+            percent: "100".to_owned(),
+            ..Weight::default()
+        }],
+        ..RunSpec::default()
+    };
+    let status = runs
+        .create_run(firm.request(CreateRunRequest {
+            idempotency_key: String::new(),
+            spec: Some(spec),
+        }))
+        .await
+        .expect_err("run without a key");
+    assert_eq!(violated_fields(&status), ["idempotency_key"]);
+    let planned = runs
+        .list_runs(firm.request(ListRunsRequest {
+            account_id: "acct-1".to_owned(),
+            page_size: 10,
+            ..ListRunsRequest::default()
+        }))
+        .await
+        .expect("runs")
+        .into_inner()
+        .runs;
+    assert!(planned.is_empty(), "{planned:?}");
+    let status = batches
+        .create_batch(firm.request(CreateBatchRequest {
+            account_ids: vec!["acct-1".to_owned()],
+            r#type: RunType::FullRebalance.into(),
+            ..CreateBatchRequest::default()
+        }))
+        .await
+        .expect_err("batch without a key");
+    assert_eq!(violated_fields(&status), ["idempotency_key"]);
+    let stored = batches
+        .list_batches(firm.request(ListBatchesRequest {
+            page_size: 10,
+            ..ListBatchesRequest::default()
+        }))
+        .await
+        .expect("batches")
+        .into_inner()
+        .batches;
+    assert!(stored.is_empty(), "{stored:?}");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn money_moving_creates_need_an_idempotency_key_sqlite() {
+    money_moving_creates_need_an_idempotency_key(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn money_moving_creates_need_an_idempotency_key_postgres() {
+    money_moving_creates_need_an_idempotency_key(Backend::Postgres).await;
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@
 //! with `vwap` or `twap` over 30 simulated minutes and driven tick by tick.
 //! Checks one block per symbol and side, allocations summing exactly to the
 //! fills, every run final, every account at its plan within a share or a
-//! cent, the quality report; and netting across accounts.
+//! cent, the quality report; and netting across accounts. On a few accounts:
+//! the review's totals by ticker without what an advisor excluded, and a
+//! block watched fill by fill.
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -21,11 +23,12 @@ use rebalancer_proto::execution::market_data_service_client::MarketDataServiceCl
 use rebalancer_proto::execution::order_service_client::OrderServiceClient;
 use rebalancer_proto::execution::run_service_client::RunServiceClient;
 use rebalancer_proto::execution::{
-    AlgorithmType, Allocation, BatchStatus, BlockOrder, ChildOrder, CreateBatchRequest,
-    ExecutionAlgorithm, ExecutionQuality, Fill, GetBatchRequest, GetExecutionQualityRequest,
-    GetQuotesRequest, ListAccountsRequest, ListAllocationsRequest, ListBlockOrdersRequest,
-    ListChildOrdersRequest, ListFillsRequest, ListRunsRequest, Order, OrderSide, OrderStatus,
-    Position, Run, RunStatus, TransmitBatchRequest, UpsertAccountRequest,
+    AdjustBatchRequest, AlgorithmType, Allocation, Batch, BatchStatus, BlockOrder, ChildOrder,
+    CreateBatchRequest, ExecutionAlgorithm, ExecutionQuality, Fill, GetBatchRequest,
+    GetBatchTradesRequest, GetBlockOrderRequest, GetExecutionQualityRequest, GetQuotesRequest,
+    ListAccountsRequest, ListAllocationsRequest, ListBlockOrdersRequest, ListChildOrdersRequest,
+    ListFillsRequest, ListRunsRequest, Order, OrderAdjustment, OrderSide, OrderStatus, Position,
+    Run, RunStatus, TransmitBatchRequest, UpsertAccountRequest, WatchBlockOrderRequest,
 };
 use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
 use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
@@ -397,13 +400,8 @@ fn side(order_side: i32) -> OrderSide {
 /// Every account's cash and positions by id.
 type Book = BTreeMap<String, (Decimal, BTreeMap<String, Decimal>)>;
 
-/// Proposes the batch and transmits it with `algorithm` (its runs queued);
-/// returns the batch id and the runs as planned.
-async fn propose_and_transmit(
-    desk: &mut Desk,
-    ids: &[String],
-    algorithm: ExecutionAlgorithm,
-) -> (String, Vec<Run>) {
+/// Proposes the batch of `ids`; returns it and its runs as planned.
+async fn propose(desk: &mut Desk, ids: &[String]) -> (Batch, Vec<Run>) {
     let started = Instant::now();
     let batch = desk
         .batches
@@ -438,7 +436,17 @@ async fn propose_and_transmit(
         planned.len(),
         started.elapsed()
     );
+    (batch, planned)
+}
 
+/// Proposes the batch and transmits it with `algorithm` (its runs queued);
+/// returns the batch id and the runs as planned.
+async fn propose_and_transmit(
+    desk: &mut Desk,
+    ids: &[String],
+    algorithm: ExecutionAlgorithm,
+) -> (String, Vec<Run>) {
+    let (batch, planned) = propose(desk, ids).await;
     let transmitted = desk
         .batches
         .transmit_batch(desk.firm.request(TransmitBatchRequest {
@@ -949,4 +957,313 @@ async fn runs_claimed_by_a_dead_worker_are_grouped_again_sqlite() {
     )
     .await;
     stack.stop().await;
+}
+
+/// A batch's trade totals by symbol and side: quantity, notional, accounts.
+type Totals = BTreeMap<(String, i32), (Decimal, Decimal, i64)>;
+
+async fn ticker_totals(desk: &mut Desk, batch_id: &str) -> Totals {
+    desk.batches
+        .get_batch_trades(desk.firm.request(GetBatchTradesRequest {
+            batch_id: batch_id.to_owned(),
+            page_size: 1,
+            page_token: String::new(),
+        }))
+        .await
+        .expect("trades")
+        .into_inner()
+        .tickers
+        .into_iter()
+        .map(|t| {
+            (
+                (t.symbol, t.side),
+                (d(&t.quantity), d(&t.notional), t.account_count),
+            )
+        })
+        .collect()
+}
+
+/// `totals` without `order`: the order no longer trades.
+fn without(mut totals: Totals, order: &Order) -> Totals {
+    let key = (order.symbol.clone(), order.side);
+    let total = totals.get_mut(&key).expect("the order's ticker");
+    total.0 -= d(&order.quantity);
+    total.1 -= d(&order.notional);
+    total.2 -= 1;
+    if total.2 == 0 {
+        totals.remove(&key);
+    }
+    totals
+}
+
+async fn adjust(desk: &mut Desk, request: AdjustBatchRequest) -> Batch {
+    desk.batches
+        .adjust_batch(desk.firm.request(request))
+        .await
+        .expect("adjust")
+        .into_inner()
+        .batch
+        .expect("batch")
+}
+
+/// GetBatchTrades totals only what will trade: an order an advisor excluded
+/// leaves its ticker's total by exactly its quantity and notional, an
+/// excluded account by exactly its orders; a raised notional moves the total
+/// by the raise and reads as plain values in the run's adjustments.
+async fn batch_trades_leave_out_what_was_excluded(backend: Backend) {
+    let Some(stack) = TestStack::start(backend).await else {
+        return;
+    };
+    let mut desk = Desk::new(&stack, "firm-a").await;
+    let ids = desk
+        .populate(Population {
+            accounts: 6,
+            whole_share_every: 0,
+        })
+        .await;
+    let (batch, planned) = propose(&mut desk, &ids).await;
+    let mut expected = Totals::new();
+    for order in planned.iter().flat_map(|r| r.orders.iter()) {
+        let total = expected
+            .entry((order.symbol.clone(), order.side))
+            .or_default();
+        total.0 += d(&order.quantity);
+        total.1 += d(&order.notional);
+        total.2 += 1;
+    }
+    assert_eq!(ticker_totals(&mut desk, &batch.id).await, expected);
+
+    // One order excluded.
+    let excluded = &planned[0].orders[0];
+    let batch = adjust(
+        &mut desk,
+        AdjustBatchRequest {
+            batch_id: batch.id.clone(),
+            etag: batch.etag.clone(),
+            adjustments: vec![OrderAdjustment {
+                order_id: excluded.id.clone(),
+                exclude: true,
+                ..OrderAdjustment::default()
+            }],
+            ..AdjustBatchRequest::default()
+        },
+    )
+    .await;
+    expected = without(expected, excluded);
+    assert_eq!(ticker_totals(&mut desk, &batch.id).await, expected);
+
+    // One account excluded: its run is canceled, none of its orders trade.
+    let account = &planned[1];
+    let batch = adjust(
+        &mut desk,
+        AdjustBatchRequest {
+            batch_id: batch.id.clone(),
+            etag: batch.etag.clone(),
+            exclude_account_ids: vec![account.account_id.clone()],
+            ..AdjustBatchRequest::default()
+        },
+    )
+    .await;
+    for order in &account.orders {
+        expected = without(expected, order);
+    }
+    assert_eq!(ticker_totals(&mut desk, &batch.id).await, expected);
+
+    // One notional raised by $100.
+    let raised = &planned[2].orders[0];
+    let notional = d(&raised.notional) + Decimal::from(100);
+    let batch = adjust(
+        &mut desk,
+        AdjustBatchRequest {
+            batch_id: batch.id.clone(),
+            etag: batch.etag.clone(),
+            adjustments: vec![OrderAdjustment {
+                order_id: raised.id.clone(),
+                notional: notional.to_string(),
+                ..OrderAdjustment::default()
+            }],
+            ..AdjustBatchRequest::default()
+        },
+    )
+    .await;
+    let edited_run = desk
+        .batch_runs(&batch.id)
+        .await
+        .into_iter()
+        .find(|r| r.id == planned[2].id)
+        .expect("the edited run");
+    let edited = edited_run
+        .orders
+        .iter()
+        .find(|o| o.id == raised.id)
+        .expect("the edited order");
+    assert_eq!(d(&edited.notional), notional);
+    let total = expected
+        .get_mut(&(raised.symbol.clone(), raised.side))
+        .expect("the order's ticker");
+    total.0 += d(&edited.quantity) - d(&raised.quantity);
+    total.1 += Decimal::from(100);
+    assert_eq!(ticker_totals(&mut desk, &batch.id).await, expected);
+    let edits: Vec<_> = edited_run
+        .adjustments
+        .iter()
+        .filter(|a| a.action == "quantity_changed")
+        .collect();
+    let [adjustment] = edits.as_slice() else {
+        panic!("one edit: {:?}", edited_run.adjustments);
+    };
+    assert!(
+        adjustment
+            .details
+            .ends_with(&format!("notional {} -> {notional}", raised.notional)),
+        "{adjustment:?}"
+    );
+    assert!(!adjustment.details.contains("Some("), "{adjustment:?}");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn batch_trades_leave_out_what_was_excluded_sqlite() {
+    batch_trades_leave_out_what_was_excluded(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn batch_trades_leave_out_what_was_excluded_postgres() {
+    batch_trades_leave_out_what_was_excluded(Backend::Postgres).await;
+}
+
+/// WatchBlockOrder carries, on each update a fill caused, that fill: a block
+/// worked as TWAP over several slices, watched from its first update to its
+/// end, shows every fill once, and they add up to what the block filled
+/// meanwhile.
+async fn watching_a_block_shows_its_fills(backend: Backend) {
+    let Some(stack) = TestStack::start(backend).await else {
+        return;
+    };
+    let mut desk = Desk::new(&stack, "firm-a").await;
+    let ids = desk
+        .populate(Population {
+            accounts: 6,
+            whole_share_every: 0,
+        })
+        .await;
+    let (batch_id, _) =
+        propose_and_transmit(&mut desk, &ids, algorithm(AlgorithmType::Twap, false)).await;
+    stack.tick().await;
+    let blocks = desk.blocks(&batch_id).await;
+    let block = blocks
+        .iter()
+        .find(|b| b.completed_at.is_none())
+        .unwrap_or_else(|| panic!("a block still working: {blocks:?}"))
+        .clone();
+    let mut watch = desk
+        .orders
+        .watch_block_order(desk.firm.request(WatchBlockOrderRequest {
+            block_order_id: block.id.clone(),
+        }))
+        .await
+        .expect("watch")
+        .into_inner();
+    let watcher = tokio::spawn(async move {
+        let mut updates = Vec::new();
+        while let Some(update) = watch.next().await {
+            updates.push(update.expect("update"));
+        }
+        updates
+    });
+    let block_now = |desk: &mut Desk| {
+        let request = desk.firm.request(GetBlockOrderRequest {
+            block_order_id: block.id.clone(),
+        });
+        let mut orders = desk.orders.clone();
+        async move {
+            orders
+                .get_block_order(request)
+                .await
+                .expect("block")
+                .into_inner()
+                .block_order
+                .expect("block")
+        }
+    };
+    let mut minutes = 0;
+    let finished = loop {
+        let current = block_now(&mut desk).await;
+        if current.completed_at.is_some() {
+            break current;
+        }
+        assert!(minutes < 150, "block still working: {current:?}");
+        stack.clock.advance(Duration::minutes(1));
+        stack.tick().await;
+        minutes += 1;
+    };
+    let updates = tokio::time::timeout(std::time::Duration::from_secs(30), watcher)
+        .await
+        .expect("the watch ends with the block")
+        .expect("watcher");
+
+    let first = updates.first().expect("a first update");
+    assert!(first.fill.is_none(), "{first:?}");
+    let filled_at_first = d(&first.block_order.as_ref().expect("block").filled_quantity);
+    let fills: Vec<&Fill> = updates.iter().filter_map(|u| u.fill.as_ref()).collect();
+    assert!(
+        fills.len() >= 2,
+        "several slices filled, yet {} of {} updates carry a fill",
+        fills.len(),
+        updates.len()
+    );
+    let mut fill_ids: Vec<&str> = fills.iter().map(|f| f.id.as_str()).collect();
+    fill_ids.sort_unstable();
+    fill_ids.dedup();
+    assert_eq!(fill_ids.len(), fills.len(), "each fill once");
+    assert!(fills.iter().all(|f| f.block_order_id == block.id));
+    let seen: Decimal = fills.iter().map(|f| d(&f.quantity)).sum();
+    assert_eq!(
+        filled_at_first + seen,
+        d(&finished.filled_quantity),
+        "{fills:?}"
+    );
+    let last = updates.last().and_then(|u| u.block_order.as_ref());
+    assert_eq!(
+        last.map(|b| d(&b.filled_quantity)),
+        Some(d(&finished.filled_quantity))
+    );
+    // Every update whose block filled more names the fill that did it.
+    for pair in updates.windows(2) {
+        let filled = |index: usize| {
+            d(&pair[index]
+                .block_order
+                .as_ref()
+                .expect("block")
+                .filled_quantity)
+        };
+        if filled(1) > filled(0) {
+            assert!(pair[1].fill.is_some(), "{:?}", pair[1]);
+        }
+    }
+    // The fills seen are the block's fills but those it had at the first update.
+    let recorded = desk.fills(&block.id).await;
+    assert!(
+        fill_ids
+            .iter()
+            .all(|id| recorded.iter().any(|f| f.id.as_str() == *id)),
+        "{fills:?} against {recorded:?}"
+    );
+    let unseen: Decimal = recorded
+        .iter()
+        .filter(|f| !fill_ids.contains(&f.id.as_str()))
+        .map(|f| d(&f.quantity))
+        .sum();
+    assert_eq!(unseen, filled_at_first);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn watching_a_block_shows_its_fills_sqlite() {
+    watching_a_block_shows_its_fills(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn watching_a_block_shows_its_fills_postgres() {
+    watching_a_block_shows_its_fills(Backend::Postgres).await;
 }

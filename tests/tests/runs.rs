@@ -234,7 +234,10 @@ async fn run_lifecycle(backend: Backend) {
         ]
     );
     // One run per account at a time.
-    let status = desk.create("", full.clone()).await.expect_err("open run");
+    let status = desk
+        .create("rebalance-acct-1-again", full.clone())
+        .await
+        .expect_err("open run");
     assert_eq!(status.code(), Code::FailedPrecondition);
 
     // Watch, approve, execute.
@@ -300,10 +303,10 @@ async fn run_lifecycle(backend: Backend) {
     let withdrawal = desk
         .accounts
         .create_cash_movement(firm.request(CreateCashMovementRequest {
+            idempotency_key: "withdraw-acct-1-5000".to_owned(),
             account_id: "acct-1".to_owned(),
             r#type: CashMovementType::Withdrawal.into(),
             amount: "5000".to_owned(),
-            ..CreateCashMovementRequest::default()
         }))
         .await
         .expect("withdrawal")
@@ -354,7 +357,7 @@ async fn run_lifecycle(backend: Backend) {
     desk.open_account("acct-whole", "50000", Vec::new()).await;
     let whole = desk
         .create(
-            "",
+            "whole-acct-whole",
             RunSpec {
                 account_id: "acct-whole".to_owned(),
                 r#type: RunType::FullRebalance.into(),
@@ -380,7 +383,7 @@ async fn run_lifecycle(backend: Backend) {
     eleven[10].percent = "9.10".to_owned();
     let ten = desk
         .create(
-            "",
+            "invest-acct-ten",
             RunSpec {
                 account_id: "acct-ten".to_owned(),
                 r#type: RunType::InvestCash.into(),
@@ -412,7 +415,7 @@ async fn run_lifecycle(backend: Backend) {
     .await;
     let sell = desk
         .create(
-            "",
+            "sell-acct-sell",
             RunSpec {
                 account_id: "acct-sell".to_owned(),
                 r#type: RunType::FullRebalance.into(),
@@ -484,6 +487,89 @@ async fn run_lifecycle_sqlite() {
 #[tokio::test]
 async fn run_lifecycle_postgres() {
     run_lifecycle(Backend::Postgres).await;
+}
+
+/// An edit of a proposed run is recorded in its adjustments as plain
+/// values users can read, the notional an order had and the one it has now.
+async fn adjustments_read_as_plain_values(backend: Backend) {
+    let Some(stack) = TestStack::start(backend).await else {
+        return;
+    };
+    let firm = stack.tenant("firm-a");
+    let mut desk = Desk {
+        firm: firm.clone(),
+        accounts: AccountServiceClient::new(stack.channel()),
+        runs: RunServiceClient::new(stack.channel()),
+    };
+    desk.open_account("acct-edit", "50000", Vec::new()).await;
+    let run = desk
+        .create(
+            "edit-acct-edit",
+            RunSpec {
+                account_id: "acct-edit".to_owned(),
+                r#type: RunType::FullRebalance.into(),
+                weights: vec![weight("", "50"), weight("SPY", "50")],
+                approval_mode: ApprovalMode::Manual.into(),
+                ..RunSpec::default()
+            },
+        )
+        .await
+        .expect("run");
+    let order = &run.orders[0];
+    assert_eq!(order.notional, "25000.00", "{order:?}");
+    let edited = desk
+        .runs
+        .adjust_run(firm.request(AdjustRunRequest {
+            run_id: run.id.clone(),
+            etag: run.etag.clone(),
+            adjustments: vec![OrderAdjustment {
+                order_id: order.id.clone(),
+                notional: "30000".to_owned(),
+                ..OrderAdjustment::default()
+            }],
+            exclude_account: false,
+        }))
+        .await
+        .expect("raise the notional")
+        .into_inner()
+        .run
+        .expect("run");
+    let stored = desk.run(&run.id).await;
+    for read in [&edited, &stored] {
+        let edits: Vec<_> = read
+            .adjustments
+            .iter()
+            .filter(|a| a.action == "quantity_changed")
+            .collect();
+        let [adjustment] = edits.as_slice() else {
+            panic!("one edit: {:?}", read.adjustments);
+        };
+        assert_eq!(adjustment.order_id, order.id);
+        let details = &adjustment.details;
+        assert!(
+            details.starts_with(&format!("quantity {} -> ", order.quantity)),
+            "{details:?}"
+        );
+        assert!(
+            details.ends_with(", notional 25000.00 -> 30000.00"),
+            "{details:?}"
+        );
+        assert!(
+            !details.contains("Some(") && !details.contains("None"),
+            "{details:?}"
+        );
+    }
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn adjustments_read_as_plain_values_sqlite() {
+    adjustments_read_as_plain_values(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn adjustments_read_as_plain_values_postgres() {
+    adjustments_read_as_plain_values(Backend::Postgres).await;
 }
 
 /// Target weights of a run, by symbol ("" for cash).
@@ -666,7 +752,7 @@ async fn runs_pinned_to_a_portfolio_version(backend: Backend) {
     for (version, portfolio_id) in [(1, String::new()), (-1, balanced.id.clone())] {
         let invalid = desk
             .create(
-                "",
+                &format!("pin-invalid-{version}"),
                 RunSpec {
                     portfolio_id,
                     portfolio_version: version,
@@ -680,7 +766,7 @@ async fn runs_pinned_to_a_portfolio_version(backend: Backend) {
     // Named portfolios are for assignments, not one-off weights.
     let mixed = desk
         .create(
-            "",
+            "pin-mixed",
             RunSpec {
                 weights: vec![weight("", "100")],
                 ..pinned(2)

@@ -68,3 +68,58 @@ pub fn claim<M: prost::Message + Clone>(
         fingerprint: fingerprint(&without_key),
     }))
 }
+
+/// The claim of a request's idempotency key, which must be sent: for creates
+/// that move money (or create work that does), where a client's retry without
+/// a key would do it twice.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` on `idempotency_key` when the key is missing or malformed.
+pub fn required_claim<M: prost::Message + Clone>(
+    operation: &'static str,
+    key: &str,
+    message: &M,
+    clear_key: impl FnOnce(&mut M),
+) -> Result<IdempotencyClaim, tonic::Status> {
+    claim(operation, key, message, clear_key)?
+        .ok_or_else(|| crate::error::invalid_field("idempotency_key", "is required"))
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_types::StatusExt;
+
+    use super::*;
+
+    fn violated_field(status: &tonic::Status) -> String {
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        let bad_request = status.get_error_details().bad_request().cloned();
+        bad_request.expect("field violations").field_violations[0]
+            .field
+            .clone()
+    }
+
+    #[test]
+    fn a_required_key_must_be_sent() {
+        let message = String::from("payload");
+        let missing = required_claim("Create", "", &message, |_| {}).expect_err("no key");
+        assert_eq!(violated_field(&missing), "idempotency_key");
+        assert!(missing.message().contains("is required"), "{missing:?}");
+        let malformed =
+            required_claim("Create", "has space", &message, |_| {}).expect_err("bad key");
+        assert_eq!(violated_field(&malformed), "idempotency_key");
+        let claim = required_claim("Create", "key-1", &message, |_| {}).expect("key");
+        assert_eq!((claim.operation, claim.key.as_str()), ("Create", "key-1"));
+        assert_eq!(claim.fingerprint, fingerprint(&message));
+    }
+
+    #[test]
+    fn an_optional_key_may_be_left_out() {
+        let message = String::from("payload");
+        assert!(
+            claim("Create", "", &message, |_| {})
+                .expect("no key")
+                .is_none()
+        );
+    }
+}

@@ -178,6 +178,34 @@ async fn deposits_credit_once_per_key(store: Arc<dyn ExecutionStore>) {
         .await
         .expect("replay");
     assert_eq!(again, Created::Replayed(first.clone()));
+    let claimed = claim("d1").expect("claim");
+    assert_eq!(
+        store
+            .claimed_cash_movement("firm-a", &claimed)
+            .await
+            .expect("claimed"),
+        Some(first.clone())
+    );
+    let unclaimed = claim("d2").expect("claim");
+    assert_eq!(
+        store
+            .claimed_cash_movement("firm-a", &unclaimed)
+            .await
+            .expect("unclaimed"),
+        None
+    );
+    let reused = IdempotencyClaim {
+        fingerprint: "another request".to_owned(),
+        ..claimed
+    };
+    let mismatch = store
+        .claimed_cash_movement("firm-a", &reused)
+        .await
+        .expect_err("key used for another request");
+    assert!(
+        matches!(mismatch, StoreError::IdempotencyMismatch),
+        "{mismatch:?}"
+    );
     let account = store
         .get_account("firm-a", "acct-1")
         .await

@@ -28,6 +28,10 @@ const ALL: PageRequest = PageRequest {
     limit: 100_000,
 };
 
+/// Reads of a block and its fills before [`Execution::get_block_with_fills`]
+/// settles for two that disagree (a worker storing slices nonstop).
+const CONSISTENT_READ_ATTEMPTS: usize = 3;
+
 impl Execution {
     /// One account order.
     ///
@@ -70,6 +74,11 @@ impl Execution {
             .store
             .list_fills(&context.tenant, &block.id, &ALL)
             .await?;
+        Ok(self.measure_fills(block, &fills).await)
+    }
+
+    /// Measures a block whose fills are already read.
+    async fn measure_fills(&self, block: BlockRecord, fills: &[FillRecord]) -> BlockView {
         let trades: Vec<Trade> = fills
             .iter()
             .map(|fill| Trade {
@@ -109,7 +118,7 @@ impl Execution {
             &trades,
             &bars,
         );
-        Ok(BlockView { block, quality })
+        BlockView { block, quality }
     }
 
     /// One block with its quality.
@@ -127,6 +136,35 @@ impl Execution {
             .await?
             .ok_or_else(|| ExecutionError::NotFound(format!("block order {id} not found")))?;
         self.measure(context, block).await
+    }
+
+    /// One block with its quality and every fill recorded for it, read so
+    /// the two agree: the fills sum to the block's filled quantity (a slice
+    /// stores both in one transaction). A slice stored between the two reads
+    /// makes them read again, [`CONSISTENT_READ_ATTEMPTS`] times at most.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn get_block_with_fills(
+        &self,
+        context: &RequestContext,
+        id: &str,
+    ) -> Result<(BlockView, Vec<FillRecord>), ExecutionError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let block = self
+                .store
+                .get_block(&context.tenant, id)
+                .await?
+                .ok_or_else(|| ExecutionError::NotFound(format!("block order {id} not found")))?;
+            let fills = self.store.list_fills(&context.tenant, id, &ALL).await?;
+            let filled: Decimal = fills.iter().map(|fill| fill.quantity).sum();
+            if filled == block.filled_quantity || attempts == CONSISTENT_READ_ATTEMPTS {
+                let view = self.measure_fills(block, &fills).await;
+                return Ok((view, fills));
+            }
+        }
     }
 
     /// Blocks newest first (those of a run: the blocks its orders joined).

@@ -1,5 +1,6 @@
 //! `rebalancer.execution.v1.OrderService`.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use rebalancer_kit::RequestContext;
@@ -10,10 +11,11 @@ use rebalancer_proto::execution::order_service_server::OrderService;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::blocks::BlockView;
 use crate::blocks::convert::{
     allocation_to_wire, block_to_wire, child_to_wire, fill_to_wire, quality_to_wire,
 };
-use crate::blocks::store::{BlockFilter, OrderFilter};
+use crate::blocks::store::{BlockFilter, FillRecord, OrderFilter};
 use crate::grpc::{ExecutionApi, required};
 use crate::runs::convert::{order_status_from_wire, order_to_wire};
 
@@ -240,14 +242,16 @@ impl OrderService for ExecutionApi {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
         required("block_order_id", &message.block_order_id)?;
-        let first = self
+        let (first, fills) = self
             .execution
-            .get_block(&context, &message.block_order_id)
+            .get_block_with_fills(&context, &message.block_order_id)
             .await?;
         let (sender, receiver) = tokio::sync::mpsc::channel(16);
         let execution = self.execution.clone();
         let mut changes = execution.subscribe();
         tokio::spawn(async move {
+            // Fills the first update already counts are not news.
+            let mut sent_fills: HashSet<String> = fills.into_iter().map(|fill| fill.id).collect();
             let mut last = first.block.clone();
             let message = pb::WatchBlockOrderResponse {
                 block_order: Some(block_to_wire(&first)),
@@ -258,25 +262,56 @@ impl OrderService for ExecutionApi {
             }
             while !last.status.is_terminal() {
                 let _ = tokio::time::timeout(WATCH_POLL, changes.recv()).await;
-                let view = match execution.get_block(&context, &last.id).await {
-                    Ok(view) => view,
+                let (view, fills) = match execution.get_block_with_fills(&context, &last.id).await {
+                    Ok(read) => read,
                     Err(error) => {
                         let _ = sender.send(Err(Status::from(error))).await;
                         return;
                     }
                 };
-                if view.block != last {
-                    let message = pb::WatchBlockOrderResponse {
-                        block_order: Some(block_to_wire(&view)),
-                        fill: None,
-                    };
+                if view.block == last {
+                    continue;
+                }
+                for message in block_updates(&view, fills, &mut sent_fills) {
                     if sender.send(Ok(message)).await.is_err() {
                         return;
                     }
-                    last = view.block;
                 }
+                last = view.block;
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
+}
+
+/// The updates a changed block makes: one per fill not sent yet, oldest
+/// first, each with the block as read now; one without a fill when the
+/// change was no fill (a status, a cancel).
+fn block_updates(
+    view: &BlockView,
+    fills: Vec<FillRecord>,
+    sent_fills: &mut HashSet<String>,
+) -> Vec<pb::WatchBlockOrderResponse> {
+    let mut new_fills: Vec<FillRecord> = fills
+        .into_iter()
+        .filter(|fill| !sent_fills.contains(&fill.id))
+        .collect();
+    new_fills.sort_by(|a, b| (a.executed_at, &a.id).cmp(&(b.executed_at, &b.id)));
+    let block_order = block_to_wire(view);
+    if new_fills.is_empty() {
+        return vec![pb::WatchBlockOrderResponse {
+            block_order: Some(block_order),
+            fill: None,
+        }];
+    }
+    new_fills
+        .into_iter()
+        .map(|fill| {
+            sent_fills.insert(fill.id.clone());
+            pb::WatchBlockOrderResponse {
+                block_order: Some(block_order.clone()),
+                fill: Some(fill_to_wire(&fill)),
+            }
+        })
+        .collect()
 }

@@ -147,7 +147,8 @@ impl Execution {
     }
 
     /// Records a deposit (credited at once) or a withdrawal request (refused
-    /// when larger than the account's value).
+    /// when larger than the account's value), once per idempotency key: a
+    /// retry gets the movement recorded first.
     ///
     /// # Errors
     /// `Invalid` for bad input, `NotFound` for an unknown account,
@@ -159,7 +160,7 @@ impl Execution {
         account_id: &str,
         kind: Option<CashMovementKind>,
         amount: &str,
-        claim: Option<IdempotencyClaim>,
+        claim: IdempotencyClaim,
     ) -> Result<Created<CashMovementRecord>, ExecutionError> {
         let mut violations = Violations::new();
         if let Some(problem) = rebalancer_domain::ids::external_id_problem(account_id) {
@@ -173,9 +174,18 @@ impl Execution {
         let (Some(kind), Ok(amount), true) = (kind, amount, violations.is_empty()) else {
             return Err(ExecutionError::Invalid(violations));
         };
-        if kind == CashMovementKind::Withdrawal && claim.is_none() {
+        if kind == CashMovementKind::Withdrawal {
             let account = self.get_account(context, account_id).await?;
             if amount > account.valuation.equity {
+                // A retry of a withdrawal recorded earlier is answered with
+                // it, even when the account is worth less by now.
+                if let Some(recorded) = self
+                    .store
+                    .claimed_cash_movement(&context.tenant, &claim)
+                    .await?
+                {
+                    return Ok(Created::Replayed(recorded));
+                }
                 return Err(ExecutionError::FailedPrecondition(format!(
                     "withdrawal of {amount} exceeds the account's value of {}",
                     account.valuation.equity.round_dp(2)
@@ -191,7 +201,7 @@ impl Execution {
         };
         let created = self
             .store
-            .create_cash_movement(&context.tenant, movement, claim)
+            .create_cash_movement(&context.tenant, movement, Some(claim))
             .await?;
         if let Created::New(movement) = &created {
             tracing::info!(movement_id = %movement.id, kind = kind.as_str(), %amount, "cash movement recorded");

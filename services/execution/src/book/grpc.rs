@@ -8,7 +8,7 @@ use rebalancer_domain::account::AccountInput;
 use rebalancer_domain::cash::CashAction;
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::{invalid_argument, invalid_field};
-use rebalancer_kit::idempotency::claim;
+use rebalancer_kit::idempotency::required_claim;
 use rebalancer_kit::page::Page;
 use rebalancer_proto::execution as pb;
 use rebalancer_proto::execution::account_service_server::AccountService;
@@ -134,7 +134,7 @@ impl AccountService for ExecutionApi {
     ) -> Result<Response<pb::CreateCashMovementResponse>, Status> {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
-        let claim = claim(
+        let claim = required_claim(
             "CreateCashMovement",
             &message.idempotency_key,
             &message,

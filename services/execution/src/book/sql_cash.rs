@@ -78,6 +78,14 @@ impl CashStore for SqlStore<DB> {
         }))
     }
 
+    async fn claimed_cash_movement(
+        &self,
+        tenant: &str,
+        claim: &IdempotencyClaim,
+    ) -> Result<Option<CashMovementRecord>, StoreError> {
+        self.replay_movement(tenant, claim).await
+    }
+
     async fn get_cash_movement(
         &self,
         tenant: &str,

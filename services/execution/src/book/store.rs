@@ -152,6 +152,16 @@ pub trait CashStore: Send + Sync + Debug {
         claim: Option<IdempotencyClaim>,
     ) -> Result<Created<CashMovementRecord>, StoreError>;
 
+    /// The movement recorded under `claim` earlier, if any.
+    ///
+    /// # Errors
+    /// `IdempotencyMismatch` when the key was used for a different request.
+    async fn claimed_cash_movement(
+        &self,
+        tenant: &str,
+        claim: &IdempotencyClaim,
+    ) -> Result<Option<CashMovementRecord>, StoreError>;
+
     async fn get_cash_movement(
         &self,
         tenant: &str,

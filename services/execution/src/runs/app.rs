@@ -9,6 +9,7 @@ use rebalancer_domain::portfolio::WeightInput;
 use rebalancer_domain::run::{ApprovalMode, InitiatedFrom, OrderStatus, RunKind, RunStatus};
 use rebalancer_domain::trades::Side;
 use rebalancer_kit::RequestContext;
+use rebalancer_kit::wire::{decimal_text, money_text};
 use rust_decimal::Decimal;
 
 use super::targets::TargetInfo;
@@ -62,7 +63,8 @@ impl Execution {
     }
 
     /// Plans and stores a run: PROPOSED under manual approval, else QUEUED.
-    /// One run per account at a time.
+    /// One run per account at a time, once per idempotency key: a retry gets
+    /// the run created first.
     ///
     /// # Errors
     /// `Invalid`, `NotFound` (account), `FailedPrecondition` (open run, no
@@ -72,10 +74,10 @@ impl Execution {
         &self,
         context: &RequestContext,
         spec: RunSpecInput,
-        claim: Option<IdempotencyClaim>,
+        claim: IdempotencyClaim,
         batch_id: Option<String>,
     ) -> Result<Created<RunRecord>, ExecutionError> {
-        self.create_run_with_target(context, spec, claim, batch_id, None)
+        self.create_run_with_target(context, spec, Some(claim), batch_id, None)
             .await
     }
 
@@ -297,10 +299,7 @@ impl Execution {
                         at: now,
                         order_id: Some(order.id.clone()),
                         action: "quantity_changed".to_owned(),
-                        details: format!(
-                            "quantity {} -> {}, notional {:?} -> {:?}",
-                            order.quantity, edit.quantity, order.notional, edit.notional
-                        ),
+                        details: edit_details(order, &edit),
                     });
                     change.order_edits.push(edit);
                 }
@@ -397,6 +396,21 @@ impl Execution {
 }
 
 /// Applies an edit to one order; the error names the field.
+/// What an edit changed, as users read it in the run's adjustments, with
+/// values written as the API writes them elsewhere:
+/// `quantity 47.7 -> 57.3, notional 25000.00 -> 30000.00` ("none" for the
+/// notional of an order sized in shares).
+fn edit_details(order: &OrderRecord, edit: &OrderEdit) -> String {
+    let notional = |value: Option<Decimal>| value.map_or_else(|| "none".to_owned(), money_text);
+    format!(
+        "quantity {} -> {}, notional {} -> {}",
+        decimal_text(order.quantity),
+        decimal_text(edit.quantity),
+        notional(order.notional),
+        notional(edit.notional)
+    )
+}
+
 fn edit_order(
     order: &OrderRecord,
     adjustment: &OrderAdjustmentInput,

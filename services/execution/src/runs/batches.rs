@@ -97,7 +97,8 @@ impl Execution {
     }
 
     /// Plans a run (PROPOSED) for every account of the batch; accounts that
-    /// cannot get one are listed with the reason.
+    /// cannot get one are listed with the reason. Once per idempotency key:
+    /// a retry gets the batch created first.
     ///
     /// # Errors
     /// `Invalid` for bad input; `Unavailable` when the Target service is down.
@@ -106,7 +107,7 @@ impl Execution {
         &self,
         context: &RequestContext,
         input: BatchInput,
-        claim: Option<IdempotencyClaim>,
+        claim: IdempotencyClaim,
     ) -> Result<Created<BatchView>, ExecutionError> {
         let mut violations = Violations::new();
         if input.portfolio_id.is_empty() == input.account_ids.is_empty() {
@@ -158,7 +159,7 @@ impl Execution {
         };
         let created = self
             .store
-            .create_batch(&context.tenant, batch, claim)
+            .create_batch(&context.tenant, batch, Some(claim))
             .await?;
         let batch = match created {
             Created::Replayed(batch) => {
@@ -266,7 +267,10 @@ impl Execution {
         Ok(views)
     }
 
-    /// The batch's trades by ticker (all its runs) and a page of its runs.
+    /// The batch's trades by ticker and a page of its runs (all of them,
+    /// canceled ones included). The totals leave out what will never trade:
+    /// orders an advisor excluded, and canceled runs (an excluded account,
+    /// a run canceled before it started).
     ///
     /// # Errors
     /// `NotFound`.
@@ -295,7 +299,7 @@ impl Execution {
                     },
                 )
                 .await?;
-            for run in &runs {
+            for run in runs.iter().filter(|r| r.status != RunStatus::Canceled) {
                 for order in run.orders.iter().filter(|o| !o.excluded) {
                     let total = totals
                         .entry((order.symbol.clone(), order.side.as_str()))

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::invalid_field;
-use rebalancer_kit::idempotency::claim;
+use rebalancer_kit::idempotency::required_claim;
 use rebalancer_kit::page::Page;
 use rebalancer_kit::wire::{datetime, decimal_text, money_text, timestamp};
 use rebalancer_proto::execution as pb;
@@ -41,7 +41,7 @@ impl RunService for ExecutionApi {
     ) -> Result<Response<pb::CreateRunResponse>, Status> {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
-        let claim = claim("CreateRun", &message.idempotency_key, &message, |m| {
+        let claim = required_claim("CreateRun", &message.idempotency_key, &message, |m| {
             m.idempotency_key.clear()
         })?;
         let spec = spec_of(message.spec)?;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::invalid_field;
-use rebalancer_kit::idempotency::claim;
+use rebalancer_kit::idempotency::required_claim;
 use rebalancer_kit::page::Page;
 use rebalancer_proto::execution as pb;
 use rebalancer_proto::execution::batch_service_server::BatchService;
@@ -34,7 +34,7 @@ impl BatchService for ExecutionApi {
     ) -> Result<Response<pb::CreateBatchResponse>, Status> {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
-        let claim = claim("CreateBatch", &message.idempotency_key, &message, |m| {
+        let claim = required_claim("CreateBatch", &message.idempotency_key, &message, |m| {
             m.idempotency_key.clear()
         })?;
         let input = BatchInput {
