@@ -26,6 +26,26 @@ pub fn required(field: &str, value: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// An optional enum filter of a list request: 0 (unspecified) is no filter;
+/// `from_wire` converts the rest.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` on `field` ("is not a known {what}") for a value
+/// `from_wire` does not know.
+pub fn enum_filter<T>(
+    field: &str,
+    value: i32,
+    from_wire: impl FnOnce(i32) -> Option<T>,
+    what: &str,
+) -> Result<Option<T>, Status> {
+    if value == 0 {
+        return Ok(None);
+    }
+    from_wire(value)
+        .map(Some)
+        .ok_or_else(|| invalid_field(field, format!("is not a known {what}")))
+}
+
 /// A weight as sent, for validation.
 #[must_use]
 pub fn weight_input(weight: &pb::Weight) -> WeightInput {

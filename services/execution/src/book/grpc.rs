@@ -10,6 +10,7 @@ use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::{invalid_argument, invalid_field};
 use rebalancer_kit::idempotency::required_claim;
 use rebalancer_kit::page::Page;
+use rebalancer_kit::wire::enum_filter;
 use rebalancer_proto::execution as pb;
 use rebalancer_proto::execution::account_service_server::AccountService;
 use tonic::{Request, Response, Status};
@@ -99,20 +100,18 @@ impl AccountService for ExecutionApi {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
         let page = Page::from_request(message.page_size, &message.page_token)?;
-        let status = match message.status {
-            0 => None,
-            value => Some(
-                account_status_from_wire(value)
-                    .ok_or_else(|| invalid_field("status", "is not a known account status"))?,
-            ),
-        };
-        let restriction = match message.restriction {
-            0 => None,
-            value => Some(
-                restriction_from_wire(value)
-                    .ok_or_else(|| invalid_field("restriction", "is not a known restriction"))?,
-            ),
-        };
+        let status = enum_filter(
+            "status",
+            message.status,
+            account_status_from_wire,
+            "account status",
+        )?;
+        let restriction = enum_filter(
+            "restriction",
+            message.restriction,
+            restriction_from_wire,
+            "restriction",
+        )?;
         let filter = AccountFilter {
             status,
             restriction,

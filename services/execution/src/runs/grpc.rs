@@ -7,6 +7,7 @@ use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::invalid_field;
 use rebalancer_kit::idempotency::required_claim;
 use rebalancer_kit::page::Page;
+use rebalancer_kit::wire::enum_filter;
 use rebalancer_kit::wire::{datetime, decimal_text, money_text, timestamp};
 use rebalancer_proto::execution as pb;
 use rebalancer_proto::execution::run_service_server::RunService;
@@ -109,13 +110,7 @@ impl RunService for ExecutionApi {
                 invalid_field(&format!("statuses[{index}]"), "is not a known run status")
             })?);
         }
-        let kind = match message.r#type {
-            0 => None,
-            value => Some(
-                run_kind_from_wire(value)
-                    .ok_or_else(|| invalid_field("type", "is not a known run type"))?,
-            ),
-        };
+        let kind = enum_filter("type", message.r#type, run_kind_from_wire, "run type")?;
         let filter = RunFilter {
             account_id: Some(message.account_id).filter(|id| !id.is_empty()),
             statuses,

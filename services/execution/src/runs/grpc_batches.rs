@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use rebalancer_kit::RequestContext;
-use rebalancer_kit::error::invalid_field;
 use rebalancer_kit::idempotency::required_claim;
 use rebalancer_kit::page::Page;
+use rebalancer_kit::wire::enum_filter;
 use rebalancer_proto::execution as pb;
 use rebalancer_proto::execution::batch_service_server::BatchService;
 use tokio_stream::wrappers::ReceiverStream;
@@ -78,13 +78,12 @@ impl BatchService for ExecutionApi {
         let context = RequestContext::of(&request)?;
         let message = request.into_inner();
         let page = Page::from_request(message.page_size, &message.page_token)?;
-        let status = match message.status {
-            0 => None,
-            value => Some(
-                batch_status_from_wire(value)
-                    .ok_or_else(|| invalid_field("status", "is not a known batch status"))?,
-            ),
-        };
+        let status = enum_filter(
+            "status",
+            message.status,
+            batch_status_from_wire,
+            "batch status",
+        )?;
         let portfolio = Some(message.portfolio_id.as_str()).filter(|id| !id.is_empty());
         let views = self
             .execution
