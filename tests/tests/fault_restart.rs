@@ -691,9 +691,18 @@ async fn kill_and_restart(backend: &str) {
         let fills = desk.fills(&block.id).await;
         let block_allocations = desk.allocations(&block.id).await;
         let mut allocated: HashMap<&str, Decimal> = HashMap::new();
+        // The block's average-price corrections: no shares, no cash overall.
+        let average_fill = format!("avg-{}", block.id);
+        let mut corrections = Decimal::ZERO;
         for allocation in &block_allocations {
+            if allocation.fill_id == average_fill {
+                assert_eq!(d(&allocation.quantity), Decimal::ZERO, "{allocation:?}");
+                corrections += d(&allocation.amount);
+                continue;
+            }
             *allocated.entry(allocation.fill_id.as_str()).or_default() += d(&allocation.quantity);
         }
+        assert_eq!(corrections, Decimal::ZERO, "{block:?}");
         let mut filled = Decimal::ZERO;
         for fill in &fills {
             assert_eq!(

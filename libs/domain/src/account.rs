@@ -14,6 +14,51 @@ crate::text_enum! {
 }
 
 crate::text_enum! {
+    /// How an account may use cash.
+    #[derive(Default)]
+    pub enum AccountType {
+        /// Cash never goes below zero.
+        #[default]
+        Cash = "cash",
+        /// Cash may go below zero, down to minus the margin limit.
+        Margin = "margin",
+    }
+}
+
+/// What an account may spend and withdraw, from its cash, its margin limit
+/// and the withdrawals requested and not yet paid out or canceled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CashLimits {
+    pub cash: Decimal,
+    /// 0 for a cash account.
+    pub margin_limit: Decimal,
+    /// Withdrawals requested, not yet settled or canceled.
+    pub earmarked: Decimal,
+}
+
+impl CashLimits {
+    /// The cash held back for withdrawals: the earmark, as far as the cash
+    /// covers it (the rest is still to be raised).
+    #[must_use]
+    pub fn held_back(&self) -> Decimal {
+        self.earmarked.min(self.cash.max(Decimal::ZERO))
+    }
+
+    /// Cash that plans and drift count: cash less what is held back.
+    #[must_use]
+    pub fn free_cash(&self) -> Decimal {
+        self.cash - self.held_back()
+    }
+
+    /// What buys may spend now: cash less every withdrawal requested, plus
+    /// the margin limit; never below zero.
+    #[must_use]
+    pub fn buying_power(&self) -> Decimal {
+        (self.cash - self.earmarked + self.margin_limit).max(Decimal::ZERO)
+    }
+}
+
+crate::text_enum! {
     /// Why an account may not be traded normally.
     #[derive(PartialOrd, Ord)]
     pub enum Restriction {
@@ -110,6 +155,10 @@ pub struct AccountInput {
     pub positions: Vec<PositionInput>,
     /// `None` for an unspecified or unknown value.
     pub restrictions: Vec<Option<Restriction>>,
+    /// `None`: a cash account.
+    pub account_type: Option<AccountType>,
+    /// Margin accounts only; empty is 0.
+    pub margin_limit: String,
 }
 
 /// A validated position.
@@ -129,7 +178,15 @@ pub struct AccountState {
     pub cash: Decimal,
     pub positions: Vec<Position>,
     pub restrictions: Vec<Restriction>,
+    pub account_type: AccountType,
+    /// 0 for a cash account.
+    pub margin_limit: Decimal,
 }
+
+/// The largest cash balance or margin limit an account may state, in
+/// dollars (a trillion): far above any real account, far below where
+/// arithmetic on it could overflow.
+pub const MAX_CASH: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
 
 /// Most decimals of a share quantity.
 pub const QUANTITY_SCALE: u32 = 9;
@@ -156,6 +213,44 @@ impl AccountInput {
                 Decimal::ZERO
             }
         };
+        let account_type = self.account_type.unwrap_or_default();
+        let margin_limit = if self.margin_limit.is_empty() {
+            Decimal::ZERO
+        } else {
+            match parse_decimal(&self.margin_limit) {
+                Ok(_) if account_type == AccountType::Cash => {
+                    violations.add("margin_limit", "is only for MARGIN accounts");
+                    Decimal::ZERO
+                }
+                Ok(limit)
+                    if limit.is_sign_negative()
+                        || significant_scale(limit) > 2
+                        || limit > MAX_CASH =>
+                {
+                    violations.add(
+                        "margin_limit",
+                        "must be between 0 and 1000000000000 with at most 2 decimal places",
+                    );
+                    Decimal::ZERO
+                }
+                Ok(limit) => limit.normalize(),
+                Err(error) => {
+                    violations.add("margin_limit", error.to_string());
+                    Decimal::ZERO
+                }
+            }
+        };
+        if cash.abs() > MAX_CASH {
+            violations.add("cash", "must be within 1000000000000 dollars of 0");
+        } else if cash < -margin_limit {
+            let problem = match account_type {
+                AccountType::Cash => {
+                    "must be 0 or more: a CASH account never goes below zero (a MARGIN account may, down to its margin_limit)".to_owned()
+                }
+                AccountType::Margin => format!("must not be below minus the margin_limit ({margin_limit})"),
+            };
+            violations.add("cash", problem);
+        }
         let mut positions: Vec<Position> = Vec::with_capacity(self.positions.len());
         for (index, input) in self.positions.iter().enumerate() {
             let at = |field: &str| format!("positions[{index}].{field}");
@@ -231,6 +326,8 @@ impl AccountInput {
             cash,
             positions,
             restrictions,
+            account_type,
+            margin_limit,
         })
     }
 }

@@ -48,6 +48,10 @@ pub struct Algorithm {
     pub extended_hours: bool,
     pub net_across_accounts: bool,
     pub seed: i64,
+    /// Keep working at the participation cap after the window until the
+    /// close; by default what the window left unfilled expires.
+    #[serde(default)]
+    pub continue_after_window: bool,
 }
 
 impl Default for Algorithm {
@@ -64,6 +68,7 @@ impl Default for Algorithm {
             extended_hours: false,
             net_across_accounts: false,
             seed: 0,
+            continue_after_window: false,
         }
     }
 }
@@ -83,6 +88,7 @@ pub struct AlgorithmInput {
     pub extended_hours: bool,
     pub net_across_accounts: bool,
     pub seed: i64,
+    pub continue_after_window: bool,
 }
 
 impl AlgorithmInput {
@@ -168,6 +174,7 @@ impl AlgorithmInput {
             extended_hours: self.extended_hours,
             net_across_accounts: self.net_across_accounts,
             seed: self.seed,
+            continue_after_window: self.continue_after_window,
         })
     }
 }
@@ -278,14 +285,23 @@ pub struct SliceContext {
 }
 
 /// The quantity of the next slice: its share of what remains, randomized,
-/// capped by participation, floored to the step; the last slice sweeps the rest.
+/// capped by participation, floored to the step; the last slice sweeps the
+/// rest (TWAP and VWAP still within the cap).
 #[must_use]
 pub fn slice_quantity(context: &SliceContext) -> Decimal {
     if context.remaining <= Decimal::ZERO {
         return Decimal::ZERO;
     }
     if context.slices_left <= 1 {
-        return context.remaining;
+        // The last slice sweeps what remains: all of it for a market order,
+        // within the participation cap for TWAP and VWAP.
+        return match (context.kind, context.participation_cap) {
+            (AlgorithmKind::Twap | AlgorithmKind::Vwap, Some(cap)) => {
+                let capped = context.remaining.min(cap);
+                ((capped / context.step).floor() * context.step).max(Decimal::ZERO)
+            }
+            _ => context.remaining,
+        };
     }
     let base = match context.kind {
         AlgorithmKind::Market => context.remaining,
@@ -419,6 +435,18 @@ mod tests {
             ..context(AlgorithmKind::Twap, dec!(100), 4)
         };
         assert_eq!(slice_quantity(&capped), dec!(10));
+        // The last slice of a TWAP or VWAP sweeps only within the cap; a
+        // market order's sweeps everything.
+        let last_capped = SliceContext {
+            participation_cap: Some(dec!(10)),
+            ..context(AlgorithmKind::Vwap, dec!(100), 1)
+        };
+        assert_eq!(slice_quantity(&last_capped), dec!(10));
+        let market = SliceContext {
+            participation_cap: Some(dec!(10)),
+            ..context(AlgorithmKind::Market, dec!(100), 1)
+        };
+        assert_eq!(slice_quantity(&market), dec!(100));
         let fractional = SliceContext {
             step: dec!(0.000000001),
             ..context(AlgorithmKind::Twap, dec!(1), 3)

@@ -20,7 +20,8 @@ pub struct Booking {
     pub side: Side,
     pub quantity: Decimal,
     pub price: Decimal,
-    /// Cash the allocation moves, to the cent (positive).
+    /// Cash the allocation moves, to the cent: positive, except for a price
+    /// correction (no shares), which may go either way.
     pub amount: Decimal,
 }
 
@@ -31,22 +32,36 @@ pub struct Booked {
     pub position: Position,
     /// Shares sold beyond what the position held (the position stops at zero).
     pub oversold: Decimal,
+    /// Proceeds of those shares: never credited (a break to report).
+    pub unbooked: Decimal,
 }
 
 /// Applies `bookings` in order: a buy adds shares at its price to the
-/// average cost and pays its amount; a sell removes shares (never below
-/// zero: the excess is reported as `oversold`) and receives its amount; the
-/// average cost of what remains is unchanged by a sale.
+/// average cost and pays its amount; a sell removes shares and receives its
+/// amount, never below zero shares: the excess is reported as `oversold` and
+/// its share of the proceeds as `unbooked`, never credited. The average cost
+/// of what remains is unchanged by a sale. A booking without shares is a
+/// price correction (the block's average price): it moves its amount, and on
+/// a buy changes the cost of the shares held.
 #[must_use]
 pub fn book(cash: Decimal, position: Position, bookings: &[Booking]) -> Booked {
     let mut booked = Booked {
         cash,
         position,
         oversold: Decimal::ZERO,
+        unbooked: Decimal::ZERO,
     };
     for booking in bookings {
         let held = booked.position;
         match booking.side {
+            Side::Buy if booking.quantity.is_zero() => {
+                if held.quantity > Decimal::ZERO {
+                    booked.position.average_cost =
+                        ((held.quantity * held.average_cost + booking.amount) / held.quantity)
+                            .round_dp(6);
+                }
+                booked.cash -= booking.amount;
+            }
             Side::Buy => {
                 let after = held.quantity + booking.quantity;
                 if after > Decimal::ZERO {
@@ -59,11 +74,16 @@ pub fn book(cash: Decimal, position: Position, bookings: &[Booking]) -> Booked {
                 booked.cash -= booking.amount;
             }
             Side::Sell => {
+                let mut amount = booking.amount;
                 if booking.quantity > held.quantity {
                     booked.oversold += booking.quantity - held.quantity;
+                    // Only the shares held are paid for.
+                    let credited = (amount * held.quantity / booking.quantity).round_dp(2);
+                    booked.unbooked += amount - credited;
+                    amount = credited;
                 }
                 booked.position.quantity = (held.quantity - booking.quantity).max(Decimal::ZERO);
-                booked.cash += booking.amount;
+                booked.cash += amount;
             }
         }
     }
@@ -122,6 +142,27 @@ mod tests {
         let booked = book(Decimal::ZERO, start, &[sell(dec!(100), dec!(360))]);
         assert_eq!(booked.position, Position::default());
         assert_eq!(booked.oversold, dec!(90));
+        // Only the 10 shares held are paid for: no phantom proceeds.
+        assert_eq!(booked.cash, dec!(3600));
+        assert_eq!(booked.unbooked, dec!(32400));
+    }
+
+    #[test]
+    fn a_price_correction_moves_cash_and_the_cost_of_what_is_held() {
+        let start = Position {
+            quantity: dec!(4),
+            average_cost: dec!(100.25),
+        };
+        let correction = Booking {
+            side: Side::Buy,
+            quantity: Decimal::ZERO,
+            price: dec!(100.5),
+            amount: dec!(1.00),
+        };
+        let booked = book(dec!(10), start, &[correction]);
+        assert_eq!(booked.cash, dec!(9));
+        assert_eq!(booked.position.quantity, dec!(4));
+        assert_eq!(booked.position.average_cost, dec!(100.5));
     }
 
     proptest! {
@@ -145,7 +186,7 @@ mod tests {
                 .iter()
                 .map(|b| if b.side == Side::Buy { -b.amount } else { b.amount })
                 .sum();
-            prop_assert_eq!(booked.cash, dec!(10000) + cash_flow);
+            prop_assert_eq!(booked.cash, dec!(10000) + cash_flow - booked.unbooked);
             let share_flow: Decimal = bookings
                 .iter()
                 .map(|b| if b.side == Side::Buy { b.quantity } else { -b.quantity })

@@ -209,6 +209,32 @@ pub fn open_session(moment: DateTime<Utc>) -> Option<Session> {
     session(exchange_date(moment)).filter(|session| session.contains(moment))
 }
 
+/// How long extended trading runs after the close (to 20:00 New York).
+pub const AFTER_HOURS: Duration = Duration::hours(4);
+
+/// Whether `moment` is in the extended hours of a trading day: from 04:00
+/// New York to the open, or from the close to four hours after it.
+#[must_use]
+pub fn in_extended_hours(moment: DateTime<Utc>) -> bool {
+    let date = exchange_date(moment);
+    let Some(session) = session(date) else {
+        return false;
+    };
+    let pre_market = NaiveTime::from_hms_opt(4, 0, 0).and_then(|time| at_new_york(date, time));
+    pre_market.is_some_and(|pre| pre <= moment && moment < session.open)
+        || (session.close <= moment && moment < session.close + AFTER_HOURS)
+}
+
+/// The session of `moment`'s trading day when it is still open or in its
+/// extended hours, else the next session.
+#[must_use]
+pub fn extended_or_next_session(moment: DateTime<Utc>) -> Session {
+    match session(exchange_date(moment)) {
+        Some(session) if moment < session.close + AFTER_HOURS => session,
+        _ => current_or_next_session(moment),
+    }
+}
+
 /// The next session whose close is after `moment` (the current one if open,
 /// else the next to open).
 #[must_use]

@@ -5,6 +5,7 @@
 pub mod account;
 pub mod algo;
 pub mod allocation;
+pub mod average_price;
 pub mod backtest;
 pub mod booking;
 pub mod calendar;

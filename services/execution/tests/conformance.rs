@@ -59,6 +59,8 @@ fn upsert(id: &str, cash: rust_decimal::Decimal, expected_revision: Option<i64>)
             },
         ],
         restrictions: vec![Restriction::TradingBlocked, Restriction::AchReturn],
+        account_type: rebalancer_domain::account::AccountType::Cash,
+        margin_limit: rust_decimal::Decimal::ZERO,
         expected_revision,
         now: Utc
             .with_ymd_and_hms(2026, 3, 2, 15, 0, 0)
@@ -142,6 +144,7 @@ fn movement(
             .with_ymd_and_hms(2026, 3, 2, 15, 5, 0)
             .single()
             .expect("valid"),
+        withdrawable_limit: None,
     }
 }
 
@@ -461,6 +464,7 @@ fn run(account_id: &str, status: RunStatus) -> RunRecord {
         started_at: None,
         completed_at: None,
         canceled_at: None,
+        expires_at: None,
         orders: Vec::new(),
     }
 }

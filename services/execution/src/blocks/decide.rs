@@ -228,7 +228,11 @@ pub(super) fn outcome_reason(run: &RunRecord, status: RunStatus) -> String {
             let short: Vec<String> = run
                 .orders
                 .iter()
-                .filter(|o| o.status != OrderStatus::Filled && !o.excluded)
+                .filter(|o| {
+                    !o.excluded
+                        && (o.status != OrderStatus::Filled
+                            || crate::blocks::fit::changed_the_plan(&o.reason))
+                })
                 .map(|o| {
                     format!(
                         "{} {} {}: {}",
@@ -501,6 +505,26 @@ pub(super) fn split_over_legs(
         .collect()
 }
 
+/// New due times for `count` slices missed while no worker ran: spread
+/// evenly over what remains of the window, the last at its end; `None`
+/// (dropped) for all of them once the window is over.
+pub(super) fn respread(
+    now: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+    count: usize,
+) -> Vec<Option<DateTime<Utc>>> {
+    let left = window_end - now;
+    let Ok(count_i32) = i32::try_from(count) else {
+        return vec![None; count];
+    };
+    if left <= TimeDelta::zero() || count == 0 {
+        return vec![None; count];
+    }
+    (1..=count_i32)
+        .map(|index| Some(now + left * index / count_i32))
+        .collect()
+}
+
 /// What a slice leaves behind: the orders' progress, the block's state, and
 /// whether it goes on.
 #[derive(Debug)]
@@ -544,8 +568,12 @@ pub(super) fn conclude_slice(facts: &SliceFacts<'_>) -> SliceConclusion {
     } else {
         OrderStatus::Submitted
     };
+    // After the window a TWAP or VWAP stops (the trader's horizon) unless it
+    // asked to continue; a market order keeps trying until the close.
+    let goes_on = block.algorithm.continue_after_window
+        || block.algorithm.kind == rebalancer_domain::algo::AlgorithmKind::Market;
     let mut next_slice_due = None;
-    if facts.last_slice && !done && facts.rejected.is_none() && facts.in_hours {
+    if facts.last_slice && !done && facts.rejected.is_none() && facts.in_hours && goes_on {
         let next = facts.now + TimeDelta::minutes(1);
         if facts.close.is_none_or(|close| next < close) || block.algorithm.extended_hours {
             next_slice_due = Some(next.max(facts.window_end));
@@ -587,14 +615,24 @@ pub(super) fn conclude_slice(facts: &SliceFacts<'_>) -> SliceConclusion {
                 Leg::Shares | Leg::Whole => format!("{left} shares"),
             })
             .collect();
+        let horizon = !goes_on && facts.close.is_none_or(|close| facts.now < close);
         Some(BlockFinish {
             status: OrderStatus::Expired,
             order_status: OrderStatus::Expired,
-            reason: format!(
-                "could not finish before the close: {} of {} unfilled",
-                left.join(" and "),
-                block.symbol
-            ),
+            reason: if horizon {
+                format!(
+                    "the window ended with {} of {} unfilled (at most {}% of the market's volume)",
+                    left.join(" and "),
+                    block.symbol,
+                    block.algorithm.max_participation_percent
+                )
+            } else {
+                format!(
+                    "could not finish before the close: {} of {} unfilled",
+                    left.join(" and "),
+                    block.symbol
+                )
+            },
         })
     } else {
         None

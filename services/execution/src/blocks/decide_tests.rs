@@ -230,3 +230,55 @@ fn a_slice_splits_over_the_legs_pro_rata_and_never_beyond_their_needs() {
     );
     assert!(split_over_legs(Decimal::ZERO, &needed, reference).is_empty());
 }
+
+#[test]
+fn missed_slices_are_spread_over_the_rest_of_the_window() {
+    // Back at 14:10 with three slices missed of a window ending 14:30.
+    let times = respread(at(14, 10), at(14, 30), 3);
+    let minutes: Vec<Option<i64>> = times
+        .iter()
+        .map(|t| t.map(|t| (t - at(14, 10)).num_seconds()))
+        .collect();
+    assert_eq!(minutes, [Some(400), Some(800), Some(1200)]);
+    // Past the window they are dropped: the slice at hand is the last.
+    assert_eq!(respread(at(14, 31), at(14, 30), 2), [None, None]);
+}
+
+#[test]
+fn a_twap_expires_with_its_window_unless_it_asked_to_go_on() {
+    let twap = Algorithm {
+        kind: rebalancer_domain::algo::AlgorithmKind::Twap,
+        horizon_secs: Some(1800),
+        ..Algorithm::default()
+    };
+    let mut block = block(Decimal::from(10));
+    block.algorithm = twap;
+    let order = order("o1", "a1", Decimal::from(10), true);
+    let open = [&order];
+    let progress: BTreeMap<&str, Progress> = BTreeMap::from([("o1", Progress::of(&order))]);
+    let facts = |block: &BlockRecord| -> SliceConclusion {
+        conclude_slice(&SliceFacts {
+            block,
+            orders: std::slice::from_ref(&order),
+            open: &open,
+            progress: &progress,
+            block_filled_quantity: Decimal::ZERO,
+            last_price: Decimal::from(500),
+            last_slice: true,
+            in_hours: true,
+            close: Some(at(21, 0)),
+            window_end: at(14, 30),
+            now: at(14, 30),
+            rejected: None,
+        })
+    };
+    let ended = facts(&block);
+    assert_eq!(ended.next_slice_due, None);
+    let finish = ended.finish.expect("the block ends");
+    assert_eq!(finish.status, OrderStatus::Expired);
+    assert!(finish.reason.contains("window ended"), "{}", finish.reason);
+    block.algorithm.continue_after_window = true;
+    let goes_on = facts(&block);
+    assert_eq!(goes_on.next_slice_due, Some(at(14, 31)));
+    assert!(goes_on.finish.is_none());
+}

@@ -11,11 +11,14 @@
 mod app;
 pub mod convert;
 mod decide;
+mod fit;
 mod grpc;
 mod slices;
 pub(crate) mod sql;
 mod sql_reads;
+mod sql_room;
 pub(crate) mod sql_rows;
+mod sql_settle;
 pub mod store;
 mod worker;
 

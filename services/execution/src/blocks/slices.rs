@@ -19,6 +19,7 @@ use crate::Execution;
 use crate::blocks::decide::{
     self, Leg, Progress, floor_to, is_open, order_quantity, salt_of, still_needed,
 };
+use crate::blocks::fit;
 use crate::blocks::store::{
     BlockRecord, ChildOrderRecord, ClaimedSlice, FillRecord, SliceOutcome, SliceRecord, SliceStatus,
 };
@@ -36,28 +37,39 @@ impl Execution {
         let Some(block) = self.store.get_block(tenant, &slice.block_order_id).await? else {
             return Ok(());
         };
-        let orders = self.store.block_orders(tenant, &block.id).await?;
-        let open: Vec<&OrderRecord> = if block.completed_at.is_some() {
-            Vec::new()
-        } else {
-            orders.iter().filter(|o| is_open(o)).collect()
-        };
-        let open_slices = self.store.open_slices(tenant, &block.id).await?;
-        let slices_left = u32::try_from(open_slices.len().max(1)).unwrap_or(u32::MAX);
+        let mut orders = self.store.block_orders(tenant, &block.id).await?;
         let window_end = block.window_end.unwrap_or(now);
         let session = calendar::open_session(now);
-        let in_hours = session.is_some() || block.algorithm.extended_hours;
-
-        let mut needed: BTreeMap<Leg, Decimal> = BTreeMap::new();
-        for order in &open {
-            *needed.entry(Leg::of(order)).or_default() += still_needed(order);
-        }
+        let in_hours = session.is_some()
+            || (block.algorithm.extended_hours && calendar::in_extended_hours(now));
         let quote = self.market.quote(&block.symbol).await;
         let reference = match (&quote, block.side) {
             (Some(q), Side::Buy) => q.ask,
             (Some(q), Side::Sell) => q.bid,
             (None, _) => block.arrival_price.unwrap_or_default(),
         };
+        if block.completed_at.is_none() && in_hours {
+            self.fit_orders(tenant, &block, &mut orders, reference, now)
+                .await?;
+        }
+        let open: Vec<&OrderRecord> = if block.completed_at.is_some() {
+            Vec::new()
+        } else {
+            orders.iter().filter(|o| is_open(o)).collect()
+        };
+        let mut open_slices = self.store.open_slices(tenant, &block.id).await?;
+        if self
+            .respread_missed_slices(tenant, &slice, &open_slices, window_end, now)
+            .await?
+        {
+            open_slices = self.store.open_slices(tenant, &block.id).await?;
+        }
+        let slices_left = u32::try_from(open_slices.len().max(1)).unwrap_or(u32::MAX);
+
+        let mut needed: BTreeMap<Leg, Decimal> = BTreeMap::new();
+        for order in &open {
+            *needed.entry(Leg::of(order)).or_default() += still_needed(order);
+        }
         let amounts = if in_hours && !needed.is_empty() {
             self.leg_amounts(
                 &block,
@@ -182,9 +194,81 @@ impl Execution {
         Ok(())
     }
 
+    /// Cuts the block's open orders to what their accounts can trade now
+    /// ([`super::fit`]), in the store and in `orders`.
+    async fn fit_orders(
+        &self,
+        tenant: &str,
+        block: &BlockRecord,
+        orders: &mut [OrderRecord],
+        reference: Decimal,
+        now: DateTime<Utc>,
+    ) -> Result<(), ExecutionError> {
+        let open: Vec<&OrderRecord> = orders.iter().filter(|o| is_open(o)).collect();
+        if open.is_empty() {
+            return Ok(());
+        }
+        let accounts: Vec<String> = open
+            .iter()
+            .map(|o| o.account_id.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let rooms = self
+            .store
+            .account_room(tenant, &block.id, &block.symbol, &accounts)
+            .await?;
+        let caps = fit::fit_to_accounts(block.side, &open, &rooms, reference);
+        if caps.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(block_id = %block.id, orders = caps.len(), "orders cut to what their accounts can trade");
+        self.store.cap_orders(tenant, &caps, now).await?;
+        for cap in caps {
+            if let Some(order) = orders.iter_mut().find(|o| o.id == cap.order_id) {
+                order.quantity = cap.quantity;
+                order.notional = cap.notional;
+                order.status = cap.status;
+                order.reason = cap.reason;
+            }
+        }
+        Ok(())
+    }
+
+    /// Slices missed while no worker ran (a restart) are spread again over
+    /// what remains of the window rather than fired back to back; past the
+    /// window they are dropped, and this slice is the last. Returns whether
+    /// any slice moved.
+    async fn respread_missed_slices(
+        &self,
+        tenant: &str,
+        slice: &SliceRecord,
+        open_slices: &[SliceRecord],
+        window_end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ExecutionError> {
+        let later: Vec<&SliceRecord> = open_slices
+            .iter()
+            .filter(|s| s.sequence > slice.sequence)
+            .collect();
+        if !later.iter().any(|s| s.due_at <= now) {
+            return Ok(false);
+        }
+        let times = decide::respread(now, window_end, later.len());
+        let moves: Vec<(String, Option<DateTime<Utc>>)> = later
+            .iter()
+            .zip(times)
+            .map(|(s, due)| (s.id.clone(), due))
+            .collect();
+        tracing::info!(block_id = %slice.block_order_id, slices = moves.len(), "missed slices spread over the rest of the window");
+        self.store.reschedule_slices(tenant, &moves).await?;
+        Ok(true)
+    }
+
     /// What each leg sends this slice: the whole block's slice (sized from
     /// what remains, by the algorithm, capped by participation) split pro
-    /// rata to what each leg needs; the last slice sends everything left.
+    /// rata to what each leg needs; a market order's last slice sends
+    /// everything left, a TWAP or VWAP slice never more than the cap.
     #[expect(clippy::too_many_arguments, reason = "the sizing inputs of one slice")]
     async fn leg_amounts(
         &self,
@@ -196,7 +280,8 @@ impl Execution {
         reference: Decimal,
         now: DateTime<Utc>,
     ) -> Vec<(Leg, Decimal)> {
-        if slices_left <= 1 || reference <= Decimal::ZERO {
+        let market = block.algorithm.kind == AlgorithmKind::Market;
+        if (slices_left <= 1 && market) || reference <= Decimal::ZERO {
             return needed.iter().map(|(leg, left)| (*leg, *left)).collect();
         }
         let total = decide::shares_needed(needed, reference);
@@ -222,6 +307,11 @@ impl Execution {
                 u64::try_from(slice.sequence).unwrap_or(0),
             ),
         });
+        // A slice that covers everything sends everything (flooring each leg
+        // of a size floored to the share step would leave a residue behind).
+        if size + FRACTIONAL_STEP >= total {
+            return needed.iter().map(|(leg, left)| (*leg, *left)).collect();
+        }
         decide::split_over_legs(size, needed, reference)
     }
 

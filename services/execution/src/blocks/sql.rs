@@ -13,8 +13,8 @@ use sqlx::{QueryBuilder, Row};
 
 use crate::blocks::sql_rows::{block_from_row, encode, slice_from_row};
 use crate::blocks::store::{
-    BlockFilter, BlockFinish, BlockRecord, BlockStart, BlockStore, ClaimedSlice, NewBlock,
-    OrderBook, RunCompletion, SliceOutcome, SliceRecord,
+    AccountRoom, BlockFilter, BlockFinish, BlockRecord, BlockStart, BlockStore, ClaimedSlice,
+    NewBlock, OrderBook, OrderCap, RunCompletion, SliceOutcome, SliceRecord,
 };
 use crate::runs::sql::moving_to;
 use crate::runs::store::{OrderRecord, RunRecord};
@@ -45,13 +45,21 @@ impl BlockStore for SqlStore<DB> {
         now: DateTime<Utc>,
         limit: u32,
         gathering: bool,
+        extended_only: bool,
     ) -> Result<Vec<(String, RunRecord)>, StoreError> {
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
+        // Expired runs are left to the expiry sweep, never started.
         let sql = format!(
             "UPDATE runs SET status = 'in_progress', transmission_id = $1, started_at = $2, updated_at = $2, \
              revision = revision + 1 WHERE (tenant_id, id) IN (SELECT tenant_id, id FROM runs \
-             WHERE {}{} ORDER BY tenant_id, id LIMIT $3 {}) RETURNING tenant_id, id",
+             WHERE {} AND (expires_at IS NULL OR expires_at > $2){}{} ORDER BY tenant_id, id LIMIT $3 {}) \
+             RETURNING tenant_id, id",
             moving_to(RunStatus::InProgress),
+            if extended_only {
+                " AND extended_hours"
+            } else {
+                ""
+            },
             if gathering {
                 " AND NOT (batch_id IS NULL AND initiated_from = 'system')"
             } else {
@@ -153,8 +161,9 @@ impl BlockStore for SqlStore<DB> {
             }
             Self::insert_fills(&mut tx, tenant, &new.fills).await?;
             Self::insert_allocations(&mut tx, tenant, &new.allocations).await?;
-            Self::book_allocations(&mut tx, tenant, &new.allocations, now).await?;
+            let breaks = Self::book_allocations(&mut tx, tenant, &new.allocations, now).await?;
             Self::update_orders(&mut tx, tenant, &new.orders, now).await?;
+            Self::set_order_reasons(&mut tx, tenant, &breaks, now).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -309,8 +318,9 @@ impl BlockStore for SqlStore<DB> {
         }
         Self::insert_fills(&mut tx, tenant, &outcome.fills).await?;
         Self::insert_allocations(&mut tx, tenant, &outcome.allocations).await?;
-        Self::book_allocations(&mut tx, tenant, &outcome.allocations, now).await?;
+        let breaks = Self::book_allocations(&mut tx, tenant, &outcome.allocations, now).await?;
         Self::update_orders(&mut tx, tenant, &outcome.orders, now).await?;
+        Self::set_order_reasons(&mut tx, tenant, &breaks, now).await?;
         // A block ended meanwhile (canceled) keeps its status; its fills count.
         sqlx::query(
             "UPDATE block_orders SET quantity = $3, filled_quantity = $4, filled_notional = $5, \
@@ -419,6 +429,52 @@ impl BlockStore for SqlStore<DB> {
             .map(|row| row.try_get("id"))
             .collect::<Result<Vec<String>, _>>()?;
         Self::load_runs(&mut conn, tenant, &ids).await
+    }
+
+    async fn reschedule_slices(
+        &self,
+        tenant: &str,
+        moves: &[(String, Option<DateTime<Utc>>)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
+        for (slice_id, due_at) in moves {
+            let query = match due_at {
+                Some(due_at) => sqlx::query(
+                    "UPDATE slices SET due_at = $3 WHERE tenant_id = $1 AND id = $2 AND status = 'pending'",
+                )
+                .bind(tenant.to_owned())
+                .bind(slice_id.clone())
+                .bind(*due_at),
+                None => sqlx::query(
+                    "UPDATE slices SET status = 'canceled' WHERE tenant_id = $1 AND id = $2 AND status = 'pending'",
+                )
+                .bind(tenant.to_owned())
+                .bind(slice_id.clone()),
+            };
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn account_room(
+        &self,
+        tenant: &str,
+        block_id: &str,
+        symbol: &str,
+        account_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, AccountRoom>, StoreError> {
+        self.select_rooms(tenant, block_id, symbol, account_ids)
+            .await
+    }
+
+    async fn cap_orders(
+        &self,
+        tenant: &str,
+        caps: &[OrderCap],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write_caps(tenant, caps, now).await
     }
 
     async fn open_transmissions(&self) -> Result<Vec<(String, String)>, StoreError> {

@@ -163,13 +163,17 @@ impl OrderBook for SqlStore<DB> {
     ) -> Result<Vec<AllocationRecord>, StoreError> {
         let mut query = QueryBuilder::<DB>::new(
             "SELECT a.fill_id, a.order_id, a.account_id, a.symbol, a.side, a.quantity, a.price, a.amount \
-             FROM allocations a JOIN fills f ON f.tenant_id = a.tenant_id AND f.id = a.fill_id WHERE a.tenant_id = ",
+             FROM allocations a LEFT JOIN fills f ON f.tenant_id = a.tenant_id AND f.id = a.fill_id WHERE a.tenant_id = ",
         );
         query.push_bind(tenant.to_owned());
         if let Some(block_id) = block_id {
+            // The block's fills, and its average-price corrections.
             query
-                .push(" AND f.block_order_id = ")
-                .push_bind(block_id.to_owned());
+                .push(" AND (f.block_order_id = ")
+                .push_bind(block_id.to_owned())
+                .push(" OR a.fill_id = ")
+                .push_bind(super::sql_settle::average_price_fill_id(block_id))
+                .push(")");
         }
         if let Some(order_id) = order_id {
             query

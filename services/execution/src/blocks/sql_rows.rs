@@ -50,17 +50,18 @@ impl SqlStore<DB> {
         finish: &BlockFinish,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        let ended = sqlx::query(
             "UPDATE block_orders SET status = $3, reason = $4, completed_at = $5 \
-             WHERE tenant_id = $1 AND id = $2 AND completed_at IS NULL",
+             WHERE tenant_id = $1 AND id = $2 AND completed_at IS NULL RETURNING id",
         )
         .bind(tenant.to_owned())
         .bind(block_id.to_owned())
         .bind(finish.status.as_str().to_owned())
         .bind(finish.reason.clone())
         .bind(now)
-        .execute(&mut *conn)
-        .await?;
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some();
         let sql = format!(
             "UPDATE orders SET status = $3, reason = $4, updated_at = $5 WHERE tenant_id = $1 \
              AND block_order_id = $2 AND status IN {OPEN_ORDER}"
@@ -81,6 +82,9 @@ impl SqlStore<DB> {
         .bind(block_id.to_owned())
         .execute(&mut *conn)
         .await?;
+        if ended {
+            Self::settle_at_average_price(conn, tenant, block_id, now).await?;
+        }
         Ok(())
     }
 

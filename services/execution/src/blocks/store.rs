@@ -176,6 +176,30 @@ pub struct SliceOutcome {
     pub finish: Option<BlockFinish>,
 }
 
+/// What an account of a block can trade now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AccountRoom {
+    pub limits: rebalancer_domain::account::CashLimits,
+    /// Shares of the block's symbol held now.
+    pub held: Decimal,
+    /// What the account's open buy orders in other blocks still need, in
+    /// dollars at their planned prices.
+    pub other_buys: Decimal,
+}
+
+/// An account order cut to what its account can trade now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderCap {
+    pub order_id: String,
+    /// Shares (fills so far plus what it may still trade).
+    pub quantity: Decimal,
+    /// Dollars, for notional orders.
+    pub notional: Option<Decimal>,
+    /// CANCELED when nothing is left that it may trade.
+    pub status: OrderStatus,
+    pub reason: String,
+}
+
 /// How a run ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunCompletion {
@@ -224,6 +248,7 @@ pub trait BlockStore: Send + Sync + Debug {
         now: DateTime<Utc>,
         limit: u32,
         gathering: bool,
+        extended_only: bool,
     ) -> Result<Vec<(String, RunRecord)>, StoreError>;
 
     /// When the oldest and the newest queued system runs outside any batch
@@ -270,6 +295,13 @@ pub trait BlockStore: Send + Sync + Debug {
         block_id: &str,
     ) -> Result<Vec<SliceRecord>, StoreError>;
 
+    /// Moves pending slices to new due times; `None` cancels one.
+    async fn reschedule_slices(
+        &self,
+        tenant: &str,
+        moves: &[(String, Option<DateTime<Utc>>)],
+    ) -> Result<(), StoreError>;
+
     /// Records a slice's outcome exactly once, ending the block when the
     /// outcome says so: `false` when its child orders were already recorded
     /// (another worker took the slice over after its lease ended).
@@ -311,6 +343,25 @@ pub trait BlockStore: Send + Sync + Debug {
         tenant: &str,
         transmission_id: &str,
     ) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// What the given accounts can trade now in a block of `symbol`: cash
+    /// limits, shares held, and their open buy orders in other blocks.
+    async fn account_room(
+        &self,
+        tenant: &str,
+        block_id: &str,
+        symbol: &str,
+        account_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, AccountRoom>, StoreError>;
+
+    /// Cuts account orders to what their accounts can trade (still-open
+    /// orders only).
+    async fn cap_orders(
+        &self,
+        tenant: &str,
+        caps: &[OrderCap],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// Transmissions with runs still in progress (any tenant).
     async fn open_transmissions(&self) -> Result<Vec<(String, String)>, StoreError>;

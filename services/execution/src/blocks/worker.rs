@@ -77,6 +77,7 @@ impl Execution {
     /// Storage or broker failures (the work is retried on the next tick).
     pub async fn tick(&self, owner: &str) -> Result<usize, ExecutionError> {
         let now = self.clock.now();
+        self.expire(now).await?;
         self.transmit(now).await?;
         for (tenant, transmission) in self.store.open_transmissions().await? {
             self.advance(&tenant, &transmission).await?;
@@ -98,29 +99,53 @@ impl Execution {
         Ok(worked)
     }
 
+    /// Ends the runs still proposed or queued at their expiry (TIMEOUT).
+    async fn expire(&self, now: DateTime<Utc>) -> Result<(), ExecutionError> {
+        let expired = self.store.expire_runs(now, RUNS_PER_TICK).await?;
+        for (tenant, run_id) in &expired {
+            tracing::info!(%tenant, %run_id, "run expired");
+            self.notify(run_id);
+        }
+        Ok(())
+    }
+
     /// Claims queued runs while the market allows and groups their orders
     /// into block orders; the monitor's runs wait while they are still
     /// coming in (`GATHER_QUIET`, `GATHER_AT_MOST`).
     async fn transmit(&self, now: DateTime<Utc>) -> Result<(), ExecutionError> {
-        let Some(session) = calendar::open_session(now) else {
-            return Ok(());
-        };
-        if now + LAST_START_BEFORE_CLOSE > session.close {
+        // Regular hours start every run until shortly before the close;
+        // extended hours (and that last stretch) only runs whose algorithm
+        // trades outside regular hours.
+        let open = calendar::open_session(now);
+        if open.is_none() && !calendar::in_extended_hours(now) {
             return Ok(());
         }
-        let gathering = self
-            .store
-            .queued_system_runs()
-            .await?
-            .is_some_and(|(oldest, newest)| {
-                now - newest < GATHER_QUIET && now - oldest < GATHER_AT_MOST
-            })
-            // Never gather past the day's last start.
-            && now + GATHER_QUIET + LAST_START_BEFORE_CLOSE < session.close;
+        let regular = open.filter(|session| now + LAST_START_BEFORE_CLOSE <= session.close);
+        let extended_only = regular.is_none();
+        let gathering = match regular {
+            Some(session) => {
+                self
+                .store
+                .queued_system_runs()
+                .await?
+                .is_some_and(|(oldest, newest)| {
+                    now - newest < GATHER_QUIET && now - oldest < GATHER_AT_MOST
+                })
+                // Never gather past the day's last start.
+                && now + GATHER_QUIET + LAST_START_BEFORE_CLOSE < session.close
+            }
+            None => false,
+        };
         let transmission_id = new_id();
         let claimed = self
             .store
-            .claim_queued_runs(&transmission_id, now, RUNS_PER_TICK, gathering)
+            .claim_queued_runs(
+                &transmission_id,
+                now,
+                RUNS_PER_TICK,
+                gathering,
+                extended_only,
+            )
             .await?;
         let mut by_tenant: BTreeMap<String, Vec<RunRecord>> = BTreeMap::new();
         for (tenant, run) in claimed {
@@ -234,11 +259,10 @@ impl Execution {
         block: &BlockRecord,
         now: DateTime<Utc>,
     ) -> Result<(), ExecutionError> {
-        let session = calendar::current_or_next_session(now);
         let close = if block.algorithm.extended_hours {
-            session.close + TimeDelta::hours(4)
+            calendar::extended_or_next_session(now).close + calendar::AFTER_HOURS
         } else {
-            session.close
+            calendar::current_or_next_session(now).close
         };
         let (window_start, window_end) = block.algorithm.window(now, close);
         let quote = self.market.quote(&block.symbol).await;
@@ -356,9 +380,18 @@ impl Execution {
                 let live: Vec<&OrderRecord> = run.orders.iter().filter(|o| !o.excluded).collect();
                 let statuses: Vec<OrderStatus> = live.iter().map(|o| o.status).collect();
                 let excluded = run.orders.len() - live.len();
+                // Orders cut to what the account could trade, or that hit a
+                // break, filled but not as planned.
+                let cut = live
+                    .iter()
+                    .filter(|o| {
+                        o.status == OrderStatus::Filled
+                            && crate::blocks::fit::changed_the_plan(&o.reason)
+                    })
+                    .count();
                 let status = runs::outcome(
                     &statuses,
-                    run.skipped.len() + excluded,
+                    run.skipped.len() + excluded + cut,
                     run.cancel_requested,
                 );
                 RunCompletion {

@@ -10,7 +10,7 @@ use rebalancer_kit::db::new_id;
 use crate::Execution;
 use crate::book::store::{
     AccountFilter, AccountRecord, AccountUpsert, CashMovementFilter, CashMovementRecord,
-    HoldingsRange, HoldingsRecord, NewCashMovement, PositionRecord,
+    HoldingsRange, HoldingsRecord, NewCashMovement, PositionRecord, still_to_raise,
 };
 use crate::error::ExecutionError;
 use crate::store::{Created, IdempotencyClaim, PageRequest};
@@ -100,6 +100,8 @@ impl Execution {
                 })
                 .collect(),
             restrictions: state.restrictions,
+            account_type: state.account_type,
+            margin_limit: state.margin_limit,
             expected_revision,
             now: self.clock.now(),
         };
@@ -174,31 +176,23 @@ impl Execution {
         let (Some(kind), Ok(amount), true) = (kind, amount, violations.is_empty()) else {
             return Err(ExecutionError::Invalid(violations));
         };
-        if kind == CashMovementKind::Withdrawal {
+        // A withdrawal may take what the account is worth less what was
+        // requested before; the store checks it under the account's lock.
+        let withdrawable_limit = if kind == CashMovementKind::Withdrawal {
             let account = self.get_account(context, account_id).await?;
-            if amount > account.valuation.equity {
-                // A retry of a withdrawal recorded earlier is answered with
-                // it, even when the account is worth less by now.
-                if let Some(recorded) = self
-                    .store
-                    .claimed_cash_movement(&context.tenant, &claim)
-                    .await?
-                {
-                    return Ok(Created::Replayed(recorded));
-                }
-                return Err(ExecutionError::FailedPrecondition(format!(
-                    "withdrawal of {amount} exceeds the account's value of {}",
-                    account.valuation.equity.round_dp(2)
-                )));
-            }
-        }
+            Some(account.valuation.equity)
+        } else {
+            None
+        };
         let movement = NewCashMovement {
             id: new_id(),
             account_id: account_id.to_owned(),
             kind,
             amount,
             now: self.clock.now(),
+            withdrawable_limit,
         };
+        // A retry is answered with the movement recorded first, before any check.
         let created = self
             .store
             .create_cash_movement(&context.tenant, movement, Some(claim))
@@ -256,19 +250,29 @@ impl Execution {
         account_id: &str,
     ) -> Result<HoldingsView, ExecutionError> {
         let mut view = self.get_account(context, account_id).await?;
-        let filter = CashMovementFilter {
-            account_id: Some(account_id.to_owned()),
-            status: Some(CashMovementStatus::Pending),
-            kind: None,
-        };
         let page = PageRequest {
             after: None,
             limit: 1000,
         };
-        view.pending = self
-            .store
-            .list_cash_movements(&context.tenant, &filter, &page)
-            .await?;
+        for status in [
+            CashMovementStatus::Pending,
+            CashMovementStatus::Acknowledged,
+        ] {
+            let filter = CashMovementFilter {
+                account_id: Some(account_id.to_owned()),
+                status: Some(status),
+                kind: None,
+            };
+            let movements = self
+                .store
+                .list_cash_movements(&context.tenant, &filter, &page)
+                .await?;
+            view.pending.extend(
+                movements
+                    .into_iter()
+                    .filter(|m| still_to_raise(m, &view.record)),
+            );
+        }
         Ok(view)
     }
 

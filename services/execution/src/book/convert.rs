@@ -1,7 +1,7 @@
 //! Wire ↔ domain conversions of the account book: accounts, positions,
 //! restrictions, cash movements and streamed holdings.
 
-use rebalancer_domain::account::{AccountStatus, Restriction};
+use rebalancer_domain::account::{AccountStatus, AccountType, Restriction};
 use rebalancer_domain::cash::{CashMovementKind, CashMovementStatus};
 use rebalancer_domain::holdings::Valuation;
 use rebalancer_kit::wire::{decimal_text, money_text, timestamp};
@@ -25,6 +25,24 @@ pub fn account_status_to_wire(status: AccountStatus) -> pb::AccountStatus {
     match status {
         AccountStatus::Active => pb::AccountStatus::Active,
         AccountStatus::Closed => pb::AccountStatus::Closed,
+    }
+}
+
+/// `None` for an unknown value; unspecified is a cash account.
+#[must_use]
+pub fn account_type_from_wire(value: i32) -> Option<AccountType> {
+    match pb::AccountType::try_from(value) {
+        Ok(pb::AccountType::Unspecified | pb::AccountType::Cash) => Some(AccountType::Cash),
+        Ok(pb::AccountType::Margin) => Some(AccountType::Margin),
+        Err(_) => None,
+    }
+}
+
+#[must_use]
+pub fn account_type_to_wire(account_type: AccountType) -> pb::AccountType {
+    match account_type {
+        AccountType::Cash => pb::AccountType::Cash,
+        AccountType::Margin => pb::AccountType::Margin,
     }
 }
 
@@ -149,6 +167,13 @@ pub fn account_to_wire(view: &AccountView) -> pb::Account {
         etag: format!("r{}", view.record.revision),
         created_at: Some(timestamp(view.record.created_at)),
         updated_at: Some(timestamp(view.record.updated_at)),
+        r#type: account_type_to_wire(view.record.account_type).into(),
+        margin_limit: money_text(view.record.margin_limit),
+        earmarked_cash: money_text(view.record.earmarked),
+        buying_power: money_text(view.record.limits().buying_power()),
+        withdrawable: money_text(
+            (view.valuation.equity - view.record.earmarked).max(Decimal::ZERO),
+        ),
     }
 }
 
@@ -168,6 +193,7 @@ pub fn holdings_to_wire(
         open_run_id: open_run_id.unwrap_or_default().to_owned(),
         as_of: Some(timestamp(as_of)),
         last_rebalanced_at: view.record.last_rebalanced_at.map(timestamp),
+        earmarked_cash: money_text(view.record.limits().held_back()),
     }
 }
 
@@ -201,5 +227,6 @@ pub fn stream_holdings_to_wire(
         open_run_id: record.open_run_id.clone().unwrap_or_default(),
         as_of: Some(timestamp(as_of)),
         last_rebalanced_at: account.last_rebalanced_at.map(timestamp),
+        earmarked_cash: money_text(account.limits().held_back()),
     }
 }

@@ -17,8 +17,9 @@ use tonic::{Request, Response, Status};
 
 use crate::book::PositionInput;
 use crate::book::convert::{
-    account_status_from_wire, account_to_wire, holdings_to_wire, movement_kind_from_wire,
-    movement_status_from_wire, movement_to_wire, restriction_from_wire, stream_holdings_to_wire,
+    account_status_from_wire, account_to_wire, account_type_from_wire, holdings_to_wire,
+    movement_kind_from_wire, movement_status_from_wire, movement_to_wire, restriction_from_wire,
+    stream_holdings_to_wire,
 };
 use crate::book::store::{AccountFilter, CashMovementFilter, HoldingsRange};
 use crate::grpc::{ExecutionApi, required};
@@ -48,8 +49,14 @@ impl AccountService for ExecutionApi {
                     .ok_or_else(|| invalid_field("status", "is not a known account status"))?,
             )
         };
+        let account_type = Some(
+            account_type_from_wire(message.r#type)
+                .ok_or_else(|| invalid_field("type", "is not a known account type"))?,
+        );
         let input = AccountInput {
             account_id: message.account_id,
+            account_type,
+            margin_limit: message.margin_limit,
             status,
             cash: message.cash,
             positions: message

@@ -1,13 +1,13 @@
 //! Accounts: cash, positions, restrictions.
 
 use chrono::{DateTime, Utc};
-use rebalancer_domain::account::{AccountStatus, Restriction};
+use rebalancer_domain::account::{AccountStatus, AccountType, Restriction};
 use rebalancer_kit::db::Dec;
 use sqlx::{QueryBuilder, Row};
 
 use crate::book::store::{
     AccountFilter, AccountRecord, AccountStore, AccountUpsert, HoldingsRange, HoldingsRecord,
-    PositionRecord,
+    PositionRecord, still_to_raise,
 };
 use crate::store::SqlStore;
 use crate::store::{PageRequest, StoreError};
@@ -21,13 +21,13 @@ impl AccountStore for SqlStore<DB> {
         upsert: AccountUpsert,
     ) -> Result<(AccountRecord, bool), StoreError> {
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
-        let current = sqlx::query("SELECT revision, created_at, last_rebalanced_at FROM accounts WHERE tenant_id = $1 AND id = $2")
+        let current = sqlx::query("SELECT revision, created_at, last_rebalanced_at, earmarked FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.to_owned())
             .bind(upsert.id.clone())
             .fetch_optional(&mut *tx)
             .await?;
         let restrictions = restrictions_text(&upsert.restrictions);
-        let (revision, created_at, last_rebalanced_at, created) = match current {
+        let (revision, created_at, last_rebalanced_at, earmarked, created) = match current {
             None => {
                 if upsert.expected_revision.is_some() {
                     return Err(StoreError::NotFound(format!(
@@ -36,8 +36,8 @@ impl AccountStore for SqlStore<DB> {
                     )));
                 }
                 let inserted = sqlx::query(
-                    "INSERT INTO accounts (tenant_id, id, status, cash, restrictions, revision, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, 1, $6, $6)",
+                    "INSERT INTO accounts (tenant_id, id, status, cash, restrictions, revision, created_at, updated_at, \
+                     account_type, margin_limit) VALUES ($1, $2, $3, $4, $5, 1, $6, $6, $7, $8)",
                 )
                 .bind(tenant.to_owned())
                 .bind(upsert.id.clone())
@@ -45,6 +45,8 @@ impl AccountStore for SqlStore<DB> {
                 .bind(Dec(upsert.cash))
                 .bind(restrictions)
                 .bind(upsert.now)
+                .bind(upsert.account_type.as_str().to_owned())
+                .bind(Dec(upsert.margin_limit))
                 .execute(&mut *tx)
                 .await;
                 if let Err(error) = inserted {
@@ -58,13 +60,14 @@ impl AccountStore for SqlStore<DB> {
                     }
                     return Err(error.into());
                 }
-                (1, upsert.now, None, true)
+                (1, upsert.now, None, rust_decimal::Decimal::ZERO, true)
             }
             Some(row) => {
                 let revision: i64 = row.try_get("revision")?;
                 let created_at: DateTime<Utc> = row.try_get("created_at")?;
                 let last_rebalanced_at: Option<DateTime<Utc>> =
                     row.try_get("last_rebalanced_at")?;
+                let earmarked: Dec = row.try_get("earmarked")?;
                 if let Some(expected) = upsert.expected_revision
                     && expected != revision
                 {
@@ -74,8 +77,8 @@ impl AccountStore for SqlStore<DB> {
                     )));
                 }
                 let updated = sqlx::query(
-                    "UPDATE accounts SET status = $3, cash = $4, restrictions = $5, revision = revision + 1, updated_at = $6 \
-                     WHERE tenant_id = $1 AND id = $2 AND revision = $7 RETURNING revision",
+                    "UPDATE accounts SET status = $3, cash = $4, restrictions = $5, revision = revision + 1, updated_at = $6, \
+                     account_type = $8, margin_limit = $9 WHERE tenant_id = $1 AND id = $2 AND revision = $7 RETURNING revision",
                 )
                 .bind(tenant.to_owned())
                 .bind(upsert.id.clone())
@@ -84,6 +87,8 @@ impl AccountStore for SqlStore<DB> {
                 .bind(restrictions)
                 .bind(upsert.now)
                 .bind(revision)
+                .bind(upsert.account_type.as_str().to_owned())
+                .bind(Dec(upsert.margin_limit))
                 .fetch_optional(&mut *tx)
                 .await?;
                 if updated.is_none() {
@@ -97,7 +102,13 @@ impl AccountStore for SqlStore<DB> {
                     .bind(upsert.id.clone())
                     .execute(&mut *tx)
                     .await?;
-                (revision + 1, created_at, last_rebalanced_at, false)
+                (
+                    revision + 1,
+                    created_at,
+                    last_rebalanced_at,
+                    earmarked.0,
+                    false,
+                )
             }
         };
         let mut positions: Vec<PositionRecord> = upsert
@@ -133,6 +144,9 @@ impl AccountStore for SqlStore<DB> {
                 created_at,
                 updated_at: upsert.now,
                 last_rebalanced_at,
+                account_type: upsert.account_type,
+                margin_limit: upsert.margin_limit,
+                earmarked,
             },
             created,
         ))
@@ -190,7 +204,7 @@ impl AccountStore for SqlStore<DB> {
         for account in accounts {
             let mut mine = Vec::new();
             while let Some(movement) = pending.next_if(|m| m.account_id <= account.id) {
-                if movement.account_id == account.id {
+                if movement.account_id == account.id && still_to_raise(&movement, &account) {
                     mine.push(movement);
                 }
             }
@@ -234,8 +248,8 @@ impl SqlStore<DB> {
         limit: u32,
     ) -> Result<Vec<AccountRecord>, StoreError> {
         let mut query = QueryBuilder::<DB>::new(
-            "SELECT id, status, cash, restrictions, revision, created_at, updated_at, last_rebalanced_at \
-             FROM accounts WHERE tenant_id = ",
+            "SELECT id, status, cash, restrictions, revision, created_at, updated_at, last_rebalanced_at, \
+             account_type, margin_limit, earmarked FROM accounts WHERE tenant_id = ",
         );
         query.push_bind(tenant.to_owned());
         if !range.account_ids.is_empty() {
@@ -272,6 +286,9 @@ impl SqlStore<DB> {
             let status: String = row.try_get("status")?;
             let cash: Dec = row.try_get("cash")?;
             let restrictions: String = row.try_get("restrictions")?;
+            let account_type: String = row.try_get("account_type")?;
+            let margin_limit: Dec = row.try_get("margin_limit")?;
+            let earmarked: Dec = row.try_get("earmarked")?;
             accounts.push(AccountRecord {
                 id: row.try_get("id")?,
                 status: AccountStatus::parse(&status)
@@ -283,6 +300,10 @@ impl SqlStore<DB> {
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
                 last_rebalanced_at: row.try_get("last_rebalanced_at")?,
+                account_type: AccountType::parse(&account_type)
+                    .ok_or_else(|| StoreError::Corrupt(format!("account type {account_type:?}")))?,
+                margin_limit: margin_limit.0,
+                earmarked: earmarked.0,
             });
         }
         let (Some(first), Some(last)) = (accounts.first(), accounts.last()) else {

@@ -19,12 +19,18 @@ impl SqlStore<DB> {
     /// Moves allocations into the account book: cash by each allocation's
     /// amount, positions by its quantity, the average cost on buys. Accounts
     /// are locked (revision bumped) in id order, a chunk at a time.
+    ///
+    /// A sale of shares the account no longer holds (its position was
+    /// lowered after the order was sized) is a break: only the shares held
+    /// are paid for, and the break is returned as (order id, what happened)
+    /// for the order's reason.
     pub(crate) async fn book_allocations(
         conn: &mut DB::Connection,
         tenant: &str,
         allocations: &[AllocationRecord],
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut breaks = Vec::new();
         let mut by_symbol: BTreeMap<&str, BTreeMap<&str, Vec<&AllocationRecord>>> = BTreeMap::new();
         for allocation in allocations {
             by_symbol
@@ -102,6 +108,18 @@ impl SqlStore<DB> {
                         },
                         &bookings,
                     );
+                    if booked.oversold > Decimal::ZERO {
+                        let order_id = by_account[account_id]
+                            .first()
+                            .map(|a| a.order_id.clone())
+                            .unwrap_or_default();
+                        let problem = format!(
+                            "break: sold {} more {symbol} than account {account_id} held; {} of proceeds not credited",
+                            booked.oversold, booked.unbooked
+                        );
+                        tracing::error!(%tenant, %account_id, %symbol, oversold = %booked.oversold, unbooked = %booked.unbooked, "fill for shares not held");
+                        breaks.push((order_id, problem));
+                    }
                     balance = booked.cash;
                     let (quantity, cost) = (booked.position.quantity, booked.position.average_cost);
                     balances.push(((*account_id).to_owned(), balance));
@@ -155,6 +173,6 @@ impl SqlStore<DB> {
                 }
             }
         }
-        Ok(())
+        Ok(breaks)
     }
 }

@@ -40,7 +40,7 @@ impl CashStore for SqlStore<DB> {
             }
             return Err(error.into());
         }
-        let Some(cash) =
+        let Some((cash, earmarked)) =
             Self::lock_account(&mut tx, tenant, &movement.account_id, movement.now).await?
         else {
             return Err(StoreError::NotFound(format!(
@@ -48,6 +48,20 @@ impl CashStore for SqlStore<DB> {
                 movement.account_id
             )));
         };
+        let withdrawal = movement.kind == CashMovementKind::Withdrawal;
+        if withdrawal
+            && let Some(limit) = movement.withdrawable_limit
+            && earmarked + movement.amount > limit
+        {
+            return Err(StoreError::FailedPrecondition(format!(
+                "withdrawal of {} exceeds what account {} can pay out: {} (its value {} less {} already requested)",
+                movement.amount,
+                movement.account_id,
+                (limit - earmarked).max(Decimal::ZERO).round_dp(2),
+                limit.round_dp(2),
+                earmarked
+            )));
+        }
         sqlx::query(
             "INSERT INTO cash_movements (tenant_id, id, account_id, kind, amount, status, created_at) \
              VALUES ($1, $2, $3, $4, $5, 'pending', $6)",
@@ -63,6 +77,15 @@ impl CashStore for SqlStore<DB> {
         let delta = cash::cash_on_record(movement.kind, movement.amount);
         if !delta.is_zero() {
             Self::set_cash(&mut tx, tenant, &movement.account_id, cash + delta).await?;
+        }
+        if withdrawal {
+            Self::set_earmarked(
+                &mut tx,
+                tenant,
+                &movement.account_id,
+                earmarked + movement.amount,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(Created::New(CashMovementRecord {
@@ -149,8 +172,15 @@ impl CashStore for SqlStore<DB> {
         if outcome.status == movement.status {
             return Ok(movement);
         }
-        if !outcome.cash_delta.is_zero() {
-            let Some(cash) = Self::lock_account(&mut tx, tenant, &movement.account_id, now).await?
+        // A withdrawal's earmark ends when it is paid out or canceled.
+        let releases = movement.kind == CashMovementKind::Withdrawal
+            && matches!(
+                outcome.status,
+                CashMovementStatus::Settled | CashMovementStatus::Canceled
+            );
+        if !outcome.cash_delta.is_zero() || releases {
+            let Some((cash, earmarked)) =
+                Self::lock_account(&mut tx, tenant, &movement.account_id, now).await?
             else {
                 return Err(StoreError::Corrupt(format!(
                     "account {} of movement {id} is gone",
@@ -164,7 +194,13 @@ impl CashStore for SqlStore<DB> {
                     movement.account_id, movement.amount
                 )));
             }
-            Self::set_cash(&mut tx, tenant, &movement.account_id, remaining).await?;
+            if !outcome.cash_delta.is_zero() {
+                Self::set_cash(&mut tx, tenant, &movement.account_id, remaining).await?;
+            }
+            if releases {
+                let left = (earmarked - movement.amount).max(Decimal::ZERO);
+                Self::set_earmarked(&mut tx, tenant, &movement.account_id, left).await?;
+            }
         }
         movement.status = outcome.status;
         match action {
@@ -222,7 +258,10 @@ impl SqlStore<DB> {
         row.as_ref().map(movement_from_row).transpose()
     }
 
-    /// Pending movements of the accounts from `first` to `last`, in account order.
+    /// Movements still to act on of the accounts from `first` to `last`, in
+    /// account order: pending ones, and acknowledged withdrawals (kept by the
+    /// caller only while the cash does not cover them: their run ended
+    /// without raising it all).
     pub(crate) async fn pending_movements(
         conn: &mut DB::Connection,
         tenant: &str,
@@ -230,7 +269,8 @@ impl SqlStore<DB> {
         last: &str,
     ) -> Result<Vec<CashMovementRecord>, StoreError> {
         let sql = format!(
-            "SELECT {MOVEMENT_COLUMNS} FROM cash_movements WHERE tenant_id = $1 AND status = 'pending' \
+            "SELECT {MOVEMENT_COLUMNS} FROM cash_movements WHERE tenant_id = $1 \
+             AND (status = 'pending' OR (kind = 'withdrawal' AND status = 'acknowledged')) \
              AND account_id >= $2 AND account_id <= $3 ORDER BY account_id, id"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -243,16 +283,17 @@ impl SqlStore<DB> {
     }
 
     /// Takes the account's row lock (a write first, so SQLite takes its write
-    /// lock too) and returns its cash; `None` when the account does not exist.
+    /// lock too) and returns its cash and earmarked cash; `None` when the
+    /// account does not exist.
     pub(crate) async fn lock_account(
         conn: &mut DB::Connection,
         tenant: &str,
         account_id: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<Decimal>, StoreError> {
+    ) -> Result<Option<(Decimal, Decimal)>, StoreError> {
         let row = sqlx::query(
             "UPDATE accounts SET revision = revision + 1, updated_at = $3 \
-             WHERE tenant_id = $1 AND id = $2 RETURNING cash",
+             WHERE tenant_id = $1 AND id = $2 RETURNING cash, earmarked",
         )
         .bind(tenant.to_owned())
         .bind(account_id.to_owned())
@@ -262,10 +303,27 @@ impl SqlStore<DB> {
         match row {
             Some(row) => {
                 let cash: Dec = row.try_get("cash")?;
-                Ok(Some(cash.0))
+                let earmarked: Dec = row.try_get("earmarked")?;
+                Ok(Some((cash.0, earmarked.0)))
             }
             None => Ok(None),
         }
+    }
+
+    /// Sets the earmarked cash of an account locked by [`Self::lock_account`].
+    pub(crate) async fn set_earmarked(
+        conn: &mut DB::Connection,
+        tenant: &str,
+        account_id: &str,
+        earmarked: Decimal,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE accounts SET earmarked = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.to_owned())
+            .bind(account_id.to_owned())
+            .bind(Dec(earmarked))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 
     /// Sets the cash of an account locked by [`Self::lock_account`].

@@ -4,7 +4,7 @@
 use std::fmt::Debug;
 
 use chrono::{DateTime, Utc};
-use rebalancer_domain::account::{AccountStatus, Restriction};
+use rebalancer_domain::account::{AccountStatus, AccountType, CashLimits, Restriction};
 use rebalancer_domain::cash::{CashAction, CashMovementKind, CashMovementStatus};
 use rust_decimal::Decimal;
 
@@ -33,6 +33,23 @@ pub struct AccountRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_rebalanced_at: Option<DateTime<Utc>>,
+    pub account_type: AccountType,
+    /// 0 for a cash account.
+    pub margin_limit: Decimal,
+    /// Withdrawals requested and not yet settled or canceled.
+    pub earmarked: Decimal,
+}
+
+impl AccountRecord {
+    /// What the account may spend and withdraw.
+    #[must_use]
+    pub fn limits(&self) -> CashLimits {
+        CashLimits {
+            cash: self.cash,
+            margin_limit: self.margin_limit,
+            earmarked: self.earmarked,
+        }
+    }
 }
 
 /// The whole state of an account, as the platform or a broker sync sends it.
@@ -43,6 +60,8 @@ pub struct AccountUpsert {
     pub cash: Decimal,
     pub positions: Vec<PositionRecord>,
     pub restrictions: Vec<Restriction>,
+    pub account_type: AccountType,
+    pub margin_limit: Decimal,
     /// When set, the current revision must match.
     pub expected_revision: Option<i64>,
     pub now: DateTime<Utc>,
@@ -77,6 +96,9 @@ pub struct NewCashMovement {
     pub kind: CashMovementKind,
     pub amount: Decimal,
     pub now: DateTime<Utc>,
+    /// Withdrawals: the account's value now; the withdrawals requested and
+    /// not yet paid out, this one included, may not exceed it.
+    pub withdrawable_limit: Option<Decimal>,
 }
 
 /// Filters of `ListCashMovements`.
@@ -85,6 +107,20 @@ pub struct CashMovementFilter {
     pub account_id: Option<String>,
     pub status: Option<CashMovementStatus>,
     pub kind: Option<CashMovementKind>,
+}
+
+/// Whether a movement still asks the monitor to act: pending, or an
+/// acknowledged withdrawal the cash does not cover (its run ended without
+/// raising it all, so it is raised again).
+#[must_use]
+pub fn still_to_raise(movement: &CashMovementRecord, account: &AccountRecord) -> bool {
+    match movement.status {
+        CashMovementStatus::Pending => true,
+        CashMovementStatus::Acknowledged => {
+            movement.kind == CashMovementKind::Withdrawal && account.cash < account.earmarked
+        }
+        CashMovementStatus::Settled | CashMovementStatus::Canceled => false,
+    }
 }
 
 /// Accounts: cash, positions, restrictions.

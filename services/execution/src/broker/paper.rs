@@ -80,7 +80,8 @@ impl PaperBroker {
             return order;
         }
         let in_session = calendar::open_session(now).is_some();
-        let open_for_order = in_session || (request.extended_hours && extended_session(now));
+        let open_for_order =
+            in_session || (request.extended_hours && calendar::in_extended_hours(now));
         if !open_for_order {
             order.reason = "the market is closed".to_owned();
             return order;
@@ -177,24 +178,6 @@ impl PaperBroker {
         let active = flags.and_then(|f| f.active).unwrap_or(asset.active);
         let tradable = flags.and_then(|f| f.tradable).unwrap_or(asset.tradable);
         active && tradable
-    }
-}
-
-/// 04:00-09:30 and 16:00-20:00 New York on trading days.
-fn extended_session(now: DateTime<Utc>) -> bool {
-    let date = calendar::exchange_date(now);
-    let Some(session) = calendar::session(date) else {
-        return false;
-    };
-    let at = |hour| {
-        chrono::NaiveTime::from_hms_opt(hour, 0, 0)
-            .and_then(|time| calendar::at_new_york(date, time))
-    };
-    match (at(4), at(20)) {
-        (Some(pre), Some(post)) => {
-            (pre <= now && now < session.open) || (session.close <= now && now < post)
-        }
-        _ => false,
     }
 }
 

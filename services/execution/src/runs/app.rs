@@ -2,6 +2,7 @@
 //! cancel. Plans come from [`super::plan`]; status changes go through the
 //! domain's run transitions.
 
+use chrono::{DateTime, Utc};
 use rebalancer_domain::Violations;
 use rebalancer_domain::algo::AlgorithmInput;
 use rebalancer_domain::decimal::{parse_decimal, significant_scale};
@@ -12,6 +13,7 @@ use rebalancer_kit::RequestContext;
 use rebalancer_kit::wire::{decimal_text, money_text};
 use rust_decimal::Decimal;
 
+use super::checks::{Sized, overspend};
 use super::targets::TargetInfo;
 use crate::Execution;
 use crate::error::ExecutionError;
@@ -37,6 +39,9 @@ pub struct RunSpecInput {
     pub portfolio_id: String,
     /// The version of `portfolio_id` the caller evaluated; 0: its current one.
     pub portfolio_version: i64,
+    /// When a run not yet started ends TIMEOUT; `Err` for a time out of
+    /// range; `None`: the close of the trading day.
+    pub expires_at: Option<Result<DateTime<Utc>, ()>>,
 }
 
 /// An edit of one order, as a client sent it.
@@ -91,11 +96,12 @@ impl Execution {
         batch_id: Option<String>,
         known_target: Option<Option<TargetInfo>>,
     ) -> Result<Created<RunRecord>, ExecutionError> {
-        if claim.is_none()
-            && let Some(open) = self
-                .store
-                .open_run_id(&context.tenant, &spec.account_id)
-                .await?
+        if let Some(open) = self
+            .store
+            .open_run_id(&context.tenant, &spec.account_id)
+            .await?
+            && !self.clear_stale_run(context, &open, &spec).await?
+            && claim.is_none()
         {
             return Err(ExecutionError::FailedPrecondition(format!(
                 "account {} already has run {open} in progress",
@@ -173,6 +179,26 @@ impl Execution {
             return Err(ExecutionError::FailedPrecondition(format!(
                 "run {id} is {}, not proposed",
                 run.status
+            )));
+        }
+        if revision.is_some_and(|revision| revision != run.revision) {
+            return Err(ExecutionError::Aborted(format!(
+                "run {id} changed since etag {etag} (now r{})",
+                run.revision
+            )));
+        }
+        if self.expire_if_due(context, &run).await? {
+            return Err(ExecutionError::FailedPrecondition(format!(
+                "run {id} expired at {}: preview and create it again",
+                run.expires_at.map(|at| at.to_rfc3339()).unwrap_or_default()
+            )));
+        }
+        let changes = self.plan_changes(context, &run).await?;
+        if !changes.is_empty() {
+            return Err(ExecutionError::FailedPrecondition(format!(
+                "run {id} no longer fits account {}: {}; cancel it and create a new one",
+                run.account_id,
+                changes.join("; ")
             )));
         }
         let now = self.clock.now();
@@ -304,6 +330,66 @@ impl Execution {
                     change.order_edits.push(edit);
                 }
                 Err((field, problem)) => violations.add(at(field), problem),
+            }
+        }
+        if violations.is_empty() {
+            // The edited plan must still be payable for.
+            let edited: Vec<Sized<'_>> = run
+                .orders
+                .iter()
+                .filter_map(|order| {
+                    match change.order_edits.iter().find(|e| e.order_id == order.id) {
+                        Some(edit) if edit.excluded => None,
+                        Some(edit) => Some(Sized {
+                            order,
+                            quantity: edit.quantity,
+                            notional: edit.notional,
+                        }),
+                        None if order.excluded => None,
+                        None => Some(Sized {
+                            order,
+                            quantity: order.quantity,
+                            notional: order.notional,
+                        }),
+                    }
+                })
+                .collect();
+            let mut limits = account.limits();
+            if let Some(movement_id) = &run.cash_movement_id
+                && let Some(movement) = self
+                    .store
+                    .get_cash_movement(&context.tenant, movement_id)
+                    .await?
+            {
+                limits.earmarked = (limits.earmarked - movement.amount).max(Decimal::ZERO);
+            }
+            // Edits that raise a buy must be paid for; fewer sales only
+            // shrink the buys at execution (cut to the cash there).
+            if let Some(problem) = overspend(&edited, limits) {
+                for (index, adjustment) in adjustments.iter().enumerate() {
+                    let raised = run.orders.iter().any(|order| {
+                        order.id == adjustment.order_id
+                            && order.side == Side::Buy
+                            && change.order_edits.iter().any(|edit| {
+                                edit.order_id == order.id
+                                    && !edit.excluded
+                                    && edit
+                                        .notional
+                                        .unwrap_or(edit.quantity * order.estimated_price)
+                                        > order
+                                            .notional
+                                            .unwrap_or(order.quantity * order.estimated_price)
+                            })
+                    });
+                    if raised {
+                        let field = if adjustment.notional.is_empty() {
+                            "quantity"
+                        } else {
+                            "notional"
+                        };
+                        violations.add(format!("adjustments[{index}].{field}"), problem.clone());
+                    }
+                }
             }
         }
         if !violations.is_empty() {

@@ -158,6 +158,7 @@ pub fn algorithm_input(algorithm: Option<&pb::ExecutionAlgorithm>) -> AlgorithmI
         extended_hours: algorithm.extended_hours,
         net_across_accounts: algorithm.net_across_accounts,
         seed: algorithm.seed,
+        continue_after_window: algorithm.continue_after_window,
     }
 }
 
@@ -192,6 +193,7 @@ pub fn algorithm_to_wire(algorithm: &Algorithm) -> pb::ExecutionAlgorithm {
         extended_hours: algorithm.extended_hours,
         net_across_accounts: algorithm.net_across_accounts,
         seed: algorithm.seed,
+        continue_after_window: algorithm.continue_after_window,
     }
 }
 
@@ -211,6 +213,7 @@ pub fn run_spec_input(spec: &pb::RunSpec) -> RunSpecInput {
         cash_movement_id: spec.cash_movement_id.clone(),
         portfolio_id: spec.portfolio_id.clone(),
         portfolio_version: spec.portfolio_version,
+        expires_at: spec.expires_at.as_ref().map(|at| datetime(at).ok_or(())),
     }
 }
 
@@ -347,6 +350,7 @@ pub fn run_to_wire(run: &RunRecord) -> pb::Run {
         approved_at: run.approved_at.map(timestamp),
         started_at: run.started_at.map(timestamp),
         completed_at: run.completed_at.map(timestamp),
+        expires_at: run.expires_at.map(timestamp),
         canceled_at: run.canceled_at.map(timestamp),
         failed_orders: run
             .orders

@@ -6,6 +6,7 @@
 
 mod app;
 mod batches;
+mod checks;
 pub mod convert;
 mod grpc;
 mod grpc_batches;

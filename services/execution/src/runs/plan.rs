@@ -8,7 +8,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::TimeDelta;
 use rebalancer_domain::Violations;
+use rebalancer_domain::calendar;
+use rebalancer_domain::cash::{CashMovementKind, CashMovementStatus};
 use rebalancer_domain::decimal::{parse_decimal, significant_scale};
 use rebalancer_domain::ids::external_id_problem;
 use rebalancer_domain::portfolio::{TargetInput, Weight, WeightTarget};
@@ -28,6 +31,8 @@ use crate::runs::store::{
 };
 
 const SPEC: &str = "spec";
+/// The latest a caller may let a plan live.
+const MAX_EXPIRY: TimeDelta = TimeDelta::days(7);
 
 impl Execution {
     /// Plans a run without storing it.
@@ -130,6 +135,23 @@ impl Execution {
                 }
             }
         };
+        let now = self.clock.now();
+        let expires_at = match spec.expires_at {
+            None => None,
+            Some(Err(())) => {
+                violations.add(at("expires_at"), "is not a valid time");
+                None
+            }
+            Some(Ok(expires)) if expires <= now => {
+                violations.add(at("expires_at"), "must be in the future");
+                None
+            }
+            Some(Ok(expires)) if expires > now + MAX_EXPIRY => {
+                violations.add(at("expires_at"), "must be within 7 days");
+                None
+            }
+            Some(Ok(expires)) => Some(expires),
+        };
         let algorithm = spec.algorithm.clone().validate(&at("algorithm"));
         let algorithm = match algorithm {
             Ok(algorithm) => Some(algorithm),
@@ -144,6 +166,14 @@ impl Execution {
             return Err(violations.into());
         }
         let algorithm = algorithm.unwrap_or_default();
+        // By default a plan lives until the close of the day it can trade.
+        let expires_at = expires_at.unwrap_or_else(|| {
+            if algorithm.extended_hours {
+                calendar::extended_or_next_session(now).close + calendar::AFTER_HOURS
+            } else {
+                calendar::current_or_next_session(now).close
+            }
+        });
         let account_record = self
             .store
             .get_account(&context.tenant, &spec.account_id)
@@ -157,7 +187,20 @@ impl Execution {
                 spec.account_id
             )));
         }
+        // As the monitor does: a pattern day trader is not rebalanced (a
+        // rebalance may sell what was bought today); raising cash is allowed.
+        if kind != RunKind::Liquidation
+            && account_record
+                .restrictions
+                .contains(&account::Restriction::PatternDayTrader)
+        {
+            return Err(ExecutionError::FailedPrecondition(format!(
+                "account {} is flagged pattern day trader: only liquidations may run until the flag is cleared",
+                spec.account_id
+            )));
+        }
         let mut amount = amount;
+        let mut limits = account_record.limits();
         let cash_movement_id = Some(spec.cash_movement_id.clone()).filter(|id| !id.is_empty());
         if let Some(movement_id) = &cash_movement_id {
             let movement = self
@@ -174,6 +217,16 @@ impl Execution {
             }
             if kind == RunKind::Liquidation && amount.is_none() {
                 amount = Some(movement.amount);
+            }
+            // The cash this run raises is for this withdrawal: what is held
+            // back for it is what the plan may count on.
+            if movement.kind == CashMovementKind::Withdrawal
+                && !matches!(
+                    movement.status,
+                    CashMovementStatus::Settled | CashMovementStatus::Canceled
+                )
+            {
+                limits.earmarked = (limits.earmarked - movement.amount).max(Decimal::ZERO);
             }
         }
         // A spec naming a portfolio has the assignment read, and checked, now.
@@ -258,8 +311,10 @@ impl Execution {
                 })
             })
             .collect();
+        // Cash held back for withdrawals is neither invested nor drift.
+        let cash = limits.free_cash();
         let valuation = rebalancer_domain::holdings::value(
-            account_record.cash,
+            cash,
             account_record
                 .positions
                 .iter()
@@ -267,7 +322,7 @@ impl Execution {
             &prices,
         );
         let snapshot = AccountSnapshot {
-            cash: account_record.cash,
+            cash,
             holdings,
             buys_blocked: account_record.restrictions.iter().any(|r| r.blocks_buys())
                 || valuation.leverage_exceeded(),
@@ -287,7 +342,6 @@ impl Execution {
             whole_shares_only: target.whole_shares_only,
         });
 
-        let now = self.clock.now();
         let id = new_id();
         let approval_mode = spec.approval_mode.unwrap_or(target.approval_mode);
         let orders: Vec<OrderRecord> = plan
@@ -409,6 +463,7 @@ impl Execution {
             started_at: None,
             completed_at: status.is_terminal().then_some(now),
             canceled_at: None,
+            expires_at: Some(expires_at),
             orders,
         };
         Ok(run)

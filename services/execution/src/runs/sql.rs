@@ -17,7 +17,7 @@ use crate::store::{Created, IdempotencyClaim, PageRequest, StoreError};
 pub(crate) const RUN_COLUMNS: &str = "id, account_id, kind, status, initiated_from, reason, amount, portfolio_id, \
      portfolio_version, approval_mode, batch_id, cash_movement_id, transmission_id, cancel_requested, equity, \
      cash_before, minimum_order_notional, weights_json, algorithm_json, drift_json, skipped_json, adjustments_json, \
-     approved_by, revision, created_at, updated_at, approved_at, started_at, completed_at, canceled_at";
+     approved_by, revision, created_at, updated_at, approved_at, started_at, completed_at, canceled_at, expires_at";
 
 pub(crate) const ORDER_COLUMNS: &str = "id, run_id, account_id, position, symbol, side, quantity, notional, \
      whole_shares, estimated_price, status, filled_quantity, filled_notional, filled_amount, client_order_id, \
@@ -92,8 +92,8 @@ impl RunStore for SqlStore<DB> {
              portfolio_version, approval_mode, batch_id, cash_movement_id, transmission_id, cancel_requested, equity, \
              cash_before, minimum_order_notional, weights_json, algorithm_json, drift_json, skipped_json, \
              adjustments_json, approved_by, revision, created_at, updated_at, approved_at, started_at, completed_at, \
-             canceled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-             $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)",
+             canceled_at, expires_at, extended_hours) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+             $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)",
         )
         .bind(tenant.to_owned())
         .bind(run.id.clone())
@@ -126,6 +126,8 @@ impl RunStore for SqlStore<DB> {
         .bind(run.started_at)
         .bind(run.completed_at)
         .bind(run.canceled_at)
+        .bind(run.expires_at)
+        .bind(run.algorithm.extended_hours)
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -149,6 +151,45 @@ impl RunStore for SqlStore<DB> {
         }
         tx.commit().await?;
         Ok(Created::New(run))
+    }
+
+    async fn expire_runs(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
+        let sql = format!(
+            "UPDATE runs SET status = 'timeout', completed_at = $1, updated_at = $1, revision = revision + 1, \
+             reason = CASE status WHEN 'proposed' THEN 'expired: not approved in time, the plan is stale' \
+             ELSE 'expired: not started in time, the plan is stale' END \
+             WHERE (tenant_id, id) IN (SELECT tenant_id, id FROM runs WHERE {} AND expires_at <= $1 \
+             ORDER BY tenant_id, id LIMIT $2 {}) RETURNING tenant_id, id",
+            moving_to(RunStatus::Timeout),
+            DB::SKIP_LOCKED
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut expired = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let tenant: String = row.try_get("tenant_id")?;
+            let id: String = row.try_get("id")?;
+            sqlx::query(
+                "UPDATE orders SET status = 'expired', reason = 'the run expired', updated_at = $3 \
+                 WHERE tenant_id = $1 AND run_id = $2",
+            )
+            .bind(tenant.clone())
+            .bind(id.clone())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            expired.push((tenant, id));
+        }
+        tx.commit().await?;
+        Ok(expired)
     }
 
     async fn get_run(&self, tenant: &str, id: &str) -> Result<Option<RunRecord>, StoreError> {
@@ -501,6 +542,7 @@ pub(crate) fn run_from_row<R>(row: &R) -> Result<RunRecord, StoreError> {
         started_at: row.try_get("started_at")?,
         completed_at: row.try_get("completed_at")?,
         canceled_at: row.try_get("canceled_at")?,
+        expires_at: row.try_get("expires_at")?,
         orders: Vec::new(),
     })
 }

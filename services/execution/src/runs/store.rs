@@ -115,6 +115,8 @@ pub struct RunRecord {
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub canceled_at: Option<DateTime<Utc>>,
+    /// Still proposed or queued at this time, the run ends TIMEOUT.
+    pub expires_at: Option<DateTime<Utc>>,
     pub orders: Vec<OrderRecord>,
 }
 
@@ -228,6 +230,14 @@ pub trait RunStore: Send + Sync + Debug {
         change: RunChange,
         now: DateTime<Utc>,
     ) -> Result<RunRecord, StoreError>;
+
+    /// Ends TIMEOUT every run still proposed or queued at its expiry (at
+    /// most `limit`), its orders expired; returns the runs as (tenant, id).
+    async fn expire_runs(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(String, String)>, StoreError>;
 }
 
 /// Batches: many accounts' runs proposed, reviewed and transmitted together.

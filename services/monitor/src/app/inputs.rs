@@ -186,7 +186,8 @@ pub fn holdings(wire: &exec::Holdings) -> ParsedHoldings {
         })
         .collect();
     ParsedHoldings {
-        cash: decimal(&wire.cash),
+        // Cash held back for withdrawals is neither invested nor drift.
+        cash: decimal(&wire.cash) - decimal(&wire.earmarked_cash),
         positions: wire
             .positions
             .iter()
