@@ -10,7 +10,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use crate::account::{Restriction, leverage_exceeded};
-use crate::calendar::trading_day_on_or_before;
+use crate::calendar::{exchange_date, trading_day_on_or_before};
 use crate::cash::CashMovementKind;
 use crate::exact;
 use crate::portfolio::{BandKind, CalendarRule, PortfolioStatus, RebalanceCondition, Weight};
@@ -265,7 +265,8 @@ pub struct AccountView<'a> {
 /// Everything one evaluation looks at.
 #[derive(Debug, Clone)]
 pub struct EvaluationInput<'a> {
-    /// The trading date of the cycle (New York).
+    /// The trading date of the cycle (New York); cooldowns and calendar
+    /// conditions are counted in these dates.
     pub today: NaiveDate,
     pub now: DateTime<Utc>,
     pub assignment: AssignmentView<'a>,
@@ -805,10 +806,13 @@ fn decide<'a>(
         (Some(_), None) => !target.has_bands,
         _ => false,
     };
-    let cooldown_until = account
+    // Cooldown counts calendar days in the exchange's time zone, not hours:
+    // an account rebalanced on date D (any time of day) with N days of
+    // cooldown is eligible again on D + N, from that day's first cycle on.
+    let eligible_on = account
         .last_rebalanced_at
-        .map(|at| at + Duration::days(i64::from(target.cooldown_days)));
-    let in_cooldown = cooldown_until.is_some_and(|until| input.now < until) && !changed;
+        .map(|at| exchange_date(at) + Duration::days(i64::from(target.cooldown_days)));
+    let in_cooldown = eligible_on.is_some_and(|eligible| input.today < eligible) && !changed;
     let first_investment =
         account.positions.is_empty() && investable > target.invest_cash_threshold;
     let mut run_note = String::new();
@@ -860,10 +864,8 @@ fn decide<'a>(
         };
         (flag, reason, Some(run))
     } else if any_breached {
-        let until = cooldown_until
-            .map(|u| u.date_naive().to_string())
-            .unwrap_or_default();
-        run_note = format!("in cooldown until {until}");
+        let eligible = eligible_on.map(|d| d.to_string()).unwrap_or_default();
+        run_note = format!("in cooldown: eligible again on {eligible}");
         (Flag::OutOfTolerance, breached(), None)
     } else if deposit {
         run_note = "deposit below the invest cash threshold".to_owned();
