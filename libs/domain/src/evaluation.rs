@@ -28,11 +28,13 @@ crate::text_enum! {
         NewWithdrawal = "new_withdrawal",
         Liquidation = "liquidation",
         NoPortfolioAssigned = "no_portfolio_assigned",
+        /// Assigned, but rebalancing is off: not monitored.
+        RebalancingOff = "rebalancing_off",
     }
 }
 
 impl Flag {
-    pub const ALL: [Flag; 8] = [
+    pub const ALL: [Flag; 9] = [
         Flag::OutOfTolerance,
         Flag::InsideTolerance,
         Flag::UnableToCheck,
@@ -41,6 +43,7 @@ impl Flag {
         Flag::NewWithdrawal,
         Flag::Liquidation,
         Flag::NoPortfolioAssigned,
+        Flag::RebalancingOff,
     ];
 }
 
@@ -768,6 +771,9 @@ fn decide<'a>(
         .pending
         .iter()
         .find(|m| m.kind == CashMovementKind::Withdrawal);
+    if !rebalancing_enabled {
+        return rebalancing_off(evaluation, withdrawal);
+    }
     let deposit = account
         .pending
         .iter()
@@ -877,16 +883,37 @@ fn decide<'a>(
     evaluation.reason = reason;
     evaluation.run_note = run_note;
     evaluation.run = match run {
-        Some(_) if !rebalancing_enabled => {
-            evaluation.run_note = "rebalancing is off for this account".to_owned();
-            None
-        }
         Some(_) if account.open_run => {
             evaluation.run_note = "a run is already in progress".to_owned();
             None
         }
         run => run,
     };
+    evaluation
+}
+
+const REBALANCING_OFF: &str = "rebalancing is off for this account";
+
+/// An assigned account with rebalancing off is not monitored: no drift flag
+/// and no run, whatever its drift (its tickers stay measured, for anyone
+/// who asks). A pending withdrawal is still shown, as a client instruction
+/// someone has to act on, but no run is opened for it either.
+fn rebalancing_off<'a>(
+    mut evaluation: Evaluation<'a>,
+    withdrawal: Option<&PendingMovement>,
+) -> Evaluation<'a> {
+    match withdrawal {
+        Some(withdrawal) => {
+            evaluation.flag = Flag::NewWithdrawal;
+            evaluation.reason = format!("withdrawal request of {}", withdrawal.amount);
+            evaluation.run_note = REBALANCING_OFF.to_owned();
+        }
+        None => {
+            evaluation.flag = Flag::RebalancingOff;
+            evaluation.reason = REBALANCING_OFF.to_owned();
+        }
+    }
+    evaluation.run = None;
     evaluation
 }
 

@@ -58,6 +58,7 @@ struct Case {
     open_run: bool,
     last_rebalanced: Option<DateTime<Utc>>,
     prices: Prices,
+    rebalancing_enabled: bool,
 }
 
 impl Case {
@@ -76,6 +77,7 @@ impl Case {
             open_run: false,
             last_rebalanced: Some(now() - Duration::days(30)),
             prices: prices(),
+            rebalancing_enabled: true,
         }
     }
 
@@ -105,7 +107,7 @@ impl Case {
             now,
             assignment: AssignmentView::Active {
                 target,
-                rebalancing_enabled: true,
+                rebalancing_enabled: self.rebalancing_enabled,
             },
             account: Some(AccountView {
                 cash: self.cash,
@@ -374,6 +376,50 @@ fn an_open_run_or_rebalancing_off_means_no_new_run() {
     assert_eq!(evaluation.flag, Flag::OutOfTolerance);
     assert_eq!(evaluation.run, None);
     assert!(evaluation.run_note.contains("in progress"));
+}
+
+#[test]
+fn rebalancing_off_is_not_monitored_but_its_drift_is_measured() {
+    let mut case = Case::on_target();
+    case.positions[0].1 = dec!(160);
+    case.rebalancing_enabled = false;
+    let evaluation = case.evaluate();
+    assert_eq!(evaluation.flag, Flag::RebalancingOff, "{evaluation:?}");
+    assert_eq!(evaluation.reason, "rebalancing is off for this account");
+    assert_eq!(evaluation.run, None);
+    let spy = evaluation
+        .tickers
+        .iter()
+        .find(|t| t.symbol == Some("SPY"))
+        .expect("SPY drift");
+    assert!(spy.breached);
+    assert!(evaluation.max_drift > dec!(5), "{evaluation:?}");
+    // A calendar day, a target change or cash to invest change nothing.
+    case.conditions
+        .push(RebalanceCondition::Calendar(CalendarRule::Weekly(
+            Weekday::Mon,
+        )));
+    case.changed = Some(now() - Duration::hours(1));
+    case.cash += dec!(20000);
+    let evaluation = case.evaluate();
+    assert_eq!(evaluation.flag, Flag::RebalancingOff);
+    assert_eq!(evaluation.run, None);
+}
+
+#[test]
+fn a_withdrawal_with_rebalancing_off_is_shown_without_a_run() {
+    let mut case = Case::on_target();
+    case.rebalancing_enabled = false;
+    case.pending.push(PendingMovement {
+        id: "wd-1".to_owned(),
+        kind: CashMovementKind::Withdrawal,
+        amount: dec!(2000),
+    });
+    let evaluation = case.evaluate();
+    assert_eq!(evaluation.flag, Flag::NewWithdrawal);
+    assert_eq!(evaluation.reason, "withdrawal request of 2000");
+    assert_eq!(evaluation.run, None);
+    assert_eq!(evaluation.run_note, "rebalancing is off for this account");
 }
 
 #[test]
