@@ -191,6 +191,7 @@ impl Execution {
                 approval_mode: ApprovalMode::Auto,
                 minimum_order_notional: None,
                 whole_shares_only: false,
+                sleeve_minimums: Vec::new(),
             },
             None => match self
                 .known_or_assigned(context, &spec.account_id, known_target)
@@ -204,6 +205,7 @@ impl Execution {
                     approval_mode: ApprovalMode::Auto,
                     minimum_order_notional: None,
                     whole_shares_only: false,
+                    sleeve_minimums: Vec::new(),
                 },
                 None => {
                     return Err(ExecutionError::FailedPrecondition(format!(
@@ -266,6 +268,7 @@ impl Execution {
                 .map(|p| (p.symbol.as_str(), p.quantity)),
             &prices,
         );
+        let (target, unopened_sleeves) = target.open_sleeves(valuation.equity, &holdings, &prices);
         let snapshot = AccountSnapshot {
             cash: account_record.cash,
             holdings,
@@ -389,7 +392,10 @@ impl Execution {
                     expected_value: d.expected_value,
                 })
                 .collect(),
-            skipped: plan.skipped.iter().map(skip_entry).collect(),
+            skipped: unopened_sleeves
+                .into_iter()
+                .chain(plan.skipped.iter().map(skip_entry))
+                .collect(),
             adjustments: vec![AdjustmentEntry {
                 actor: context.actor.clone(),
                 at: now,
