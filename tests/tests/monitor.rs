@@ -1,5 +1,5 @@
 //! The Monitor end to end, across the three services, on the simulated
-//! clock: the eight statuses, run creation with manual approval, reruns that
+//! clock: the nine statuses, run creation with manual approval, reruns that
 //! create no duplicate runs, the Rebalance Center reads, cooldown with
 //! invest-cash, a quarterly calendar over a simulated year, a replica
 //! dying mid-cycle, and runs that carry the portfolio version evaluated.
@@ -273,8 +273,8 @@ fn counts(cycle: &Cycle) -> BTreeMap<&'static str, i64> {
         .collect()
 }
 
-/// The accounts of the eight statuses, their expected status and run type.
-const EIGHT: [(&str, EvaluationStatus, RunType); 8] = [
+/// The accounts of the nine statuses, their expected status and run type.
+const NINE: [(&str, EvaluationStatus, RunType); 9] = [
     (
         "acct-attention",
         EvaluationStatus::NeedsAttention,
@@ -301,6 +301,11 @@ const EIGHT: [(&str, EvaluationStatus, RunType); 8] = [
         RunType::Unspecified,
     ),
     (
+        "acct-off",
+        EvaluationStatus::RebalancingOff,
+        RunType::Unspecified,
+    ),
+    (
         "acct-out",
         EvaluationStatus::OutOfTolerance,
         RunType::FullRebalance,
@@ -317,7 +322,7 @@ const EIGHT: [(&str, EvaluationStatus, RunType); 8] = [
     ),
 ];
 
-async fn eight_statuses(backend: Backend) {
+async fn nine_statuses(backend: Backend) {
     let Some(stack) = TestStack::start(backend).await else {
         return;
     };
@@ -329,6 +334,10 @@ async fn eight_statuses(backend: Backend) {
         .await;
     desk.open("acct-out", false, Vec::new()).await;
     desk.assign("acct-out", &balanced, ApprovalMode::Manual, true)
+        .await;
+    // As far out, but rebalancing is off: not monitored.
+    desk.open("acct-off", false, Vec::new()).await;
+    desk.assign("acct-off", &balanced, ApprovalMode::Auto, false)
         .await;
     // Assigned but unknown to the account book.
     desk.assign("acct-unable", &balanced, ApprovalMode::Auto, true)
@@ -376,7 +385,7 @@ async fn eight_statuses(backend: Backend) {
     let cycle = &cycles[0];
     assert_eq!(cycle.state, i32::from(CycleState::Completed), "{cycle:?}");
     assert_eq!(cycle.trading_date, "2026-03-02");
-    assert_eq!(cycle.accounts_evaluated, 8);
+    assert_eq!(cycle.accounts_evaluated, 9);
     assert_eq!(cycle.runs_created, 4, "{cycle:?}");
     assert_eq!(cycle.errors, 0);
     assert!(
@@ -385,7 +394,7 @@ async fn eight_statuses(backend: Backend) {
         counts(cycle)
     );
 
-    for (account, expected, run_type) in EIGHT {
+    for (account, expected, run_type) in NINE {
         let evaluation = desk.evaluation(account).await;
         assert_eq!(status(&evaluation), expected, "{account}: {evaluation:?}");
         assert_eq!(
@@ -421,6 +430,12 @@ async fn eight_statuses(backend: Backend) {
         "{spy:?}"
     );
     assert!((d(&out.max_drift) - d("35")).abs() < d("0.01"), "{out:?}");
+    // Rebalancing off: the same drift is shown, with no flag and no run.
+    let off = desk.evaluation("acct-off").await;
+    assert_eq!(off.reason, "rebalancing is off for this account");
+    assert_eq!(off.tickers, out.tickers);
+    assert_eq!(off.max_drift, out.max_drift);
+    assert!(desk.runs_of("acct-off").await.is_empty());
     // Manual approval leaves the run proposed; the withdrawal run sells its amount.
     let out_runs = desk.runs_of("acct-out").await;
     assert_eq!(out_runs.len(), 1);
@@ -441,7 +456,8 @@ async fn eight_statuses(backend: Backend) {
     assert_eq!(withdraw_runs.len(), 1);
     assert_eq!(withdraw_runs[0].r#type, i32::from(RunType::Liquidation));
 
-    // The Rebalance Center: flagged (not inside tolerance) by portfolio, paginated.
+    // The Rebalance Center: flagged (not inside tolerance, not rebalancing
+    // off) by portfolio, paginated; the group counts every account.
     let first = desk
         .monitor
         .list_flagged(desk.firm.request(ListFlaggedRequest {
@@ -471,7 +487,25 @@ async fn eight_statuses(backend: Backend) {
         .iter()
         .find(|g| g.portfolio_id == balanced)
         .expect("group");
-    assert_eq!(balanced_group.total, 6, "{balanced_group:?}");
+    assert_eq!(balanced_group.total, 7, "{balanced_group:?}");
+    assert!(
+        first
+            .evaluations
+            .iter()
+            .chain(&second.evaluations)
+            .all(|e| e.account_id != "acct-off")
+    );
+    let only_off = desk
+        .monitor
+        .list_flagged(desk.firm.request(ListFlaggedRequest {
+            statuses: vec![EvaluationStatus::RebalancingOff.into()],
+            ..ListFlaggedRequest::default()
+        }))
+        .await
+        .expect("rebalancing off")
+        .into_inner();
+    assert_eq!(only_off.evaluations.len(), 1);
+    assert_eq!(only_off.evaluations[0].account_id, "acct-off");
     let only_out = desk
         .monitor
         .list_flagged(desk.firm.request(ListFlaggedRequest {
@@ -513,8 +547,8 @@ async fn eight_statuses(backend: Backend) {
     }
     let last = last.expect("a final event");
     assert_eq!(last.state, i32::from(CycleState::Completed));
-    assert_eq!(last.accounts_evaluated, 8);
-    for (account, _, _) in EIGHT {
+    assert_eq!(last.accounts_evaluated, 9);
+    for (account, _, _) in NINE {
         assert!(
             desk.runs_of(account).await.len() <= 1,
             "{account} has a duplicate run"
@@ -604,13 +638,13 @@ async fn eight_statuses(backend: Backend) {
 }
 
 #[tokio::test]
-async fn eight_statuses_sqlite() {
-    eight_statuses(Backend::Sqlite).await;
+async fn nine_statuses_sqlite() {
+    nine_statuses(Backend::Sqlite).await;
 }
 
 #[tokio::test]
-async fn eight_statuses_postgres() {
-    eight_statuses(Backend::Postgres).await;
+async fn nine_statuses_postgres() {
+    nine_statuses(Backend::Postgres).await;
 }
 
 /// The monitor names the portfolio version it evaluated in the runs it
@@ -843,8 +877,10 @@ async fn quarterly_calendar_fires_on_the_right_trading_days_over_a_year() {
     // Day 31 of each quarter's first month: clamped to the month's end and
     // rolled back to the previous trading day.
     let quarterly_31 = desk.portfolio("Quarterly", vec![quarterly("31")], 0).await;
+    // Rebalancing on with manual approval: the first cycle proposes a run
+    // (never approved here), so later cycles flag without opening runs.
     desk.open("acct-q", true, Vec::new()).await;
-    desk.assign("acct-q", &quarterly_31, ApprovalMode::Auto, false)
+    desk.assign("acct-q", &quarterly_31, ApprovalMode::Manual, true)
         .await;
     let mut fired = Vec::new();
     let mut date = NaiveDate::from_ymd_opt(2026, 3, 2).expect("date");
@@ -859,8 +895,10 @@ async fn quarterly_calendar_fires_on_the_right_trading_days_over_a_year() {
             );
             if evaluation.reason == "calendar rebalance day" {
                 fired.push(date.to_string());
+                assert_eq!(status(&evaluation), EvaluationStatus::OutOfTolerance);
                 assert!(
-                    evaluation.run_note.contains("rebalancing is off"),
+                    evaluation.run_type == i32::from(RunType::FullRebalance)
+                        || evaluation.run_note.contains("in progress"),
                     "{evaluation:?}"
                 );
             }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use crate::account::{Restriction, leverage_exceeded};
-use crate::calendar::trading_day_on_or_before;
+use crate::calendar::{exchange_date, trading_day_on_or_before};
 use crate::cash::CashMovementKind;
 use crate::exact;
 use crate::portfolio::{BandKind, CalendarRule, PortfolioStatus, RebalanceCondition, Weight};
@@ -28,11 +28,13 @@ crate::text_enum! {
         NewWithdrawal = "new_withdrawal",
         Liquidation = "liquidation",
         NoPortfolioAssigned = "no_portfolio_assigned",
+        /// Assigned, but rebalancing is off: not monitored.
+        RebalancingOff = "rebalancing_off",
     }
 }
 
 impl Flag {
-    pub const ALL: [Flag; 8] = [
+    pub const ALL: [Flag; 9] = [
         Flag::OutOfTolerance,
         Flag::InsideTolerance,
         Flag::UnableToCheck,
@@ -41,6 +43,7 @@ impl Flag {
         Flag::NewWithdrawal,
         Flag::Liquidation,
         Flag::NoPortfolioAssigned,
+        Flag::RebalancingOff,
     ];
 }
 
@@ -265,7 +268,8 @@ pub struct AccountView<'a> {
 /// Everything one evaluation looks at.
 #[derive(Debug, Clone)]
 pub struct EvaluationInput<'a> {
-    /// The trading date of the cycle (New York).
+    /// The trading date of the cycle (New York); cooldowns and calendar
+    /// conditions are counted in these dates.
     pub today: NaiveDate,
     pub now: DateTime<Utc>,
     pub assignment: AssignmentView<'a>,
@@ -767,6 +771,9 @@ fn decide<'a>(
         .pending
         .iter()
         .find(|m| m.kind == CashMovementKind::Withdrawal);
+    if !rebalancing_enabled {
+        return rebalancing_off(evaluation, withdrawal);
+    }
     let deposit = account
         .pending
         .iter()
@@ -805,10 +812,13 @@ fn decide<'a>(
         (Some(_), None) => !target.has_bands,
         _ => false,
     };
-    let cooldown_until = account
+    // Cooldown counts calendar days in the exchange's time zone, not hours:
+    // an account rebalanced on date D (any time of day) with N days of
+    // cooldown is eligible again on D + N, from that day's first cycle on.
+    let eligible_on = account
         .last_rebalanced_at
-        .map(|at| at + Duration::days(i64::from(target.cooldown_days)));
-    let in_cooldown = cooldown_until.is_some_and(|until| input.now < until) && !changed;
+        .map(|at| exchange_date(at) + Duration::days(i64::from(target.cooldown_days)));
+    let in_cooldown = eligible_on.is_some_and(|eligible| input.today < eligible) && !changed;
     let first_investment =
         account.positions.is_empty() && investable > target.invest_cash_threshold;
     let mut run_note = String::new();
@@ -860,10 +870,8 @@ fn decide<'a>(
         };
         (flag, reason, Some(run))
     } else if any_breached {
-        let until = cooldown_until
-            .map(|u| u.date_naive().to_string())
-            .unwrap_or_default();
-        run_note = format!("in cooldown until {until}");
+        let eligible = eligible_on.map(|d| d.to_string()).unwrap_or_default();
+        run_note = format!("in cooldown: eligible again on {eligible}");
         (Flag::OutOfTolerance, breached(), None)
     } else if deposit {
         run_note = "deposit below the invest cash threshold".to_owned();
@@ -875,16 +883,37 @@ fn decide<'a>(
     evaluation.reason = reason;
     evaluation.run_note = run_note;
     evaluation.run = match run {
-        Some(_) if !rebalancing_enabled => {
-            evaluation.run_note = "rebalancing is off for this account".to_owned();
-            None
-        }
         Some(_) if account.open_run => {
             evaluation.run_note = "a run is already in progress".to_owned();
             None
         }
         run => run,
     };
+    evaluation
+}
+
+const REBALANCING_OFF: &str = "rebalancing is off for this account";
+
+/// An assigned account with rebalancing off is not monitored: no drift flag
+/// and no run, whatever its drift (its tickers stay measured, for anyone
+/// who asks). A pending withdrawal is still shown, as a client instruction
+/// someone has to act on, but no run is opened for it either.
+fn rebalancing_off<'a>(
+    mut evaluation: Evaluation<'a>,
+    withdrawal: Option<&PendingMovement>,
+) -> Evaluation<'a> {
+    match withdrawal {
+        Some(withdrawal) => {
+            evaluation.flag = Flag::NewWithdrawal;
+            evaluation.reason = format!("withdrawal request of {}", withdrawal.amount);
+            evaluation.run_note = REBALANCING_OFF.to_owned();
+        }
+        None => {
+            evaluation.flag = Flag::RebalancingOff;
+            evaluation.reason = REBALANCING_OFF.to_owned();
+        }
+    }
+    evaluation.run = None;
     evaluation
 }
 

@@ -58,6 +58,7 @@ struct Case {
     open_run: bool,
     last_rebalanced: Option<DateTime<Utc>>,
     prices: Prices,
+    rebalancing_enabled: bool,
 }
 
 impl Case {
@@ -76,6 +77,7 @@ impl Case {
             open_run: false,
             last_rebalanced: Some(now() - Duration::days(30)),
             prices: prices(),
+            rebalancing_enabled: true,
         }
     }
 
@@ -105,7 +107,7 @@ impl Case {
             now,
             assignment: AssignmentView::Active {
                 target,
-                rebalancing_enabled: true,
+                rebalancing_enabled: self.rebalancing_enabled,
             },
             account: Some(AccountView {
                 cash: self.cash,
@@ -171,6 +173,60 @@ fn cooldown_blocks_a_full_rebalance_but_not_invest_cash() {
     let evaluation = case.evaluate();
     assert_eq!(evaluation.flag, Flag::NewDeposit);
     assert_eq!(evaluation.run.map(|r| r.kind), Some(RunKind::InvestCash));
+}
+
+/// A New York wall-clock moment.
+fn new_york(date: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
+    let time = chrono::NaiveTime::from_hms_opt(hour, minute, 0).expect("valid");
+    crate::calendar::at_new_york(date, time).expect("valid")
+}
+
+#[test]
+fn cooldown_ends_on_the_calendar_day_at_any_hour() {
+    // Rebalanced Monday 10:05 New York with one day of cooldown: Tuesday's
+    // 09:45 cycle, 23h40m later, is eligible again.
+    let monday = NaiveDate::from_ymd_opt(2026, 3, 2).expect("valid");
+    let tuesday = monday.succ_opt().expect("valid");
+    let mut case = Case::on_target();
+    case.positions[0].1 = dec!(160);
+    case.cooldown_days = 1;
+    case.last_rebalanced = Some(new_york(monday, 10, 5));
+    let evaluation = case.evaluate_on(tuesday, new_york(tuesday, 9, 45));
+    assert_eq!(evaluation.flag, Flag::OutOfTolerance);
+    assert_eq!(
+        evaluation.run.map(|r| r.kind),
+        Some(RunKind::FullRebalance),
+        "{}",
+        evaluation.run_note
+    );
+    // Later the same Monday it is still cooling down, and says until when.
+    let evaluation = case.evaluate_on(monday, new_york(monday, 15, 0));
+    assert_eq!(evaluation.run, None);
+    assert_eq!(
+        evaluation.run_note,
+        "in cooldown: eligible again on 2026-03-03"
+    );
+}
+
+#[test]
+fn cooldown_days_are_counted_in_new_york_dates() {
+    // Rebalanced Monday 21:00 New York, which is already Tuesday in UTC:
+    // with a 7-day cooldown the account is eligible again the next Monday.
+    let monday = NaiveDate::from_ymd_opt(2026, 3, 2).expect("valid");
+    let sunday = NaiveDate::from_ymd_opt(2026, 3, 8).expect("valid");
+    let next_monday = NaiveDate::from_ymd_opt(2026, 3, 9).expect("valid");
+    let mut case = Case::on_target();
+    case.positions[0].1 = dec!(160);
+    case.cooldown_days = 7;
+    case.last_rebalanced = Some(new_york(monday, 21, 0));
+    let evaluation = case.evaluate_on(sunday, new_york(sunday, 9, 45));
+    assert_eq!(evaluation.run, None);
+    assert_eq!(
+        evaluation.run_note,
+        "in cooldown: eligible again on 2026-03-09"
+    );
+    let evaluation = case.evaluate_on(next_monday, new_york(next_monday, 9, 45));
+    assert_eq!(evaluation.run.map(|r| r.kind), Some(RunKind::FullRebalance));
 }
 
 #[test]
@@ -320,6 +376,50 @@ fn an_open_run_or_rebalancing_off_means_no_new_run() {
     assert_eq!(evaluation.flag, Flag::OutOfTolerance);
     assert_eq!(evaluation.run, None);
     assert!(evaluation.run_note.contains("in progress"));
+}
+
+#[test]
+fn rebalancing_off_is_not_monitored_but_its_drift_is_measured() {
+    let mut case = Case::on_target();
+    case.positions[0].1 = dec!(160);
+    case.rebalancing_enabled = false;
+    let evaluation = case.evaluate();
+    assert_eq!(evaluation.flag, Flag::RebalancingOff, "{evaluation:?}");
+    assert_eq!(evaluation.reason, "rebalancing is off for this account");
+    assert_eq!(evaluation.run, None);
+    let spy = evaluation
+        .tickers
+        .iter()
+        .find(|t| t.symbol == Some("SPY"))
+        .expect("SPY drift");
+    assert!(spy.breached);
+    assert!(evaluation.max_drift > dec!(5), "{evaluation:?}");
+    // A calendar day, a target change or cash to invest change nothing.
+    case.conditions
+        .push(RebalanceCondition::Calendar(CalendarRule::Weekly(
+            Weekday::Mon,
+        )));
+    case.changed = Some(now() - Duration::hours(1));
+    case.cash += dec!(20000);
+    let evaluation = case.evaluate();
+    assert_eq!(evaluation.flag, Flag::RebalancingOff);
+    assert_eq!(evaluation.run, None);
+}
+
+#[test]
+fn a_withdrawal_with_rebalancing_off_is_shown_without_a_run() {
+    let mut case = Case::on_target();
+    case.rebalancing_enabled = false;
+    case.pending.push(PendingMovement {
+        id: "wd-1".to_owned(),
+        kind: CashMovementKind::Withdrawal,
+        amount: dec!(2000),
+    });
+    let evaluation = case.evaluate();
+    assert_eq!(evaluation.flag, Flag::NewWithdrawal);
+    assert_eq!(evaluation.reason, "withdrawal request of 2000");
+    assert_eq!(evaluation.run, None);
+    assert_eq!(evaluation.run_note, "rebalancing is off for this account");
 }
 
 #[test]

@@ -19,6 +19,7 @@ pub mod netting;
 pub mod portfolio;
 pub mod quality;
 pub mod run;
+pub mod sleeve_minimums;
 pub mod sleeves;
 pub mod symbol;
 mod text_enum;

@@ -2,12 +2,13 @@
 //! portfolios into symbol weights, the effective share of each sleeve, and
 //! cycle detection.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use rust_decimal::Decimal;
 
 use crate::Symbol;
 use crate::portfolio::{TargetSpec, Weight, WeightTarget};
+pub use crate::sleeve_minimums::SleeveMinimum;
 
 /// A portfolio version as the resolver sees it.
 #[derive(Debug, Clone)]
@@ -34,6 +35,10 @@ pub struct Resolved {
     pub weights: Vec<Weight>,
     /// The root and every sleeve under it.
     pub sleeves: Vec<SleeveShare>,
+    /// The sleeves under the root with an investment minimum, with what they
+    /// contribute to `weights`: what a rebalance needs to leave one unopened
+    /// ([`crate::sleeve_minimums`]).
+    pub minimums: Vec<SleeveMinimum>,
 }
 
 /// Why a target cannot be resolved.
@@ -47,34 +52,53 @@ pub enum ResolveError {
 
 const MAX_DEPTH: usize = 32;
 
+/// What one sleeve (every occurrence summed) puts into the flat target.
+#[derive(Debug, Default)]
+struct Contribution {
+    /// Percent of the account by symbol; `None` for cash.
+    parts: BTreeMap<Option<Symbol>, Decimal>,
+    /// Sleeves it is nested in, the root left out.
+    within: BTreeSet<String>,
+}
+
+/// The state of one flattening walk.
+struct Walk<'a> {
+    nodes: &'a HashMap<String, SleeveNode>,
+    /// Portfolios from the root to the one being walked.
+    path: Vec<String>,
+    cash: Decimal,
+    assets: BTreeMap<Symbol, Decimal>,
+    /// (version, percent of the account, investment minimum) by portfolio.
+    shares: BTreeMap<String, (i64, Decimal, Decimal)>,
+    /// By sleeve, for sleeves below the root with a minimum.
+    contributions: BTreeMap<String, Contribution>,
+}
+
 /// Flattens `root` using `nodes` (every portfolio reachable from it).
 ///
 /// # Errors
 /// [`ResolveError`] when a sleeve is missing or the sleeves form a cycle.
 pub fn resolve(root: &str, nodes: &HashMap<String, SleeveNode>) -> Result<Resolved, ResolveError> {
-    let mut cash = Decimal::ZERO;
-    let mut assets: BTreeMap<Symbol, Decimal> = BTreeMap::new();
-    let mut shares: BTreeMap<String, (i64, Decimal, Decimal)> = BTreeMap::new();
-    let mut path = vec![root.to_owned()];
-    walk(
-        root,
-        Decimal::ONE_HUNDRED,
+    let mut walk = Walk {
         nodes,
-        &mut path,
-        &mut cash,
-        &mut assets,
-        &mut shares,
-    )?;
-    let mut weights = Vec::with_capacity(assets.len() + 1);
-    if !cash.is_zero() {
-        weights.push(Weight::cash(cash.normalize()));
+        path: vec![root.to_owned()],
+        cash: Decimal::ZERO,
+        assets: BTreeMap::new(),
+        shares: BTreeMap::new(),
+        contributions: BTreeMap::new(),
+    };
+    walk.visit(root, Decimal::ONE_HUNDRED)?;
+    let mut weights = Vec::with_capacity(walk.assets.len() + 1);
+    if !walk.cash.is_zero() {
+        weights.push(Weight::cash(walk.cash.normalize()));
     }
     weights.extend(
-        assets
+        walk.assets
             .into_iter()
             .map(|(symbol, percent)| Weight::asset(symbol, percent.normalize())),
     );
-    let mut sleeves: Vec<SleeveShare> = shares
+    let mut sleeves: Vec<SleeveShare> = walk
+        .shares
         .into_iter()
         .map(
             |(portfolio_id, (version, percent, investment_minimum))| SleeveShare {
@@ -87,45 +111,88 @@ pub fn resolve(root: &str, nodes: &HashMap<String, SleeveNode>) -> Result<Resolv
         .collect();
     // The root first.
     sleeves.sort_by_key(|share| share.portfolio_id != root);
-    Ok(Resolved { weights, sleeves })
+    let minimums = sleeves
+        .iter()
+        .filter_map(|share| {
+            let contribution = walk.contributions.remove(&share.portfolio_id)?;
+            Some(SleeveMinimum {
+                portfolio_id: share.portfolio_id.clone(),
+                percent: share.percent,
+                investment_minimum: share.investment_minimum,
+                weights: contribution
+                    .parts
+                    .into_iter()
+                    .map(|(symbol, percent)| match symbol {
+                        Some(symbol) => Weight::asset(symbol, percent.normalize()),
+                        None => Weight::cash(percent.normalize()),
+                    })
+                    .collect(),
+                within: contribution.within.into_iter().collect(),
+            })
+        })
+        .collect();
+    Ok(Resolved {
+        weights,
+        sleeves,
+        minimums,
+    })
 }
 
-fn walk(
-    id: &str,
-    share: Decimal,
-    nodes: &HashMap<String, SleeveNode>,
-    path: &mut Vec<String>,
-    cash: &mut Decimal,
-    assets: &mut BTreeMap<Symbol, Decimal>,
-    shares: &mut BTreeMap<String, (i64, Decimal, Decimal)>,
-) -> Result<(), ResolveError> {
-    let node = nodes
-        .get(id)
-        .ok_or_else(|| ResolveError::Missing(id.to_owned()))?;
-    let entry = shares.entry(id.to_owned()).or_insert((
-        node.version,
-        Decimal::ZERO,
-        node.target.investment_minimum,
-    ));
-    entry.1 += share;
-    for weight in &node.target.weights {
-        let part = share * weight.percent / Decimal::ONE_HUNDRED;
-        match &weight.target {
-            WeightTarget::Cash => *cash += part,
-            WeightTarget::Asset(symbol) => *assets.entry(symbol.clone()).or_default() += part,
-            WeightTarget::Portfolio(child) => {
-                if path.iter().any(|seen| seen == child) || path.len() > MAX_DEPTH {
-                    let mut cycle = path.clone();
-                    cycle.push(child.clone());
-                    return Err(ResolveError::Cycle(cycle));
+impl Walk<'_> {
+    fn visit(&mut self, id: &str, share: Decimal) -> Result<(), ResolveError> {
+        let nodes = self.nodes;
+        let node = nodes
+            .get(id)
+            .ok_or_else(|| ResolveError::Missing(id.to_owned()))?;
+        let entry = self.shares.entry(id.to_owned()).or_insert((
+            node.version,
+            Decimal::ZERO,
+            node.target.investment_minimum,
+        ));
+        entry.1 += share;
+        if self.path.len() > 1 && node.target.investment_minimum > Decimal::ZERO {
+            let within = self.path[1..self.path.len() - 1].iter().cloned();
+            self.contributions
+                .entry(id.to_owned())
+                .or_default()
+                .within
+                .extend(within);
+        }
+        for weight in &node.target.weights {
+            let part = share * weight.percent / Decimal::ONE_HUNDRED;
+            match &weight.target {
+                WeightTarget::Cash => {
+                    self.cash += part;
+                    self.contribute(None, part);
                 }
-                path.push(child.clone());
-                walk(child, part, nodes, path, cash, assets, shares)?;
-                path.pop();
+                WeightTarget::Asset(symbol) => {
+                    *self.assets.entry(symbol.clone()).or_default() += part;
+                    self.contribute(Some(symbol), part);
+                }
+                WeightTarget::Portfolio(child) => {
+                    if self.path.iter().any(|seen| seen == child) || self.path.len() > MAX_DEPTH {
+                        let mut cycle = self.path.clone();
+                        cycle.push(child.clone());
+                        return Err(ResolveError::Cycle(cycle));
+                    }
+                    self.path.push(child.clone());
+                    self.visit(child, part)?;
+                    self.path.pop();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a part of the flat target to every sleeve with a minimum on the
+    /// current path.
+    fn contribute(&mut self, symbol: Option<&Symbol>, part: Decimal) {
+        for sleeve in &self.path[1..] {
+            if let Some(contribution) = self.contributions.get_mut(sleeve) {
+                *contribution.parts.entry(symbol.cloned()).or_default() += part;
             }
         }
     }
-    Ok(())
 }
 
 /// Every portfolio reachable from `root` through sleeve weights, `root`

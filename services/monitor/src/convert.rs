@@ -20,6 +20,7 @@ pub fn flag_to_wire(flag: Flag) -> pb::EvaluationStatus {
         Flag::NewWithdrawal => pb::EvaluationStatus::NewWithdrawal,
         Flag::Liquidation => pb::EvaluationStatus::Liquidation,
         Flag::NoPortfolioAssigned => pb::EvaluationStatus::NoPortfolioAssigned,
+        Flag::RebalancingOff => pb::EvaluationStatus::RebalancingOff,
     }
 }
 
@@ -36,6 +37,7 @@ pub fn flag_from_wire(value: i32) -> Option<Flag> {
         pb::EvaluationStatus::NewWithdrawal => Some(Flag::NewWithdrawal),
         pb::EvaluationStatus::Liquidation => Some(Flag::Liquidation),
         pb::EvaluationStatus::NoPortfolioAssigned => Some(Flag::NoPortfolioAssigned),
+        pb::EvaluationStatus::RebalancingOff => Some(Flag::RebalancingOff),
     }
 }
 

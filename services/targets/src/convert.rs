@@ -5,8 +5,10 @@ use rebalancer_domain::portfolio::Weight;
 use rebalancer_domain::portfolio::{
     OrderSizing, PortfolioInput, PortfolioStatus, Scope, TargetInput,
 };
+use rebalancer_domain::sleeves::SleeveMinimum;
 use rebalancer_kit::wire::{
-    condition_input, condition_to_wire, money_text, timestamp, weight_input, weight_to_wire,
+    condition_input, condition_to_wire, decimal_text, money_text, timestamp, weight_input,
+    weight_to_wire,
 };
 use rebalancer_proto::common;
 use rebalancer_proto::target as pb;
@@ -223,6 +225,12 @@ pub fn resolved_assignment_to_wire(resolved: &ResolvedAssignment) -> pb::Resolve
             message.order_sizing = order_sizing_to_wire(portfolio.target.order_sizing).into();
             message.invest_cash_threshold = money_text(portfolio.target.invest_cash_threshold);
             message.minimum_order_notional = money_text(portfolio.target.minimum_order_notional);
+            message.sleeve_minimums = target
+                .resolved
+                .minimums
+                .iter()
+                .map(sleeve_minimum_to_wire)
+                .collect();
         }
         None => {
             // Unassigned (or unresolvable): the account targets 100% cash.
@@ -235,6 +243,16 @@ pub fn resolved_assignment_to_wire(resolved: &ResolvedAssignment) -> pb::Resolve
         }
     }
     message
+}
+
+fn sleeve_minimum_to_wire(sleeve: &SleeveMinimum) -> pb::SleeveMinimum {
+    pb::SleeveMinimum {
+        portfolio_id: sleeve.portfolio_id.clone(),
+        percent: decimal_text(sleeve.percent),
+        investment_minimum: money_text(sleeve.investment_minimum),
+        weights: sleeve.weights.iter().map(weight_to_wire).collect(),
+        within: sleeve.within.clone(),
+    }
 }
 
 #[must_use]

@@ -263,6 +263,7 @@ fn skip_reason_to_wire(reason: &str) -> pb::SkipReason {
         "rounds_to_zero" => pb::SkipReason::RoundsToZero,
         "no_price" => pb::SkipReason::NoPrice,
         "excluded" => pb::SkipReason::Excluded,
+        "below_investment_minimum" => pb::SkipReason::BelowInvestmentMinimum,
         _ => pb::SkipReason::Unspecified,
     }
 }

@@ -244,6 +244,7 @@ impl Execution {
                 approval_mode: ApprovalMode::Auto,
                 minimum_order_notional: None,
                 whole_shares_only: false,
+                sleeve_minimums: Vec::new(),
             },
             None => match self
                 .known_or_assigned(context, &spec.account_id, known_target)
@@ -257,6 +258,7 @@ impl Execution {
                     approval_mode: ApprovalMode::Auto,
                     minimum_order_notional: None,
                     whole_shares_only: false,
+                    sleeve_minimums: Vec::new(),
                 },
                 None => {
                     return Err(ExecutionError::FailedPrecondition(format!(
@@ -321,6 +323,7 @@ impl Execution {
                 .map(|p| (p.symbol.as_str(), p.quantity)),
             &prices,
         );
+        let (target, unopened_sleeves) = target.open_sleeves(valuation.equity, &holdings, &prices);
         let snapshot = AccountSnapshot {
             cash,
             holdings,
@@ -443,7 +446,10 @@ impl Execution {
                     expected_value: d.expected_value,
                 })
                 .collect(),
-            skipped: plan.skipped.iter().map(skip_entry).collect(),
+            skipped: unopened_sleeves
+                .into_iter()
+                .chain(plan.skipped.iter().map(skip_entry))
+                .collect(),
             adjustments: vec![AdjustmentEntry {
                 actor: context.actor.clone(),
                 at: now,

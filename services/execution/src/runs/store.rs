@@ -39,7 +39,8 @@ pub struct SkipEntry {
     pub quantity: Decimal,
     pub notional: Decimal,
     /// `below_minimum_notional`, `insufficient_cash`, `not_tradable`,
-    /// `restricted`, `rounds_to_zero`, `no_price`, `excluded`.
+    /// `restricted`, `rounds_to_zero`, `no_price`, `excluded`,
+    /// `below_investment_minimum` (a sleeve not opened).
     pub reason: String,
     pub detail: String,
 }

@@ -7,6 +7,10 @@
 //! on the same response. Nothing is cached across runs, so nothing can go
 //! stale (a portfolio's version does not pin its sleeves' versions, so a
 //! cache keyed by version could serve old sleeve weights).
+//!
+//! A sleeve whose share of the account's value is below its investment
+//! minimum is not opened ([`TargetInfo::open_sleeves`]; the rule is
+//! `rebalancer_domain::sleeve_minimums`): its buys are shown as skipped.
 
 use std::collections::HashMap;
 
@@ -14,6 +18,8 @@ use rebalancer_domain::Symbol;
 use rebalancer_domain::decimal::parse_decimal;
 use rebalancer_domain::portfolio::Weight;
 use rebalancer_domain::run::ApprovalMode;
+use rebalancer_domain::sleeve_minimums::{self, SleeveMinimum};
+use rebalancer_domain::trades::Holding;
 use rebalancer_kit::RequestContext;
 use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
 use rebalancer_proto::target::{AssignmentStatus, ResolvedAssignment, StreamAssignmentsRequest};
@@ -21,6 +27,7 @@ use rust_decimal::Decimal;
 
 use crate::Execution;
 use crate::error::ExecutionError;
+use crate::runs::store::SkipEntry;
 
 /// The target a run trades toward.
 #[derive(Debug, Clone)]
@@ -31,6 +38,54 @@ pub(super) struct TargetInfo {
     pub(super) approval_mode: ApprovalMode,
     pub(super) minimum_order_notional: Option<Decimal>,
     pub(super) whole_shares_only: bool,
+    /// Sleeves with an investment minimum (assignments only).
+    pub(super) sleeve_minimums: Vec<SleeveMinimum>,
+}
+
+impl TargetInfo {
+    /// The target for an account worth `account_value` holding `holdings`:
+    /// sleeves below their investment minimum and not held yet are left
+    /// unopened, their weight spread pro rata over the rest, and each of
+    /// their symbols is reported as a skipped buy with the reason.
+    pub(super) fn open_sleeves(
+        mut self,
+        account_value: Decimal,
+        holdings: &[Holding],
+        prices: &HashMap<String, Decimal>,
+    ) -> (Self, Vec<SkipEntry>) {
+        if self.sleeve_minimums.is_empty() {
+            return (self, Vec::new());
+        }
+        let opened = sleeve_minimums::open_sleeves(
+            &self.weights,
+            &self.sleeve_minimums,
+            account_value,
+            |symbol| holdings.iter().any(|h| &h.symbol == symbol),
+        );
+        let mut skipped = Vec::new();
+        for sleeve in &opened.withheld {
+            for part in &sleeve.weights {
+                let Some(symbol) = part.symbol() else {
+                    continue;
+                };
+                let notional = (account_value * part.percent / Decimal::ONE_HUNDRED).round_dp(2);
+                let quantity = prices
+                    .get(symbol.as_str())
+                    .filter(|price| !price.is_zero())
+                    .map_or(Decimal::ZERO, |price| (notional / price).round_dp(6));
+                skipped.push(SkipEntry {
+                    symbol: symbol.to_string(),
+                    side: "buy".to_owned(),
+                    quantity,
+                    notional,
+                    reason: "below_investment_minimum".to_owned(),
+                    detail: sleeve.reason(),
+                });
+            }
+        }
+        self.weights = opened.weights;
+        (self, skipped)
+    }
 }
 
 /// The portfolio a spec says its caller evaluated.
@@ -192,8 +247,51 @@ pub(super) fn target_info(
             assignment.portfolio_id, assignment.account_id
         )));
     }
-    let mut weights = Vec::with_capacity(assignment.weights.len());
-    for weight in &assignment.weights {
+    let weights = weights_from_wire(&assignment.weights)?;
+    let mut sleeve_minimums = Vec::with_capacity(assignment.sleeve_minimums.len());
+    for sleeve in &assignment.sleeve_minimums {
+        let (Some(percent), Some(investment_minimum)) = (
+            percent_text(&sleeve.percent),
+            percent_text(&sleeve.investment_minimum),
+        ) else {
+            return Err(ExecutionError::Unavailable(format!(
+                "sleeve {} of the target is malformed",
+                sleeve.portfolio_id
+            )));
+        };
+        sleeve_minimums.push(SleeveMinimum {
+            portfolio_id: sleeve.portfolio_id.clone(),
+            percent,
+            investment_minimum,
+            weights: weights_from_wire(&sleeve.weights)?,
+            within: sleeve.within.clone(),
+        });
+    }
+    let assigned =
+        assignment.status == i32::from(rebalancer_proto::target::AssignmentStatus::Active);
+    Ok(TargetInfo {
+        weights,
+        portfolio_id: Some(assignment.portfolio_id).filter(|id| assigned && !id.is_empty()),
+        portfolio_version: assigned.then_some(assignment.portfolio_version),
+        approval_mode: if assignment.approval_mode
+            == i32::from(rebalancer_proto::common::ApprovalMode::Manual)
+        {
+            ApprovalMode::Manual
+        } else {
+            ApprovalMode::Auto
+        },
+        minimum_order_notional: percent_text(&assignment.minimum_order_notional),
+        whole_shares_only: assignment.order_sizing
+            == i32::from(rebalancer_proto::target::OrderSizing::WholeShares),
+        sleeve_minimums,
+    })
+}
+
+fn weights_from_wire(
+    wire: &[rebalancer_proto::common::Weight],
+) -> Result<Vec<Weight>, ExecutionError> {
+    let mut weights = Vec::with_capacity(wire.len());
+    for weight in wire {
         let percent = percent_text(&weight.percent).ok_or_else(|| {
             ExecutionError::Unavailable(format!(
                 "target weight {:?} is not a number",
@@ -212,23 +310,7 @@ pub(super) fn target_info(
             weights.push(Weight::asset(symbol, percent));
         }
     }
-    let assigned =
-        assignment.status == i32::from(rebalancer_proto::target::AssignmentStatus::Active);
-    Ok(TargetInfo {
-        weights,
-        portfolio_id: Some(assignment.portfolio_id).filter(|id| assigned && !id.is_empty()),
-        portfolio_version: assigned.then_some(assignment.portfolio_version),
-        approval_mode: if assignment.approval_mode
-            == i32::from(rebalancer_proto::common::ApprovalMode::Manual)
-        {
-            ApprovalMode::Manual
-        } else {
-            ApprovalMode::Auto
-        },
-        minimum_order_notional: percent_text(&assignment.minimum_order_notional),
-        whole_shares_only: assignment.order_sizing
-            == i32::from(rebalancer_proto::target::OrderSizing::WholeShares),
-    })
+    Ok(weights)
 }
 
 fn percent_text(value: &str) -> Option<Decimal> {

@@ -242,7 +242,7 @@ impl Monitor {
         let flags: Vec<Flag> = if flags.is_empty() {
             Flag::ALL
                 .into_iter()
-                .filter(|f| *f != Flag::InsideTolerance)
+                .filter(|f| !matches!(f, Flag::InsideTolerance | Flag::RebalancingOff))
                 .collect()
         } else {
             flags.to_vec()
