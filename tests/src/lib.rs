@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod binary;
+pub mod book_model;
 pub mod stack;
 
 pub use stack::{Backend, StackOptions, TestStack};

@@ -55,6 +55,9 @@ pub struct TestStack {
     pub monitor: rebalancer_monitor::Monitor,
     channel: TracedChannel,
     monitor_url: DatabaseUrl,
+    /// Databases of target, monitor and execution, kept for [`TestStack::restart`].
+    urls: [DatabaseUrl; 3],
+    options: StackOptions,
     stop: CancellationToken,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     _sqlite_dir: Option<tempfile::TempDir>,
@@ -103,78 +106,43 @@ impl TestStack {
             .expect("valid")
             .with_timezone(&chrono::Utc);
         let clock = SimClock::manual(start);
-        // Bind first: the services call each other on this very address.
-        let listener = server::bind("127.0.0.1:0".parse().expect("address"))
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        let database = |url: &DatabaseUrl| ServiceDatabase {
-            url: url.clone(),
-            pool: PoolOptions::default(),
-        };
-        let server_options = ServerOptions {
-            max_message_bytes: 64 * 1024 * 1024,
-            ..ServerOptions::default()
-        };
-        let stack = Stack::build(StackConfig {
-            services: Services::All {
-                target: database(&urls[0]),
-                monitor: database(&urls[1]),
-                execution: database(&urls[2]),
-                address,
-            },
-            clock: Arc::new(clock.clone()),
-            // The tests move the clock by hand.
-            clock_speed: 0,
-            monitor: MonitorConfig {
-                shard_size: options.monitor_shard_size,
-                tenants: ["default", "firm-a", "firm-b"].map(str::to_owned).to_vec(),
-                ..MonitorConfig::default()
-            },
-            market: MarketChoice::Simulated { seed: MARKET_SEED },
-            broker: BrokerChoice::Paper,
-            limits: MessageLimits::from(&server_options),
-            workers: WorkerMode::DrivenByCaller,
-        })
-        .await
-        .expect("stack");
-        let Stack {
-            routes,
-            health_names,
-            monitor: Some(monitor),
-            execution: Some(execution),
-            own_channel: Some(channel),
-            ..
-        } = stack
-        else {
-            panic!("the stack runs every service in this process");
-        };
-
-        let stop = CancellationToken::new();
-        let shutdown = stop.clone().cancelled_owned();
-        let server = tokio::spawn(async move {
-            server::serve(
-                listener,
-                routes.routes(),
-                &health_names,
-                &server_options,
-                shutdown,
-            )
-            .await
-        });
-        let execution_handle = execution.execution().clone();
+        let running = Running::launch(&urls, &clock, &options).await;
         Some(Self {
-            address,
+            address: running.address,
             clock,
-            execution: execution_handle,
-            monitor: monitor.monitor().clone(),
+            execution: running.execution,
+            monitor: running.monitor,
             monitor_url: urls[1].clone(),
-            channel,
-            stop,
-            server: Some(server),
+            channel: running.channel,
+            stop: running.stop,
+            server: Some(running.server),
+            urls,
+            options,
             _sqlite_dir: sqlite_dir,
             _databases: databases,
         })
+    }
+
+    /// Stops the server and starts the whole stack again on the same
+    /// databases and the same clock, as a process restart would: on a new
+    /// port, with fresh service state (caches, worker state) and new
+    /// channels, so clients made before must be made again from
+    /// [`TestStack::channel`].
+    ///
+    /// # Panics
+    /// When the old server failed or a service cannot start again.
+    pub async fn restart(&mut self) {
+        self.stop.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server result");
+        }
+        let running = Running::launch(&self.urls, &self.clock, &self.options).await;
+        self.address = running.address;
+        self.execution = running.execution;
+        self.monitor = running.monitor;
+        self.channel = running.channel;
+        self.stop = running.stop;
+        self.server = Some(running.server);
     }
 
     /// A channel to the stack.
@@ -259,5 +227,88 @@ impl TestStack {
 impl Drop for TestStack {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+/// The served part of a [`TestStack`]: what a start (or a restart) builds.
+struct Running {
+    address: SocketAddr,
+    execution: rebalancer_execution::Execution,
+    monitor: rebalancer_monitor::Monitor,
+    channel: TracedChannel,
+    stop: CancellationToken,
+    server: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Builds the services on `urls` with `clock` and serves them on a port 0 listener.
+    async fn launch(urls: &[DatabaseUrl; 3], clock: &SimClock, options: &StackOptions) -> Self {
+        // Bind first: the services call each other on this very address.
+        let listener = server::bind("127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let database = |url: &DatabaseUrl| ServiceDatabase {
+            url: url.clone(),
+            pool: PoolOptions::default(),
+        };
+        let server_options = ServerOptions {
+            max_message_bytes: 64 * 1024 * 1024,
+            ..ServerOptions::default()
+        };
+        let stack = Stack::build(StackConfig {
+            services: Services::All {
+                target: database(&urls[0]),
+                monitor: database(&urls[1]),
+                execution: database(&urls[2]),
+                address,
+            },
+            clock: Arc::new(clock.clone()),
+            // The tests move the clock by hand.
+            clock_speed: 0,
+            monitor: MonitorConfig {
+                shard_size: options.monitor_shard_size,
+                tenants: ["default", "firm-a", "firm-b"].map(str::to_owned).to_vec(),
+                ..MonitorConfig::default()
+            },
+            market: MarketChoice::Simulated { seed: MARKET_SEED },
+            broker: BrokerChoice::Paper,
+            limits: MessageLimits::from(&server_options),
+            workers: WorkerMode::DrivenByCaller,
+        })
+        .await
+        .expect("stack");
+        let Stack {
+            routes,
+            health_names,
+            monitor: Some(monitor),
+            execution: Some(execution),
+            own_channel: Some(channel),
+            ..
+        } = stack
+        else {
+            panic!("the stack runs every service in this process");
+        };
+
+        let stop = CancellationToken::new();
+        let shutdown = stop.clone().cancelled_owned();
+        let server = tokio::spawn(async move {
+            server::serve(
+                listener,
+                routes.routes(),
+                &health_names,
+                &server_options,
+                shutdown,
+            )
+            .await
+        });
+        Self {
+            address,
+            execution: execution.execution().clone(),
+            monitor: monitor.monitor().clone(),
+            channel,
+            stop,
+            server,
+        }
     }
 }
