@@ -26,9 +26,12 @@
 //!   settled withdrawals and fills at their prices.
 //! - `allocations-sum`: every fill's allocations sum exactly to the fill.
 //! - `one-average-price`: in a finished block, each account order's
-//!   allocated dollars equal its filled quantity × the block's volume
-//!   weighted average fill price within [`AVERAGE_PRICE_TOLERANCE`] ($0.005,
-//!   half a cent, per order).
+//!   allocated dollars (its block average-price correction included) equal
+//!   its filled quantity × the average price of the block's orders sized
+//!   like it (in shares, or in dollars) within [`AVERAGE_PRICE_TOLERANCE`]
+//!   (under a cent per order: the residue the settlement hands out by
+//!   largest remainder). The corrections (fill id `avg-<block>`) carry no
+//!   shares and sum to zero.
 //! - `terminal-is-final`: a run that reached a terminal status keeps it.
 //! - `run-ends-with-reason`: at the end of a sequence, after the clock has
 //!   run on until the worker has nothing left (up to a few trading days),
@@ -54,8 +57,8 @@ use rebalancer_proto::execution::{
     CancelCashMovementRequest, CancelRunRequest, CashMovementType, CreateCashMovementRequest,
     CreateRunRequest, ExecutionAlgorithm, Fill, GetAccountRequest, GetClockRequest,
     GetQuotesRequest, GetRunRequest, ListAccountsRequest, ListAllocationsRequest,
-    ListBlockOrdersRequest, ListFillsRequest, ListRunsRequest, OrderAdjustment, OrderSide,
-    Position, Run, RunSpec, RunStatus, SettleCashMovementRequest, UpdateAssetRequest,
+    ListBlockOrdersRequest, ListFillsRequest, ListOrdersRequest, ListRunsRequest, OrderAdjustment,
+    OrderSide, Position, Run, RunSpec, RunStatus, SettleCashMovementRequest, UpdateAssetRequest,
     UpsertAccountRequest,
 };
 use rebalancer_proto::prost_types;
@@ -66,7 +69,7 @@ use crate::stack::{Backend, TestStack};
 
 /// Largest difference, in dollars, between an account order's allocated
 /// amount and its filled quantity × its block's average fill price.
-pub const AVERAGE_PRICE_TOLERANCE: Decimal = Decimal::from_parts(5, 0, 0, false, 3);
+pub const AVERAGE_PRICE_TOLERANCE: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
 
 /// Symbols the sequences trade: fractionable ETFs, whole-share ones (ARKK,
 /// AZO) and one held outside every model (AAPL).
@@ -1005,6 +1008,36 @@ impl Case<'_> {
         }
     }
 
+    /// The ids of a block's orders sized in dollars.
+    async fn dollar_orders(&mut self, block_id: &str) -> Result<HashSet<String>, Violation> {
+        let mut ids = HashSet::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .clients
+                .orders
+                .list_orders(self.firm.request(ListOrdersRequest {
+                    block_order_id: block_id.to_owned(),
+                    page_size: 1000,
+                    page_token: page_token.clone(),
+                    ..ListOrdersRequest::default()
+                }))
+                .await
+                .map_err(|status| violation("no-error", format!("ListOrders: {status:?}")))?
+                .into_inner();
+            ids.extend(
+                page.orders
+                    .into_iter()
+                    .filter(|order| !order.notional.is_empty())
+                    .map(|order| order.id),
+            );
+            if page.next_page_token.is_empty() {
+                return Ok(ids);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
     async fn runs_of_tenant(&mut self) -> Result<Vec<Run>, Violation> {
         let mut runs = Vec::new();
         let mut page_token = String::new();
@@ -1039,9 +1072,24 @@ impl Case<'_> {
             let allocations = self.allocations(&block.id).await?;
             let buy = block.side == i32::from(OrderSide::Buy);
             let mut by_fill: HashMap<&str, Decimal> = HashMap::new();
+            let average_fill = format!("avg-{}", block.id);
+            let mut corrections = Decimal::ZERO;
             for allocation in &allocations {
-                *by_fill.entry(allocation.fill_id.as_str()).or_default() +=
-                    decimal(&allocation.quantity);
+                if allocation.fill_id == average_fill {
+                    if !decimal(&allocation.quantity).is_zero() {
+                        found.push(violation(
+                            "allocations-sum",
+                            format!(
+                                "block {}: a correction with shares: {allocation:?}",
+                                block.id
+                            ),
+                        ));
+                    }
+                    corrections += decimal(&allocation.amount);
+                } else {
+                    *by_fill.entry(allocation.fill_id.as_str()).or_default() +=
+                        decimal(&allocation.quantity);
+                }
                 let key = (allocation.fill_id.clone(), allocation.order_id.clone());
                 if self.applied.insert(key) {
                     let quantity = decimal(&allocation.quantity);
@@ -1094,8 +1142,14 @@ impl Case<'_> {
             if block.completed_at.is_none() {
                 continue;
             }
+            if !corrections.is_zero() {
+                found.push(violation(
+                    "allocations-sum",
+                    format!("block {}: its corrections move {corrections}", block.id),
+                ));
+            }
             if !filled_quantity.is_zero() {
-                let average = filled_value / filled_quantity;
+                let in_dollars = self.dollar_orders(&block.id).await?;
                 let mut per_order: BTreeMap<(&str, &str), (Decimal, Decimal)> = BTreeMap::new();
                 for allocation in &allocations {
                     let entry = per_order
@@ -1104,9 +1158,21 @@ impl Case<'_> {
                     entry.0 += decimal(&allocation.quantity);
                     entry.1 += decimal(&allocation.amount);
                 }
-                for ((account, _), (quantity, amount)) in &per_order {
+                // The average of the orders sized alike.
+                let mut groups: HashMap<bool, (Decimal, Decimal)> = HashMap::new();
+                for ((_, order), (quantity, amount)) in &per_order {
+                    let group = groups.entry(in_dollars.contains(*order)).or_default();
+                    group.0 += *quantity;
+                    group.1 += *amount;
+                }
+                for ((account, order), (quantity, amount)) in &per_order {
+                    let (shares, cash) = groups[&in_dollars.contains(*order)];
+                    if shares.is_zero() {
+                        continue;
+                    }
+                    let average = cash / shares;
                     let fair = quantity * average;
-                    if (amount - fair).abs() > AVERAGE_PRICE_TOLERANCE {
+                    if (amount - fair).abs() >= AVERAGE_PRICE_TOLERANCE {
                         found.push(violation(
                             "one-average-price",
                             format!(
