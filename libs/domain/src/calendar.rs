@@ -209,6 +209,21 @@ pub fn open_session(moment: DateTime<Utc>) -> Option<Session> {
     session(exchange_date(moment)).filter(|session| session.contains(moment))
 }
 
+/// No run starts later than this before the close (Alpaca's rule).
+pub const LAST_START_BEFORE_CLOSE: Duration = Duration::minutes(15);
+
+/// The close of the first session a run created at `moment` can still
+/// start in: today's, unless it is too late to start today.
+#[must_use]
+pub fn close_of_trading_day(moment: DateTime<Utc>) -> DateTime<Utc> {
+    let session = current_or_next_session(moment);
+    if moment + LAST_START_BEFORE_CLOSE <= session.close {
+        session.close
+    } else {
+        current_or_next_session(session.close).close
+    }
+}
+
 /// How long extended trading runs after the close (to 20:00 New York).
 pub const AFTER_HOURS: Duration = Duration::hours(4);
 
@@ -292,6 +307,40 @@ mod tests {
         }
         let trading_days = sessions_between(date(2026, 1, 1), date(2026, 12, 31)).len();
         assert_eq!(trading_days, 251);
+    }
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .expect("a time")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn plans_live_until_the_close_of_the_day_they_can_start() {
+        // Monday 2026-03-02, closes 16:00 New York (21:00 UTC).
+        assert_eq!(
+            close_of_trading_day(utc("2026-03-02T15:00:00Z")),
+            utc("2026-03-02T21:00:00Z")
+        );
+        // 15:50: too late to start today, so Tuesday's close.
+        assert_eq!(
+            close_of_trading_day(utc("2026-03-02T20:50:00Z")),
+            utc("2026-03-03T21:00:00Z")
+        );
+        // Saturday: Monday's close.
+        assert_eq!(
+            close_of_trading_day(utc("2026-03-07T15:00:00Z")),
+            utc("2026-03-09T20:00:00Z")
+        );
+    }
+
+    #[test]
+    fn extended_hours_are_before_the_open_and_after_the_close() {
+        assert!(in_extended_hours(utc("2026-03-03T12:00:00Z")));
+        assert!(!in_extended_hours(utc("2026-03-03T08:00:00Z")));
+        assert!(!in_extended_hours(utc("2026-03-03T15:00:00Z")));
+        assert!(in_extended_hours(utc("2026-03-03T22:00:00Z")));
+        assert!(!in_extended_hours(utc("2026-03-07T15:00:00Z")));
     }
 
     #[test]

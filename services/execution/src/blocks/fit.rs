@@ -85,10 +85,17 @@ fn fit_sell(order: &OrderRecord, held: Decimal, reference: Decimal) -> Option<Or
     if left <= allowed {
         return None;
     }
+    // Dollars a little above what the shares fetch (a lower price since the
+    // plan) are trimmed; shares the account no longer holds change the plan.
+    let verb = if leg == Leg::Dollars && allowed >= left * (Decimal::ONE - TRIM) {
+        TRIMMED
+    } else {
+        CUT
+    };
     Some(cap(
         order,
         allowed,
-        format!("{CUT} the {held} {} the account holds now", order.symbol),
+        format!("{verb} the {held} {} the account holds now", order.symbol),
     ))
 }
 

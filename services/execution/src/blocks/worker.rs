@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use rebalancer_domain::allocation::{Claim, FRACTIONAL_STEP};
-use rebalancer_domain::calendar;
+use rebalancer_domain::calendar::{self, LAST_START_BEFORE_CLOSE};
 use rebalancer_domain::netting;
 use rebalancer_domain::run::{self as runs, OrderStatus, RunKind, RunStatus};
 use rebalancer_domain::trades::Side;
@@ -38,8 +38,6 @@ use crate::blocks::store::{
 use crate::error::ExecutionError;
 use crate::runs::store::{OrderRecord, RunRecord};
 
-/// No new run starts later than this before the close (Alpaca's rule).
-const LAST_START_BEFORE_CLOSE: TimeDelta = TimeDelta::minutes(15);
 /// How long a claimed slice stays with its worker.
 const LEASE: TimeDelta = TimeDelta::seconds(60);
 /// Slices handled per tick.

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use rebalancer_domain::cash::{self, CashAction, CashMovementKind, CashMovementStatus};
 use rebalancer_kit::db::{DbErrorKind, Dec, classify, find_claimed, insert_claim};
+use rebalancer_kit::wire::money_text;
 use rust_decimal::Decimal;
 use sqlx::{QueryBuilder, Row};
 
@@ -55,11 +56,11 @@ impl CashStore for SqlStore<DB> {
         {
             return Err(StoreError::FailedPrecondition(format!(
                 "withdrawal of {} exceeds what account {} can pay out: {} (its value {} less {} already requested)",
-                movement.amount,
+                money_text(movement.amount),
                 movement.account_id,
-                (limit - earmarked).max(Decimal::ZERO).round_dp(2),
-                limit.round_dp(2),
-                earmarked
+                money_text((limit - earmarked).max(Decimal::ZERO)),
+                money_text(limit),
+                money_text(earmarked)
             )));
         }
         sqlx::query(

@@ -171,7 +171,7 @@ impl Execution {
             if algorithm.extended_hours {
                 calendar::extended_or_next_session(now).close + calendar::AFTER_HOURS
             } else {
-                calendar::current_or_next_session(now).close
+                calendar::close_of_trading_day(now)
             }
         });
         let account_record = self
