@@ -33,6 +33,8 @@ rebalancer_kit::store_conformance! {
         accounts_filter_by_restriction,
         runs_are_created_only_in_an_initial_status,
         run_status_moves_only_along_its_lifecycle,
+        withdrawals_earmark_until_settled_or_canceled,
+        runs_expire_only_while_waiting,
     ],
 }
 
@@ -566,4 +568,123 @@ async fn run_status_moves_only_along_its_lifecycle(store: Arc<dyn ExecutionStore
         matches!(error, StoreError::FailedPrecondition(_)),
         "{error:?}"
     );
+}
+
+async fn withdrawals_earmark_until_settled_or_canceled(store: Arc<dyn ExecutionStore>) {
+    store
+        .upsert_account("firm-e", upsert("acct-e", dec!(1000), None))
+        .await
+        .expect("create");
+    let now = Utc
+        .with_ymd_and_hms(2026, 3, 2, 16, 0, 0)
+        .single()
+        .expect("valid");
+    let earmarked = |store: Arc<dyn ExecutionStore>| async move {
+        store
+            .get_account("firm-e", "acct-e")
+            .await
+            .expect("get")
+            .expect("found")
+            .earmarked
+    };
+    let mut limited = movement("acct-e", CashMovementKind::Withdrawal, dec!(700));
+    limited.withdrawable_limit = Some(dec!(1500));
+    let first = store
+        .create_cash_movement("firm-e", limited, None)
+        .await
+        .expect("within the limit")
+        .into_inner();
+    assert_eq!(earmarked(store.clone()).await, dec!(700));
+    // 700 requested already: 900 more exceeds 1500.
+    let mut over = movement("acct-e", CashMovementKind::Withdrawal, dec!(900));
+    over.withdrawable_limit = Some(dec!(1500));
+    let refused = store
+        .create_cash_movement("firm-e", over, None)
+        .await
+        .expect_err("above what is left");
+    assert!(
+        matches!(refused, StoreError::FailedPrecondition(_)),
+        "{refused:?}"
+    );
+    assert_eq!(earmarked(store.clone()).await, dec!(700));
+    let second = store
+        .create_cash_movement(
+            "firm-e",
+            movement("acct-e", CashMovementKind::Withdrawal, dec!(200)),
+            None,
+        )
+        .await
+        .expect("withdrawal")
+        .into_inner();
+    assert_eq!(earmarked(store.clone()).await, dec!(900));
+    store
+        .apply_cash_action("firm-e", &first.id, CashAction::Settle, None, now)
+        .await
+        .expect("settle");
+    assert_eq!(earmarked(store.clone()).await, dec!(200));
+    store
+        .apply_cash_action("firm-e", &second.id, CashAction::Cancel, None, now)
+        .await
+        .expect("cancel");
+    let account = store
+        .get_account("firm-e", "acct-e")
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!((account.cash, account.earmarked), (dec!(300), dec!(0)));
+}
+
+async fn runs_expire_only_while_waiting(store: Arc<dyn ExecutionStore>) {
+    for account in ["acct-x1", "acct-x2", "acct-x3"] {
+        store
+            .upsert_account("t-x", upsert(account, dec!(1000), None))
+            .await
+            .expect("account");
+    }
+    let at = |minute: u32| {
+        Utc.with_ymd_and_hms(2026, 3, 3, 15, minute, 0)
+            .single()
+            .expect("a time")
+    };
+    let mut due = run("acct-x1", RunStatus::Proposed);
+    due.expires_at = Some(at(10));
+    let mut later = run("acct-x2", RunStatus::Queued);
+    later.expires_at = Some(at(30));
+    let mut queued = run("acct-x3", RunStatus::Queued);
+    queued.expires_at = Some(at(10));
+    for record in [due.clone(), later.clone(), queued.clone()] {
+        store.create_run("t-x", record, None).await.expect("run");
+    }
+    // A queued run past its expiry is never started.
+    let claimed = store
+        .claim_queued_runs("transmission-x", at(20), 100, false, false)
+        .await
+        .expect("claim");
+    let claimed: Vec<&str> = claimed.iter().map(|(_, run)| run.id.as_str()).collect();
+    assert_eq!(claimed, [later.id.as_str()]);
+    let expired = store.expire_runs(at(20), 100).await.expect("expire");
+    let mut ids: Vec<&str> = expired.iter().map(|(_, id)| id.as_str()).collect();
+    ids.sort_unstable();
+    let mut expected = vec![due.id.as_str(), queued.id.as_str()];
+    expected.sort_unstable();
+    assert_eq!(ids, expected);
+    for id in [&due.id, &queued.id] {
+        let ended = store.get_run("t-x", id).await.expect("get").expect("run");
+        assert_eq!(ended.status, RunStatus::Timeout);
+        assert!(ended.reason.contains("expired"), "{}", ended.reason);
+    }
+    // The started run is past its expiry too, but it is no longer waiting.
+    assert!(
+        store
+            .expire_runs(at(40), 100)
+            .await
+            .expect("expire")
+            .is_empty()
+    );
+    let started = store
+        .get_run("t-x", &later.id)
+        .await
+        .expect("get")
+        .expect("run");
+    assert_eq!(started.status, RunStatus::InProgress);
 }
