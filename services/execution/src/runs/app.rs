@@ -13,7 +13,6 @@ use rebalancer_kit::RequestContext;
 use rebalancer_kit::wire::{decimal_text, money_text};
 use rust_decimal::Decimal;
 
-use super::checks::{Sized, overspend};
 use super::targets::TargetInfo;
 use crate::Execution;
 use crate::error::ExecutionError;
@@ -332,63 +331,19 @@ impl Execution {
                 Err((field, problem)) => violations.add(at(field), problem),
             }
         }
-        if violations.is_empty() {
-            // The edited plan must still be payable for.
-            let edited: Vec<Sized<'_>> = run
-                .orders
-                .iter()
-                .filter_map(|order| {
-                    match change.order_edits.iter().find(|e| e.order_id == order.id) {
-                        Some(edit) if edit.excluded => None,
-                        Some(edit) => Some(Sized {
-                            order,
-                            quantity: edit.quantity,
-                            notional: edit.notional,
-                        }),
-                        None if order.excluded => None,
-                        None => Some(Sized {
-                            order,
-                            quantity: order.quantity,
-                            notional: order.notional,
-                        }),
-                    }
-                })
-                .collect();
-            let mut limits = account.limits();
-            if let Some(movement_id) = &run.cash_movement_id
-                && let Some(movement) = self
-                    .store
-                    .get_cash_movement(&context.tenant, movement_id)
-                    .await?
-            {
-                limits.earmarked = (limits.earmarked - movement.amount).max(Decimal::ZERO);
-            }
-            // Edits that raise a buy must be paid for; fewer sales only
-            // shrink the buys at execution (cut to the cash there).
-            if let Some(problem) = overspend(&edited, limits) {
-                for (index, adjustment) in adjustments.iter().enumerate() {
-                    let raised = run.orders.iter().any(|order| {
-                        order.id == adjustment.order_id
-                            && order.side == Side::Buy
-                            && change.order_edits.iter().any(|edit| {
-                                edit.order_id == order.id
-                                    && !edit.excluded
-                                    && edit
-                                        .notional
-                                        .unwrap_or(edit.quantity * order.estimated_price)
-                                        > order
-                                            .notional
-                                            .unwrap_or(order.quantity * order.estimated_price)
-                            })
-                    });
-                    if raised {
-                        let field = if adjustment.notional.is_empty() {
-                            "quantity"
-                        } else {
-                            "notional"
-                        };
-                        violations.add(format!("adjustments[{index}].{field}"), problem.clone());
-                    }
+        if violations.is_empty()
+            && let Some((problem, raised)) = self
+                .edits_overspend(context, &run, &account, &change.order_edits)
+                .await?
+        {
+            for (index, adjustment) in adjustments.iter().enumerate() {
+                if raised.contains(adjustment.order_id.as_str()) {
+                    let field = if adjustment.notional.is_empty() {
+                        "quantity"
+                    } else {
+                        "notional"
+                    };
+                    violations.add(format!("adjustments[{index}].{field}"), problem.clone());
                 }
             }
         }

@@ -5,7 +5,10 @@
 //! same account arrives. Execution checks again per child order (sells never
 //! above the shares held, buys never above the cash available).
 
+use std::collections::HashSet;
+
 use rebalancer_domain::account::CashLimits;
+use rebalancer_domain::cash::{CashMovementKind, CashMovementStatus};
 use rebalancer_domain::run::{OrderStatus, RunStatus};
 use rebalancer_domain::trades::Side;
 use rebalancer_kit::RequestContext;
@@ -13,10 +16,10 @@ use rebalancer_kit::wire::money_text;
 use rust_decimal::Decimal;
 
 use crate::Execution;
-use crate::book::store::AccountRecord;
+use crate::book::store::{AccountRecord, CashMovementRecord};
 use crate::error::ExecutionError;
 use crate::runs::RunSpecInput;
-use crate::runs::store::{OrderRecord, RunChange, RunRecord};
+use crate::runs::store::{OrderEdit, OrderRecord, RunChange, RunRecord};
 
 /// Buys may exceed the plan's funding by this share of their value (plus a
 /// dollar) before an edit or an approval is refused: estimates round, and
@@ -32,7 +35,16 @@ pub(super) struct Sized<'a> {
     pub notional: Option<Decimal>,
 }
 
-impl Sized<'_> {
+impl<'a> Sized<'a> {
+    /// The order as planned.
+    fn planned(order: &'a OrderRecord) -> Self {
+        Self {
+            order,
+            quantity: order.quantity,
+            notional: order.notional,
+        }
+    }
+
     fn value(&self) -> Decimal {
         self.notional
             .unwrap_or(self.quantity * self.order.estimated_price)
@@ -88,12 +100,27 @@ pub(super) fn live_orders(run: &RunRecord) -> Vec<Sized<'_>> {
     run.orders
         .iter()
         .filter(|o| !o.excluded)
-        .map(|order| Sized {
-            order,
-            quantity: order.quantity,
-            notional: order.notional,
-        })
+        .map(Sized::planned)
         .collect()
+}
+
+/// What an account may spend for `run`: the withdrawal the run raises cash
+/// for (if still open) is not held back from it.
+pub(super) fn limits_for_run(
+    account: &AccountRecord,
+    movement: Option<&CashMovementRecord>,
+) -> CashLimits {
+    let mut limits = account.limits();
+    if let Some(movement) = movement
+        && movement.kind == CashMovementKind::Withdrawal
+        && !matches!(
+            movement.status,
+            CashMovementStatus::Settled | CashMovementStatus::Canceled
+        )
+    {
+        limits.earmarked = (limits.earmarked - movement.amount).max(Decimal::ZERO);
+    }
+    limits
 }
 
 impl Execution {
@@ -114,16 +141,7 @@ impl Execution {
             })?;
         let orders = live_orders(run);
         let mut changes = oversold(&orders, &account);
-        let mut limits = account.limits();
-        if let Some(movement_id) = &run.cash_movement_id
-            && let Some(movement) = self
-                .store
-                .get_cash_movement(&context.tenant, movement_id)
-                .await?
-        {
-            // The run's own withdrawal is what it raises cash for.
-            limits.earmarked = (limits.earmarked - movement.amount).max(Decimal::ZERO);
-        }
+        let limits = self.run_limits(context, run, &account).await?;
         // Buys the plan funded with cash that has gone since.
         if limits.free_cash() < run.cash_before - CENT {
             changes.extend(overspend(&orders, limits));
@@ -144,6 +162,58 @@ impl Execution {
             }
         }
         Ok(changes)
+    }
+
+    /// [`limits_for_run`], with the run's withdrawal read from the book.
+    async fn run_limits(
+        &self,
+        context: &RequestContext,
+        run: &RunRecord,
+        account: &AccountRecord,
+    ) -> Result<CashLimits, ExecutionError> {
+        let movement = match &run.cash_movement_id {
+            Some(id) => self.store.get_cash_movement(&context.tenant, id).await?,
+            None => None,
+        };
+        Ok(limits_for_run(account, movement.as_ref()))
+    }
+
+    /// Whether edits leave buys the account cannot pay for, and which edited
+    /// orders raised a buy (fewer sales only shrink the buys at execution,
+    /// cut to the cash there; a raised buy must be paid for).
+    pub(super) async fn edits_overspend(
+        &self,
+        context: &RequestContext,
+        run: &RunRecord,
+        account: &AccountRecord,
+        edits: &[OrderEdit],
+    ) -> Result<Option<(String, HashSet<String>)>, ExecutionError> {
+        let mut raised = HashSet::new();
+        let mut edited = Vec::new();
+        for order in &run.orders {
+            let planned = Sized::planned(order);
+            match edits.iter().find(|e| e.order_id == order.id) {
+                Some(edit) if edit.excluded => {}
+                Some(edit) => {
+                    let sized = Sized {
+                        order,
+                        quantity: edit.quantity,
+                        notional: edit.notional,
+                    };
+                    if order.side == Side::Buy && sized.value() > planned.value() {
+                        raised.insert(order.id.clone());
+                    }
+                    edited.push(sized);
+                }
+                None if order.excluded => {}
+                None => edited.push(planned),
+            }
+        }
+        if raised.is_empty() {
+            return Ok(None);
+        }
+        let limits = self.run_limits(context, run, account).await?;
+        Ok(overspend(&edited, limits).map(|problem| (problem, raised)))
     }
 
     /// Ends the account's open run when a new plan may take its place: it

@@ -11,7 +11,6 @@ use std::collections::{HashMap, HashSet};
 use chrono::TimeDelta;
 use rebalancer_domain::Violations;
 use rebalancer_domain::calendar;
-use rebalancer_domain::cash::{CashMovementKind, CashMovementStatus};
 use rebalancer_domain::decimal::{parse_decimal, significant_scale};
 use rebalancer_domain::ids::external_id_problem;
 use rebalancer_domain::portfolio::{TargetInput, Weight, WeightTarget};
@@ -220,14 +219,7 @@ impl Execution {
             }
             // The cash this run raises is for this withdrawal: what is held
             // back for it is what the plan may count on.
-            if movement.kind == CashMovementKind::Withdrawal
-                && !matches!(
-                    movement.status,
-                    CashMovementStatus::Settled | CashMovementStatus::Canceled
-                )
-            {
-                limits.earmarked = (limits.earmarked - movement.amount).max(Decimal::ZERO);
-            }
+            limits = super::checks::limits_for_run(&account_record, Some(&movement));
         }
         // A spec naming a portfolio has the assignment read, and checked, now.
         let known_target = match (&manual, &named) {
