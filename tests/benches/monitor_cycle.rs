@@ -71,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
         Backend::Postgres,
         StackOptions {
             monitor_shard_size: shard_size,
+            ..StackOptions::default()
         },
     )
     .await

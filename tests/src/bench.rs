@@ -63,6 +63,7 @@ impl TargetBench {
             // Unused by the target service alone.
             monitor: MonitorConfig::default(),
             market: MarketChoice::Simulated { seed: MARKET_SEED },
+            max_quote_age: rebalancer_execution::DEFAULT_MAX_QUOTE_AGE,
             broker: BrokerChoice::Paper,
             limits: MessageLimits::from(&options),
             workers: WorkerMode::DrivenByCaller,

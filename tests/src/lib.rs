@@ -9,3 +9,23 @@ pub mod book_model;
 pub mod stack;
 
 pub use stack::{Backend, StackOptions, TestStack};
+
+/// The fields of an `INVALID_ARGUMENT` status's `BadRequest` violations, in order.
+///
+/// # Panics
+/// When the status is not `INVALID_ARGUMENT`.
+#[must_use]
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -34,12 +34,15 @@ pub enum Backend {
 pub struct StackOptions {
     /// Accounts per monitor shard.
     pub monitor_shard_size: i64,
+    /// The live feed under the asset master (the simulated market by default).
+    pub market: MarketChoice,
 }
 
 impl Default for StackOptions {
     fn default() -> Self {
         Self {
             monitor_shard_size: 500,
+            market: MarketChoice::Simulated { seed: MARKET_SEED },
         }
     }
 }
@@ -271,7 +274,8 @@ impl Running {
                 tenants: ["default", "firm-a", "firm-b"].map(str::to_owned).to_vec(),
                 ..MonitorConfig::default()
             },
-            market: MarketChoice::Simulated { seed: MARKET_SEED },
+            market: options.market,
+            max_quote_age: rebalancer_execution::DEFAULT_MAX_QUOTE_AGE,
             broker: BrokerChoice::Paper,
             limits: MessageLimits::from(&server_options),
             workers: WorkerMode::DrivenByCaller,

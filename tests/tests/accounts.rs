@@ -519,6 +519,7 @@ async fn market_data() {
         .get_calendar(firm.request(GetCalendarRequest {
             start_date: "2026-01-01".to_owned(),
             end_date: "2026-12-31".to_owned(),
+            ..GetCalendarRequest::default()
         }))
         .await
         .expect("calendar")
@@ -534,6 +535,7 @@ async fn market_data() {
         .get_calendar(firm.request(GetCalendarRequest {
             start_date: "2026-13-01".to_owned(),
             end_date: "2026-12-31".to_owned(),
+            ..GetCalendarRequest::default()
         }))
         .await
         .expect_err("bad date");

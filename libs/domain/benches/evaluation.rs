@@ -14,8 +14,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rebalancer_domain::Symbol;
 use rebalancer_domain::cash::CashMovementKind;
 use rebalancer_domain::evaluation::{
-    AccountView, AssignmentView, EvaluationInput, PendingMovement, PreparedTarget, Prices,
-    TargetView, evaluate,
+    AccountView, AssignmentView, EvaluationInput, NO_PRICE_NOTES, PendingMovement, PreparedTarget,
+    Prices, TargetView, evaluate,
 };
 use rebalancer_domain::portfolio::{
     BandKind, DriftBand, PortfolioStatus, RebalanceCondition, Weight,
@@ -138,6 +138,7 @@ fn bench(c: &mut Criterion) {
                         last_rebalanced_at: account.last_rebalanced_at,
                     }),
                     prices: &prices,
+                    price_notes: &NO_PRICE_NOTES,
                 });
                 black_box(evaluation);
             }

@@ -1,10 +1,15 @@
-//! The US equity trading calendar (NYSE rules): weekends, the ten holidays
-//! with their weekend observance, Good Friday, and the 13:00 early closes.
-//! Sessions are in America/New_York; the regular session is 09:30-16:00.
+//! The US equity trading calendar (NYSE): weekends, and the exceptional days
+//! of [`crate::calendar_days`] (holidays, one-off closures such as
+//! 2025-01-09, early closes, as shipped data and operator overrides). Outside
+//! the shipped years the NYSE rules here decide: the ten holidays with their
+//! weekend observance, Good Friday, and the 13:00 early closes. Sessions are
+//! in America/New_York; the regular session is 09:30-16:00.
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::America::New_York;
 use chrono_tz::Tz;
+
+use crate::calendar_days::{self, DayHours};
 
 /// The exchange's time zone.
 pub const EXCHANGE_TZ: Tz = New_York;
@@ -135,35 +140,64 @@ fn is_early_close(date: NaiveDate) -> bool {
     Some(date) == july_3 || Some(date) == day_after_thanksgiving || Some(date) == christmas_eve
 }
 
+fn is_weekend(date: NaiveDate) -> bool {
+    matches!(date.weekday(), Weekday::Sat | Weekday::Sun)
+}
+
+/// The New York hours of `date` (`None` when closed) and why they are not
+/// regular.
+fn hours(date: NaiveDate) -> (Option<(NaiveTime, NaiveTime)>, Option<String>) {
+    calendar_days::with_day(date, |day, covered| match day {
+        Some(day) => match day.hours {
+            DayHours::Closed => (None, Some(day.name.clone())),
+            DayHours::Session { open, close } => (Some((open, close)), Some(day.name.clone())),
+        },
+        None if is_weekend(date) => (None, None),
+        None if covered => (Some((regular_open(), regular_close())), None),
+        None => match holiday_name(date) {
+            Some(name) => (None, Some(name.to_owned())),
+            None if is_early_close(date) => (
+                Some((regular_open(), early_close())),
+                Some("Early close".to_owned()),
+            ),
+            None => (Some((regular_open(), regular_close())), None),
+        },
+    })
+}
+
 /// Whether the exchange trades on `date`.
 #[must_use]
 pub fn is_trading_day(date: NaiveDate) -> bool {
-    !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) && holiday_name(date).is_none()
+    hours(date).0.is_some()
 }
 
-/// The holiday on `date`, if any.
+/// Why the exchange is closed on a weekday `date` (a holiday or a one-off
+/// closure), if it is.
 #[must_use]
-pub fn holiday(date: NaiveDate) -> Option<&'static str> {
-    holiday_name(date)
+pub fn holiday(date: NaiveDate) -> Option<String> {
+    match hours(date) {
+        (None, name) => name,
+        (Some(_), _) => None,
+    }
+}
+
+/// Why the session of `date` is not a regular one, if it is not.
+#[must_use]
+pub fn session_note(date: NaiveDate) -> Option<String> {
+    hours(date).1
 }
 
 /// The session of `date`, or `None` when the exchange is closed.
 #[must_use]
 pub fn session(date: NaiveDate) -> Option<Session> {
-    if !is_trading_day(date) {
+    let (Some((open, close)), _) = hours(date) else {
         return None;
-    }
-    let early = is_early_close(date);
-    let close_time = if early {
-        early_close()
-    } else {
-        regular_close()
     };
     Some(Session {
         date,
-        open: at_new_york(date, regular_open())?,
-        close: at_new_york(date, close_time)?,
-        early_close: early,
+        open: at_new_york(date, open)?,
+        close: at_new_york(date, close)?,
+        early_close: close < regular_close(),
     })
 }
 
@@ -371,6 +405,57 @@ mod tests {
             Some(false)
         );
         assert!(session(date(2025, 7, 3)).expect("open").early_close);
+    }
+
+    #[test]
+    fn one_off_closures_are_closed() {
+        // National Day of Mourning for President Carter.
+        assert!(!is_trading_day(date(2025, 1, 9)));
+        assert!(holiday(date(2025, 1, 9)).is_some_and(|name| name.contains("Carter")));
+        // Hurricane Sandy.
+        assert!(!is_trading_day(date(2012, 10, 29)));
+        assert!(!is_trading_day(date(2012, 10, 30)));
+        assert!(is_trading_day(date(2025, 1, 10)));
+    }
+
+    /// The shipped data and the rules agree on every weekday of the shipped
+    /// years but the one-off days the rules cannot know.
+    #[test]
+    fn shipped_days_match_the_rules_but_for_one_offs() {
+        let one_offs = [
+            date(2001, 9, 11),
+            date(2001, 9, 12),
+            date(2001, 9, 13),
+            date(2001, 9, 14),
+            date(2002, 7, 3),
+            date(2002, 7, 5),
+            date(2003, 12, 26),
+            date(2004, 6, 11),
+            date(2007, 1, 2),
+            date(2012, 10, 29),
+            date(2012, 10, 30),
+            date(2018, 12, 5),
+            date(2025, 1, 9),
+        ];
+        let mut day = date(2000, 1, 1);
+        let mut differences = Vec::new();
+        while day <= date(2040, 12, 31) {
+            if !is_weekend(day) {
+                let by_rules = if holiday_name(day).is_some() {
+                    None
+                } else if is_early_close(day) {
+                    Some(early_close())
+                } else {
+                    Some(regular_close())
+                };
+                let by_data = hours(day).0.map(|(_, close)| close);
+                if by_rules != by_data && !one_offs.contains(&day) {
+                    differences.push(format!("{day}: rules {by_rules:?}, data {by_data:?}"));
+                }
+            }
+            day += Duration::days(1);
+        }
+        assert!(differences.is_empty(), "{differences:#?}");
     }
 
     #[test]

@@ -51,6 +51,19 @@ impl Flag {
 /// not attacker-chosen).
 pub type Prices = HashMap<String, Decimal, BuildHasherDefault<SymbolHasher>>;
 
+/// Why a symbol has no usable price ("stale: last quoted ..."), by symbol.
+pub type PriceNotes = HashMap<String, String, BuildHasherDefault<SymbolHasher>>;
+
+/// No notes: every missing price is just missing.
+pub static NO_PRICE_NOTES: PriceNotes = HashMap::with_hasher(BuildHasherDefault::new());
+
+/// The prices of a cycle, and why the missing ones are missing.
+#[derive(Debug, Clone, Default)]
+pub struct PriceBook {
+    pub prices: Prices,
+    pub notes: PriceNotes,
+}
+
 /// A multiply-rotate hasher (the `FxHash` scheme) for short symbol keys.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SymbolHasher(u64);
@@ -276,6 +289,8 @@ pub struct EvaluationInput<'a> {
     /// `None` when the book has no such account.
     pub account: Option<AccountView<'a>>,
     pub prices: &'a Prices,
+    /// Why some symbols have no price, told in the reason.
+    pub price_notes: &'a PriceNotes,
 }
 
 /// The run an evaluation asks for.
@@ -396,9 +411,19 @@ pub fn evaluate<'a>(input: &EvaluationInput<'a>) -> Evaluation<'a> {
     let mut evaluation = match measure(account, view.target, input.prices) {
         Ok(evaluation) => evaluation,
         Err(missing) => {
+            let named: Vec<String> = missing
+                .iter()
+                .map(|item| {
+                    let symbol = item.strip_prefix("price:").unwrap_or(item);
+                    match input.price_notes.get(symbol) {
+                        Some(note) => format!("{symbol} ({note})"),
+                        None => symbol.to_owned(),
+                    }
+                })
+                .collect();
             let mut evaluation = Evaluation::flag(
                 Flag::UnableToCheck,
-                format!("no price for {}", missing.join(", ")),
+                format!("no price for {}", named.join(", ")),
             );
             evaluation.missing = missing;
             return evaluation;

@@ -118,6 +118,7 @@ impl Case {
                 last_rebalanced_at: self.last_rebalanced,
             }),
             prices,
+            price_notes: &NO_PRICE_NOTES,
         })
     }
 
@@ -327,6 +328,7 @@ fn missing_prices_and_holdings_are_unable_to_check() {
         },
         account: None,
         prices: &prices,
+        price_notes: &NO_PRICE_NOTES,
     });
     assert_eq!(evaluation.flag, Flag::UnableToCheck);
     assert_eq!(evaluation.missing, ["holdings"]);
@@ -350,6 +352,7 @@ fn unassigned_accounts() {
         assignment: AssignmentView::Liquidate,
         account: Some(account.clone()),
         prices: &prices,
+        price_notes: &NO_PRICE_NOTES,
     });
     assert_eq!(liquidate.flag, Flag::Liquidation);
     assert_eq!(
@@ -362,6 +365,7 @@ fn unassigned_accounts() {
         assignment: AssignmentView::None,
         account: Some(account),
         prices: &prices,
+        price_notes: &NO_PRICE_NOTES,
     });
     assert_eq!(idle.flag, Flag::NoPortfolioAssigned);
     assert_eq!(idle.run, None);

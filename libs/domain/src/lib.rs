@@ -9,6 +9,7 @@ pub mod average_price;
 pub mod backtest;
 pub mod booking;
 pub mod calendar;
+pub mod calendar_days;
 pub mod cash;
 pub mod decimal;
 pub mod evaluation;

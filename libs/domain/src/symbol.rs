@@ -2,9 +2,10 @@
 
 use std::fmt;
 
-/// A well-formed US equity ticker: 1 to 10 characters, upper-case letters and
-/// digits, starting with a letter, with an optional class suffix after `.` or
-/// `/` ("BRK.B"). Lower case input is upper-cased.
+/// A well-formed ticker: 1 to 10 characters, upper-case letters and digits,
+/// starting with a letter, with an optional class suffix after `.` or `/`
+/// ("BRK.B"), or a crypto pair's quote currency after `/` ("BTC/USD",
+/// "ETH/USDC"). Lower case input is upper-cased.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Symbol(String);
 
@@ -14,7 +15,7 @@ pub enum SymbolError {
     #[error("is required")]
     Empty,
     #[error(
-        "{0:?} is not a well-formed ticker (letters and digits, up to 10, optional class suffix like BRK.B)"
+        "{0:?} is not a well-formed ticker (letters and digits, up to 10, optional class suffix like BRK.B or pair like BTC/USD)"
     )]
     Malformed(String),
 }
@@ -29,9 +30,10 @@ impl Symbol {
             return Err(SymbolError::Empty);
         }
         let upper = text.to_ascii_uppercase();
-        let (root, class) = match upper.find(['.', '/']) {
-            Some(at) => (&upper[..at], Some(&upper[at + 1..])),
-            None => (upper.as_str(), None),
+        let (root, class, longest_class) = match upper.find(['.', '/']) {
+            Some(at) if upper[at..].starts_with('/') => (&upper[..at], Some(&upper[at + 1..]), 5),
+            Some(at) => (&upper[..at], Some(&upper[at + 1..]), 2),
+            None => (upper.as_str(), None, 0),
         };
         let root_ok = (1..=10).contains(&root.len())
             && root.as_bytes()[0].is_ascii_uppercase()
@@ -39,7 +41,8 @@ impl Symbol {
                 .bytes()
                 .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
         let class_ok = class.is_none_or(|class| {
-            (1..=2).contains(&class.len()) && class.bytes().all(|b| b.is_ascii_uppercase())
+            (1..=longest_class).contains(&class.len())
+                && class.bytes().all(|b| b.is_ascii_uppercase())
         });
         if root_ok && class_ok {
             Ok(Self(upper))
@@ -72,7 +75,9 @@ mod tests {
 
     #[test]
     fn accepts_tickers() {
-        for text in ["SPY", "tlt", "BRK.B", "BF/B", "A", "GOOGL", "QQQ3"] {
+        for text in [
+            "SPY", "tlt", "BRK.B", "BF/B", "A", "GOOGL", "QQQ3", "BTC/USD", "eth/usdc",
+        ] {
             assert!(Symbol::parse(text).is_ok(), "{text}");
         }
         assert_eq!(
@@ -93,6 +98,7 @@ mod tests {
             "BRK.BBB",
             "$SPY",
             "BRK.B.C",
+            "BTC/USDCXX",
         ] {
             assert!(Symbol::parse(text).is_err(), "{text}");
         }

@@ -10,7 +10,7 @@ use rebalancer_proto::client::TracedChannel;
 use tokio::sync::broadcast;
 
 use crate::broker::Broker;
-use crate::market::MarketData;
+use crate::market::{MarketData, MasterMarketData};
 use crate::store::ExecutionStore;
 
 /// The Execution service's state.
@@ -18,7 +18,9 @@ use crate::store::ExecutionStore;
 pub struct Execution {
     pub(crate) store: Arc<dyn ExecutionStore>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The asset master and its quotes over the feed, as a [`MarketData`].
     pub(crate) market: Arc<dyn MarketData>,
+    pub(crate) master: Arc<MasterMarketData>,
     /// The Target service: account targets, and told when an asset becomes unusable.
     pub(crate) target: Option<TracedChannel>,
     pub(crate) broker: Arc<dyn Broker>,
@@ -32,7 +34,7 @@ impl Execution {
     pub fn new(
         store: Arc<dyn ExecutionStore>,
         clock: Arc<dyn Clock>,
-        market: Arc<dyn MarketData>,
+        master: Arc<MasterMarketData>,
         broker: Arc<dyn Broker>,
         target: Option<TracedChannel>,
     ) -> Self {
@@ -40,7 +42,8 @@ impl Execution {
         Self {
             store,
             clock,
-            market,
+            market: master.clone(),
+            master,
             target,
             broker,
             events,

@@ -47,17 +47,25 @@ use tonic::service::RoutesBuilder;
 use crate::broker::BrokerConfig;
 pub use crate::error::ExecutionError;
 pub use crate::execution::Execution;
-use crate::market::MarketData;
+use crate::market::{MarketData, MasterMarketData};
 
 /// Names of this service's gRPC services, for health checks.
 pub const SERVICE_NAMES: &[&str] = rebalancer_proto::service_names::EXECUTION_SERVICES;
+
+/// Quotes older than this are not used by default: covers end-of-day prices
+/// over a long weekend.
+pub const DEFAULT_MAX_QUOTE_AGE: chrono::Duration = chrono::Duration::hours(96);
 
 /// What the Execution service depends on besides its database.
 #[derive(Debug, Clone)]
 pub struct ExecutionDeps {
     pub clock: Arc<dyn Clock>,
-    /// The market data feed (the simulated market by default).
-    pub market: Arc<dyn MarketData>,
+    /// The live market data feed (the simulated market by default), under
+    /// the platform's asset master and uploaded quotes; `None` for the
+    /// platform's data alone.
+    pub market: Option<Arc<dyn MarketData>>,
+    /// Quotes older than this are not used to value or plan.
+    pub max_quote_age: chrono::Duration,
     /// The broker child orders go to (the paper broker by default).
     pub broker: BrokerConfig,
     /// The Target service.
@@ -81,14 +89,23 @@ impl ExecutionService {
         deps: ExecutionDeps,
     ) -> anyhow::Result<Self> {
         let store = store::open(url, pool).await?;
+        let master = Arc::new(
+            MasterMarketData::open(
+                store.clone(),
+                deps.market,
+                deps.clock.clone(),
+                deps.max_quote_age,
+            )
+            .await?,
+        );
         let broker = broker::connect(
             deps.broker,
             store.clone(),
-            deps.market.clone(),
+            master.clone(),
             deps.clock.clone(),
         );
         Ok(Self {
-            execution: Execution::new(store, deps.clock, deps.market, broker, deps.target),
+            execution: Execution::new(store, deps.clock, master, broker, deps.target),
         })
     }
 

@@ -99,6 +99,10 @@ pub struct VenueOptions {
         default_value = "simulated"
     )]
     pub market: MarketSource,
+    /// Quotes older than this many hours are not used to value or plan
+    /// (execution): accounts holding such a symbol are `UNABLE_TO_CHECK`.
+    #[arg(long, env = "REBALANCER_MAX_QUOTE_AGE_HOURS", default_value_t = 96)]
+    pub max_quote_age_hours: u32,
     /// Where orders are sent (execution).
     #[arg(long, env = "REBALANCER_BROKER", value_enum, default_value = "paper")]
     pub broker: BrokerChoice,

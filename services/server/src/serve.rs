@@ -38,6 +38,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         clock_speed: speed,
         monitor: args.monitor.config(),
         market: args.venue.market.choice(args.market_seed),
+        max_quote_age: chrono::Duration::hours(i64::from(args.venue.max_quote_age_hours)),
         broker: args.venue.broker,
         limits: MessageLimits::from(&args.server),
         workers: WorkerMode::Start {

@@ -41,6 +41,8 @@ pub struct StackConfig {
     /// How the monitor schedules its daily cycle (unused without it).
     pub monitor: MonitorConfig,
     pub market: MarketChoice,
+    /// Quotes older than this are not used to value or plan (execution).
+    pub max_quote_age: chrono::Duration,
     pub broker: BrokerChoice,
     /// Message size limits of every gRPC service.
     pub limits: MessageLimits,
@@ -84,17 +86,23 @@ pub struct PeerUrls {
     pub execution: Option<String>,
 }
 
-/// Where market data comes from.
+/// Where market data comes from, besides the platform's asset master and
+/// uploaded quotes (always there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MarketChoice {
     /// The simulated market, its prices drawn from `seed`.
     Simulated { seed: u64 },
+    /// Only what the platform uploads (`UpsertAssets`, `UpsertQuotes`).
+    Platform,
 }
 
 impl MarketChoice {
-    fn open(self, clock: Arc<dyn Clock>, clock_speed: u32) -> Arc<dyn MarketData> {
+    fn open(self, clock: Arc<dyn Clock>, clock_speed: u32) -> Option<Arc<dyn MarketData>> {
         match self {
-            Self::Simulated { seed } => Arc::new(SimMarketData::new(seed, clock, clock_speed)),
+            Self::Simulated { seed } => {
+                Some(Arc::new(SimMarketData::new(seed, clock, clock_speed)))
+            }
+            Self::Platform => None,
         }
     }
 }
@@ -105,6 +113,8 @@ impl MarketChoice {
 pub enum MarketSource {
     /// The simulated market, its prices drawn from `--market-seed`.
     Simulated,
+    /// Only the assets and quotes the platform uploads over gRPC.
+    Platform,
 }
 
 impl MarketSource {
@@ -113,6 +123,7 @@ impl MarketSource {
     pub fn choice(self, seed: u64) -> MarketChoice {
         match self {
             Self::Simulated => MarketChoice::Simulated { seed },
+            Self::Platform => MarketChoice::Platform,
         }
     }
 }
@@ -271,6 +282,7 @@ impl Stack {
             clock_speed,
             monitor: monitor_config,
             market,
+            max_quote_age,
             broker,
             limits,
             workers: worker_mode,
@@ -325,6 +337,7 @@ impl Stack {
                 let deps = ExecutionDeps {
                     clock: clock.clone(),
                     market: market.open(clock.clone(), clock_speed),
+                    max_quote_age,
                     broker: broker.config(),
                     target: peers.target()?,
                 };

@@ -86,18 +86,21 @@ impl PaperBroker {
             order.reason = "the market is closed".to_owned();
             return order;
         }
-        let (Some(quote), Some(average_volume)) = (
-            self.market.quote(&request.symbol).await,
-            self.market.average_daily_volume(&request.symbol).await,
-        ) else {
+        let Some(quote) = self.market.quote(&request.symbol).await else {
             order.reason = format!("no price for {}", request.symbol);
             return order;
         };
+        // Liquidity: the minute's volume in session, a share of the daily
+        // volume outside it; no limit for an asset whose volume is unknown.
         let bar_volume = match self.market.minute_bar(&request.symbol, now).await {
-            Some(bar) if in_session => bar.volume,
-            _ => average_volume * EXTENDED_MINUTE_SHARE,
+            Some(bar) if in_session => Some(bar.volume),
+            _ => self
+                .market
+                .average_daily_volume(&request.symbol)
+                .await
+                .map(|volume| volume * EXTENDED_MINUTE_SHARE),
         };
-        let available = bar_volume * MAX_BAR_SHARE;
+        let available = bar_volume.map(|volume| volume * MAX_BAR_SHARE);
         let step = if request.whole_shares {
             Decimal::ONE
         } else {
@@ -112,11 +115,12 @@ impl PaperBroker {
             Some(notional) if touch > Decimal::ZERO => notional / touch,
             _ => request.quantity,
         };
-        let first_guess = (wanted.min(available) / step).floor() * step;
-        let participation = if bar_volume > Decimal::ZERO {
-            first_guess / bar_volume * Decimal::ONE_HUNDRED
-        } else {
-            Decimal::ONE_HUNDRED
+        let within = |shares: Decimal| available.map_or(shares, |available| shares.min(available));
+        let first_guess = (within(wanted) / step).floor() * step;
+        let participation = match bar_volume {
+            Some(volume) if volume > Decimal::ZERO => first_guess / volume * Decimal::ONE_HUNDRED,
+            Some(_) => Decimal::ONE_HUNDRED,
+            None => Decimal::ZERO,
         };
         let slippage = (BASE_SLIPPAGE_BPS + SLIPPAGE_BPS_PER_PERCENT * participation) / BPS;
         let price = match request.side {
@@ -127,7 +131,7 @@ impl PaperBroker {
         // Dollars are spent at the fill price, never beyond the notional.
         let quantity = match request.notional {
             Some(notional) if price > Decimal::ZERO => {
-                ((notional / price).min(available) / step).floor() * step
+                (within(notional / price) / step).floor() * step
             }
             _ => first_guess,
         };

@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use crate::Execution;
 use crate::error::ExecutionError;
 use crate::market::store::AssetOverride;
-use crate::market::{Asset, Quote};
+use crate::market::{Asset, Quote, QuoteProblem};
 
 /// New flags for an asset; `None` leaves a flag as it is.
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,9 +39,7 @@ fn apply_override(mut asset: Asset, overrides: &HashMap<String, AssetOverride>) 
         asset.active = flags.active.unwrap_or(asset.active);
         asset.tradable = flags.tradable.unwrap_or(asset.tradable);
         asset.fractionable = flags.fractionable.unwrap_or(asset.fractionable);
-        if !asset.fractionable {
-            asset.min_increment = Decimal::ONE;
-        }
+        asset.min_increment = Asset::step(asset.fractionable, asset.lot_size);
     }
     asset
 }
@@ -103,31 +101,28 @@ impl Execution {
         Ok(assets)
     }
 
-    /// Quotes now of active assets; the rest are reported missing.
+    /// Quotes now of active assets, no older than the service's limit; the
+    /// rest are reported missing, each with why.
     ///
     /// # Errors
     /// Storage failures.
     pub async fn quotes(
         &self,
         symbols: &[String],
-    ) -> Result<(Vec<Quote>, Vec<String>), ExecutionError> {
+    ) -> Result<(Vec<Quote>, Vec<(String, QuoteProblem)>), ExecutionError> {
         let assets = self.assets_by_symbol(symbols).await?;
         let mut quotes = Vec::new();
         let mut missing = Vec::new();
         for symbol in symbols {
-            let quote = match assets.get(symbol) {
-                Some(asset) if asset.active => self.market.quote(symbol).await,
-                _ => None,
-            };
-            match quote {
-                Some(quote) => quotes.push(quote),
-                None => missing.push(symbol.clone()),
+            match self.master.usable_quote(assets.get(symbol), symbol).await {
+                Ok(quote) => quotes.push(quote),
+                Err(problem) => missing.push((symbol.clone(), problem)),
             }
         }
         Ok((quotes, missing))
     }
 
-    /// Last prices of the symbols that have one.
+    /// Last prices of the symbols that have a usable quote.
     ///
     /// # Errors
     /// Storage failures.
@@ -191,7 +186,7 @@ impl Execution {
         Ok(after)
     }
 
-    async fn report_asset(
+    pub(super) async fn report_asset(
         &self,
         context: &RequestContext,
         asset: &Asset,

@@ -1,10 +1,12 @@
 //! `rebalancer.execution.v1.MarketDataService`.
 
+use std::collections::HashSet;
+
 use chrono::NaiveDate;
-use rebalancer_domain::Symbol;
-use rebalancer_domain::calendar;
+use rebalancer_domain::calendar_days::DaySource;
+use rebalancer_domain::{Symbol, Violations, calendar};
 use rebalancer_kit::RequestContext;
-use rebalancer_kit::error::invalid_field;
+use rebalancer_kit::error::{invalid_argument, invalid_field};
 use rebalancer_kit::page::{decode_token, finish_page, page_size};
 use rebalancer_kit::wire::{datetime, decimal_text, timestamp};
 use rebalancer_proto::execution as pb;
@@ -13,8 +15,8 @@ use rust_decimal::Decimal;
 use tonic::{Request, Response, Status};
 
 use crate::grpc::ExecutionApi;
-use crate::market::AssetFlags;
-use crate::market::convert::{asset_to_wire, bar_to_wire, quote_to_wire};
+use crate::market::convert::{asset_to_wire, bar_to_wire, calendar_day_to_wire, quote_to_wire};
+use crate::market::{AssetFlags, parse};
 
 /// Longest calendar range one request may ask for.
 const MAX_CALENDAR_DAYS: i64 = 3660;
@@ -44,6 +46,32 @@ fn symbols(field: &str, texts: &[String]) -> Result<Vec<String>, Status> {
 fn date(field: &str, text: &str) -> Result<NaiveDate, Status> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|_| invalid_field(field, "must be a date as YYYY-MM-DD"))
+}
+
+fn upload_size(violations: &mut Violations, field: &str, count: usize) {
+    if count == 0 {
+        violations.add(field, "at least one is required");
+    } else if count > parse::MAX_UPLOAD {
+        violations.add(field, format!("at most {} per call", parse::MAX_UPLOAD));
+    }
+}
+
+/// The 24/7 calendar of crypto: every day, 00:00 to 24:00 UTC.
+fn crypto_days(start: NaiveDate, end: NaiveDate) -> Vec<pb::TradingDay> {
+    start
+        .iter_days()
+        .take_while(|day| *day <= end)
+        .filter_map(|day| {
+            let open = day.and_hms_opt(0, 0, 0)?.and_utc();
+            Some(pb::TradingDay {
+                date: day.to_string(),
+                open: Some(timestamp(open)),
+                close: Some(timestamp(open + chrono::Duration::days(1))),
+                early_close: false,
+                name: String::new(),
+            })
+        })
+        .collect()
 }
 
 #[tonic::async_trait]
@@ -138,8 +166,17 @@ impl MarketDataService for ExecutionApi {
         if wanted.is_empty() {
             return Err(invalid_field("symbols", "at least one symbol is required"));
         }
-        let (quotes, missing_symbols) = self.execution.quotes(&wanted).await?;
+        let (quotes, missing) = self.execution.quotes(&wanted).await?;
+        let missing_symbols = missing.iter().map(|(symbol, _)| symbol.clone()).collect();
+        let missing = missing
+            .into_iter()
+            .map(|(symbol, problem)| pb::MissingQuote {
+                symbol,
+                reason: problem.to_string(),
+            })
+            .collect();
         Ok(Response::new(pb::GetQuotesResponse {
+            missing,
             quotes: quotes.iter().map(quote_to_wire).collect(),
             missing_symbols,
         }))
@@ -242,6 +279,17 @@ impl MarketDataService for ExecutionApi {
         if (end - start).num_days() > MAX_CALENDAR_DAYS {
             return Err(invalid_field("end_date", "at most ten years per request"));
         }
+        if message.calendar.eq_ignore_ascii_case("CRYPTO") {
+            return Ok(Response::new(pb::GetCalendarResponse {
+                days: crypto_days(start, end),
+            }));
+        }
+        let mut violations = Violations::new();
+        parse::calendar_name(&mut violations, "calendar", &message.calendar);
+        if !violations.is_empty() {
+            return Err(invalid_argument(&violations));
+        }
+        self.execution.refresh_calendar().await?;
         let days = calendar::sessions_between(start, end)
             .into_iter()
             .map(|session| pb::TradingDay {
@@ -249,9 +297,180 @@ impl MarketDataService for ExecutionApi {
                 open: Some(timestamp(session.open)),
                 close: Some(timestamp(session.close)),
                 early_close: session.early_close,
+                name: calendar::session_note(session.date).unwrap_or_default(),
             })
             .collect();
         Ok(Response::new(pb::GetCalendarResponse { days }))
+    }
+
+    async fn upsert_assets(
+        &self,
+        request: Request<pb::UpsertAssetsRequest>,
+    ) -> Result<Response<pb::UpsertAssetsResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        let now = self.execution.clock().now();
+        let mut violations = Violations::new();
+        upload_size(&mut violations, "assets", message.assets.len());
+        let mut seen = HashSet::new();
+        let mut assets = Vec::with_capacity(message.assets.len());
+        for (index, wire) in message.assets.iter().enumerate() {
+            let prefix = format!("assets[{index}]");
+            let asset = parse::asset(&mut violations, &prefix, wire, now);
+            if !asset.symbol.is_empty() && !seen.insert(asset.symbol.clone()) {
+                violations.add(
+                    format!("{prefix}.symbol"),
+                    format!("{} is listed twice", asset.symbol),
+                );
+            }
+            assets.push(asset);
+        }
+        if !violations.is_empty() {
+            return Err(invalid_argument(&violations));
+        }
+        let done = self.execution.upsert_assets(&context, assets).await?;
+        Ok(Response::new(pb::UpsertAssetsResponse {
+            created: i32::try_from(done.created).unwrap_or(i32::MAX),
+            updated: i32::try_from(done.updated).unwrap_or(i32::MAX),
+        }))
+    }
+
+    async fn upsert_quotes(
+        &self,
+        request: Request<pb::UpsertQuotesRequest>,
+    ) -> Result<Response<pb::UpsertQuotesResponse>, Status> {
+        RequestContext::of(&request)?;
+        let message = request.into_inner();
+        let now = self.execution.clock().now();
+        let mut violations = Violations::new();
+        upload_size(&mut violations, "quotes", message.quotes.len());
+        let named: Vec<String> = message
+            .quotes
+            .iter()
+            .filter_map(|quote| Symbol::parse(&quote.symbol).ok())
+            .map(|symbol| symbol.to_string())
+            .collect();
+        self.execution.ensure_assets_known(&named).await;
+        let mut seen = HashSet::new();
+        let mut quotes = Vec::with_capacity(message.quotes.len());
+        for (index, wire) in message.quotes.iter().enumerate() {
+            let prefix = format!("quotes[{index}]");
+            let quote = parse::quote(&mut violations, &prefix, wire, now, |symbol| {
+                self.execution.knows_asset(symbol)
+            });
+            if !quote.symbol.is_empty() && !seen.insert(quote.symbol.clone()) {
+                violations.add(
+                    format!("{prefix}.symbol"),
+                    format!("{} is quoted twice", quote.symbol),
+                );
+            }
+            quotes.push(quote);
+        }
+        if !violations.is_empty() {
+            return Err(invalid_argument(&violations));
+        }
+        let count = quotes.len();
+        let ignored_older = self.execution.upsert_quotes(quotes).await?;
+        Ok(Response::new(pb::UpsertQuotesResponse {
+            stored: i32::try_from(count - ignored_older.len()).unwrap_or(i32::MAX),
+            ignored_older,
+        }))
+    }
+
+    async fn upsert_calendar_days(
+        &self,
+        request: Request<pb::UpsertCalendarDaysRequest>,
+    ) -> Result<Response<pb::UpsertCalendarDaysResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        let mut violations = Violations::new();
+        if message.days.is_empty() {
+            violations.add("days", "at least one day is required");
+        } else if message.days.len() > parse::MAX_CALENDAR_DAYS {
+            violations.add(
+                "days",
+                format!("at most {} days per call", parse::MAX_CALENDAR_DAYS),
+            );
+        }
+        let mut seen = HashSet::new();
+        let mut days = Vec::with_capacity(message.days.len());
+        for (index, wire) in message.days.iter().enumerate() {
+            let prefix = format!("days[{index}]");
+            if let Some(day) = parse::calendar_day(&mut violations, &prefix, wire) {
+                if !seen.insert(day.date) {
+                    violations.add(
+                        format!("{prefix}.date"),
+                        format!("{} is listed twice", day.date),
+                    );
+                }
+                days.push(day);
+            }
+        }
+        if !violations.is_empty() {
+            return Err(invalid_argument(&violations));
+        }
+        let days = self.execution.upsert_calendar_days(&context, days).await?;
+        Ok(Response::new(pb::UpsertCalendarDaysResponse {
+            days: days
+                .iter()
+                .map(|day| calendar_day_to_wire(day, DaySource::Override))
+                .collect(),
+        }))
+    }
+
+    async fn delete_calendar_day(
+        &self,
+        request: Request<pb::DeleteCalendarDayRequest>,
+    ) -> Result<Response<pb::DeleteCalendarDayResponse>, Status> {
+        RequestContext::of(&request)?;
+        let message = request.into_inner();
+        let mut violations = Violations::new();
+        parse::calendar_name(&mut violations, "calendar", &message.calendar);
+        let day = NaiveDate::parse_from_str(&message.date, "%Y-%m-%d").ok();
+        if day.is_none() {
+            violations.add("date", "must be a date as YYYY-MM-DD");
+        }
+        let (Some(day), true) = (day, violations.is_empty()) else {
+            return Err(invalid_argument(&violations));
+        };
+        self.execution.delete_calendar_day(day).await?;
+        Ok(Response::new(pb::DeleteCalendarDayResponse {}))
+    }
+
+    async fn list_calendar_days(
+        &self,
+        request: Request<pb::ListCalendarDaysRequest>,
+    ) -> Result<Response<pb::ListCalendarDaysResponse>, Status> {
+        RequestContext::of(&request)?;
+        let message = request.into_inner();
+        let mut violations = Violations::new();
+        parse::calendar_name(&mut violations, "calendar", &message.calendar);
+        if !violations.is_empty() {
+            return Err(invalid_argument(&violations));
+        }
+        let range = if message.start_date.is_empty() && message.end_date.is_empty() {
+            None
+        } else {
+            let start = date("start_date", &message.start_date)?;
+            let end = date("end_date", &message.end_date)?;
+            if end < start {
+                return Err(invalid_field("end_date", "must not be before start_date"));
+            }
+            if (end - start).num_days() > MAX_CALENDAR_DAYS {
+                return Err(invalid_field("end_date", "at most ten years per request"));
+            }
+            Some((start, end))
+        };
+        let days = self
+            .execution
+            .calendar_days(range, message.overrides_only)
+            .await?;
+        Ok(Response::new(pb::ListCalendarDaysResponse {
+            days: days
+                .iter()
+                .map(|(day, source)| calendar_day_to_wire(day, *source))
+                .collect(),
+        }))
     }
 
     async fn get_clock(

@@ -1,20 +1,31 @@
 //! Market data behind a port: assets, quotes, bars and volume profiles. The
-//! embedded default adapter is the simulated market ([`SimMarketData`] over
-//! [`sim::SimulatedMarket`] on the injected clock); a real feed implements the
-//! same [`MarketData`] trait and is chosen by configuration. Operators'
-//! overrides of asset flags live here too. Market data never moves money.
+//! service reads it through [`MasterMarketData`]: the platform's asset master
+//! and uploaded quotes (in this service's database, loaded in bulk over
+//! gRPC), over an optional live feed. The embedded default feed is the
+//! simulated market ([`SimMarketData`] over [`sim::SimulatedMarket`] on the
+//! injected clock), which seeds its universe into the same master; a real
+//! feed implements the same [`MarketData`] trait. Operators' overrides of
+//! asset flags and calendar days live here too. Market data never moves money.
 
 mod app;
 pub mod convert;
+mod days;
 mod grpc;
+mod master;
+mod master_sql;
+mod parse;
 pub mod sim;
 mod simulated;
 mod sql;
 pub mod store;
 pub mod universe;
+mod upload;
 
 pub use app::{AssetFlags, ClockView};
+pub use days::{XNYS, load_calendar_overrides};
+pub use master::{MasterMarketData, QuoteProblem};
 pub use simulated::SimMarketData;
+pub use upload::AssetsUpserted;
 
 use std::fmt::Debug;
 
@@ -36,6 +47,43 @@ pub struct Asset {
     pub fractionable: bool,
     /// Smallest quantity step.
     pub min_increment: Decimal,
+    /// ISO 4217 code of its prices.
+    pub currency: String,
+    pub marginable: bool,
+    /// Smallest notional of one order (zero for none).
+    pub min_order_size: Decimal,
+    /// Share lot of orders when not fractionable.
+    pub lot_size: Decimal,
+    /// Average shares traded per full day, when known.
+    pub average_daily_volume: Option<Decimal>,
+    /// Who listed it: `simulator` or `platform`.
+    pub source: String,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// The asset class of crypto assets, which trade 24/7.
+pub const CRYPTO: &str = "crypto";
+
+impl Asset {
+    /// The calendar the asset trades on.
+    #[must_use]
+    pub fn calendar(&self) -> &'static str {
+        if self.asset_class == CRYPTO {
+            "CRYPTO"
+        } else {
+            "XNYS"
+        }
+    }
+
+    /// The quantity step of its orders: 9 decimals when fractionable, else its lot.
+    #[must_use]
+    pub fn step(fractionable: bool, lot_size: Decimal) -> Decimal {
+        if fractionable {
+            FRACTIONAL_INCREMENT
+        } else {
+            lot_size.max(Decimal::ONE)
+        }
+    }
 }
 
 /// Latest prices of a symbol.

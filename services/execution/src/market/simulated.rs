@@ -42,6 +42,13 @@ impl SimMarketData {
             } else {
                 Decimal::ONE
             },
+            currency: "USD".to_owned(),
+            marginable: true,
+            min_order_size: Decimal::ZERO,
+            lot_size: Decimal::ONE,
+            average_daily_volume: Some(Decimal::from(listing.average_daily_volume)),
+            source: "simulator".to_owned(),
+            updated_at: None,
         }
     }
 }

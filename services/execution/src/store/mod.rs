@@ -17,13 +17,21 @@ pub use rebalancer_kit::page::PageRequest;
 use crate::blocks::store::{BlockStore, OrderBook};
 use crate::book::store::{AccountStore, CashStore};
 use crate::broker::paper_store::PaperBook;
-use crate::market::store::AssetStore;
+use crate::market::store::{AssetStore, MasterStore};
 use crate::runs::store::{BatchStore, RunStore};
 pub use sql::SqlStore;
 
 /// Everything the Execution service keeps.
 pub trait ExecutionStore:
-    AccountStore + CashStore + AssetStore + RunStore + BatchStore + BlockStore + OrderBook + PaperBook
+    AccountStore
+    + CashStore
+    + AssetStore
+    + MasterStore
+    + RunStore
+    + BatchStore
+    + BlockStore
+    + OrderBook
+    + PaperBook
 {
 }
 
@@ -31,6 +39,7 @@ impl<T> ExecutionStore for T where
     T: AccountStore
         + CashStore
         + AssetStore
+        + MasterStore
         + RunStore
         + BatchStore
         + BlockStore

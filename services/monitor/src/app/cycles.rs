@@ -45,13 +45,14 @@ impl Monitor {
     pub(super) async fn schedule(&self) -> Result<(), MonitorError> {
         let now = self.clock.now();
         let today = exchange_date(now);
-        if !is_trading_day(today) {
-            return Ok(());
-        }
         let Some(run_at) = at_new_york(today, self.config.run_at) else {
             return Ok(());
         };
         if now < run_at {
+            return Ok(());
+        }
+        self.fetch_calendar_once(today).await;
+        if !is_trading_day(today) {
             return Ok(());
         }
         for tenant in &self.config.tenants {
@@ -74,6 +75,32 @@ impl Monitor {
             }
         }
         Ok(())
+    }
+
+    /// Fetches the operators' calendar days once per exchange date, when the
+    /// daily cycle is due (a failure keeps the days fetched before).
+    async fn fetch_calendar_once(&self, today: chrono::NaiveDate) {
+        let Some(tenant) = self.config.tenants.first() else {
+            return;
+        };
+        {
+            let fetched = self
+                .calendar_fetched_for
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *fetched == Some(today) {
+                return;
+            }
+        }
+        match self.refresh_calendar(tenant).await {
+            Ok(()) => {
+                *self
+                    .calendar_fetched_for
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(today);
+            }
+            Err(error) => tracing::warn!(%error, "could not fetch the calendar overrides"),
+        }
     }
 
     /// Account ranges for a full cycle, from the last complete one's

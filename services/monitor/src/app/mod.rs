@@ -2,6 +2,7 @@
 //! the shard worker that evaluates accounts and opens runs, and the reads of
 //! the Rebalance Center.
 
+mod calendar;
 mod cycles;
 mod inputs;
 mod shard;
@@ -59,6 +60,8 @@ pub struct Monitor {
     /// The Execution service (holdings, quotes, runs).
     execution: TracedChannel,
     config: MonitorConfig,
+    /// The exchange date the calendar overrides were last fetched for.
+    calendar_fetched_for: Arc<std::sync::Mutex<Option<chrono::NaiveDate>>>,
 }
 
 /// Simulated time between scheduler ticks.
@@ -79,6 +82,7 @@ impl Monitor {
             target,
             execution,
             config,
+            calendar_fetched_for: Arc::default(),
         }
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use futures::StreamExt;
 use rebalancer_domain::evaluation::{
-    self, AccountView, AssignmentView, Evaluation, EvaluationInput, Prices, TargetView,
+    self, AccountView, AssignmentView, Evaluation, EvaluationInput, PriceBook, TargetView,
 };
 use rebalancer_domain::run::RunKind;
 use rebalancer_kit::RequestContext;
@@ -216,7 +216,7 @@ impl Monitor {
         let mut assigned = Cursor::new(assignment_stream);
         let mut held = Cursor::new(holdings_stream);
         let mut targets = TargetCache::new();
-        let mut prices = Prices::default();
+        let mut prices = PriceBook::default();
         let mut priced: std::collections::HashSet<String> = std::collections::HashSet::new();
         let mut counts = ShardCounts::default();
         let scoped_to_portfolio = cycle.portfolio_id.is_some();
@@ -299,7 +299,7 @@ impl Monitor {
         &self,
         context: &RequestContext,
         step: &[Pair],
-        prices: &mut Prices,
+        prices: &mut PriceBook,
         priced: &mut std::collections::HashSet<String>,
     ) -> Result<(), MonitorError> {
         let mut wanted: Vec<String> = Vec::new();
@@ -335,8 +335,11 @@ impl Monitor {
                 .into_inner();
             for quote in response.quotes {
                 if let Ok(last) = quote.last.parse::<Decimal>() {
-                    prices.insert(quote.symbol, last);
+                    prices.prices.insert(quote.symbol, last);
                 }
+            }
+            for missing in response.missing {
+                prices.notes.insert(missing.symbol, missing.reason);
             }
             priced.extend(chunk.iter().cloned());
         }
@@ -350,7 +353,7 @@ impl Monitor {
         cycle: &CycleRecord,
         step: Vec<Pair>,
         targets: &mut TargetCache,
-        prices: &Prices,
+        prices: &PriceBook,
         counts: &mut ShardCounts,
     ) -> Result<Vec<EvaluationRecord>, MonitorError> {
         let now = self.clock.now();
@@ -556,7 +559,7 @@ fn evaluate<'a>(
     now: DateTime<Utc>,
     assigned: &'a Assigned,
     holdings: Option<&'a ParsedHoldings>,
-    prices: &'a Prices,
+    prices: &'a PriceBook,
 ) -> Evaluation<'a> {
     let assignment = match assigned {
         Assigned::None => AssignmentView::None,
@@ -586,7 +589,8 @@ fn evaluate<'a>(
         now,
         assignment,
         account,
-        prices,
+        prices: &prices.prices,
+        price_notes: &prices.notes,
     })
 }
 
