@@ -8,8 +8,10 @@ Built on QuickFIX/Python (quickfix 1.16.0).  Behaviour:
          fills (39=1/2, 150=F) with unique ExecID(17), LastQty(32), LastPx(31),
          CumQty(14), LeavesQty(151), AvgPx(6).
       -> symbols in --reject-symbols: ExecutionReport Rejected (39=8,150=8,58=...)
-      -> same ClOrdID received twice without PossDupFlag=Y: rejected as duplicate
-         (103=6); a PossDup=Y resend of a known ClOrdID is logged and ignored.
+      -> same ClOrdID received twice without PossDupFlag=Y or PossResend=Y:
+         rejected as duplicate (103=6); a PossDup=Y resend of a known ClOrdID is
+         logged and ignored; a PossResend=Y one is answered with the order's
+         status (150=I), and an unknown ClOrdID with PossResend=Y is a new order.
       -> limit orders that do not cross the configured price, and symbols in
          --hold-symbols, stay open (New only) so that cancels can be tested.
   * OrderCancelRequest (35=F): open order -> ExecutionReport Canceled (39=4,150=4);
@@ -22,8 +24,11 @@ Built on QuickFIX/Python (quickfix 1.16.0).  Behaviour:
     store keeps the sequence numbers, and the fills produced while the peer is
     away are persisted, so on re-logon the initiator sees a gap, sends a
     ResendRequest and gets them back with PossDupFlag=Y.
+  * --stray-fill-after-orders K: once, a fill for ClOrdID STRAY-1, which no
+    one sent (the initiator must raise it as a break, not book it).
   * Every received D/F/G/AN is appended to --orders-log (JSON lines) with the
-    ClOrdID, PossDupFlag, MsgSeqNum and running counts.
+    ClOrdID, PossDupFlag, PossResend, MsgSeqNum and running counts, and every
+    fill made with its ExecID, quantity and price ("event": "fill").
   * Prints exactly one line "READY <port>" on stdout once the socket listens.
 
 All options can also be given in a --behavior-file (JSON object whose keys are
@@ -89,7 +94,7 @@ DEFAULTS = dict(
     store_dir="./acceptor-store", log_dir=None, prices=None, price_map=None,
     default_price=None, partial_fills=1, partial_fills_symbol=None,
     reject_symbols="", hold_symbols="", orders_log=None, drop_after_orders=0,
-    positions=None, fill_delay_ms=20, cash_qty_decimals=4, qty_decimals=6,
+    positions=None, stray_fill_after_orders=0, fill_delay_ms=20, cash_qty_decimals=4, qty_decimals=6,
     use_data_dictionary=True, data_dictionary=None, username=None, password=None,
     account="TEST-ACCOUNT", screen_log=False,
 )
@@ -114,6 +119,8 @@ def parse_args(argv=None):
     a("--hold-symbols", help="comma separated symbols acknowledged (New) but never filled")
     a("--orders-log", help="JSON-lines file recording every received order/cancel (default <store-dir>/orders.jsonl)")
     a("--drop-after-orders", type=int, help="drop the TCP connection once, right after the K-th order's New report")
+    a("--stray-fill-after-orders", type=int,
+      help="once, after the K-th order's New report, send a fill for a ClOrdID nobody sent (STRAY-1)")
     a("--positions", help='JSON file {"SPY": "10"} or {"SPY": {"long": "10", "short": "0", "price": "580"}}')
     a("--fill-delay-ms", type=int, help="delay between consecutive execution reports (default 20)")
     a("--cash-qty-decimals", type=int, help="decimals of the quantity derived from CashOrderQty (default 4)")
@@ -276,6 +283,7 @@ class Broker(fix.Application):
         hdr = message.getHeader()
         mt = hdr.getField(T["MsgType"])
         poss_dup = hdr.isSetField(T["PossDupFlag"]) and hdr.getField(T["PossDupFlag"]) == "Y"
+        poss_resend = hdr.isSetField(97) and hdr.getField(97) == "Y"
         seqnum = int(hdr.getField(T["MsgSeqNum"]))
 
         def g(tag):
@@ -283,7 +291,7 @@ class Broker(fix.Application):
 
         fields = {name: g(tag) for name, tag in T.items()
                   if tag not in (T["MsgType"], T["MsgSeqNum"], T["PossDupFlag"]) and message.isSetField(tag)}
-        rec = {"msg_type": mt, "msg_seq_num": seqnum, "poss_dup": poss_dup,
+        rec = {"msg_type": mt, "msg_seq_num": seqnum, "poss_dup": poss_dup, "poss_resend": poss_resend,
                "cl_ord_id": fields.get("ClOrdID"), "symbol": fields.get("Symbol"),
                "side": fields.get("Side"), "fields": fields}
         if mt == "D":
@@ -294,7 +302,7 @@ class Broker(fix.Application):
                     c[1] += 1
                 rec["count"], rec["count_non_possdup"] = c[0], c[1]
             self.log_event(rec)
-            self.jobs.put(("D", sessionID, fields, poss_dup, rec["count"]))
+            self.jobs.put(("D", sessionID, fields, poss_dup, poss_resend))
         elif mt in ("F", "G"):
             rec["orig_cl_ord_id"] = fields.get("OrigClOrdID")
             self.log_event(rec)
@@ -342,7 +350,8 @@ class Broker(fix.Application):
         m.setField(fix.StringField(T["ClOrdID"], cl_ord_id or order.cl_ord_id))
         if orig_cl_ord_id:
             m.setField(fix.StringField(T["OrigClOrdID"], orig_cl_ord_id))
-        m.setField(fix.StringField(T["ExecID"], self.next_id("EXEC")))
+        exec_id = self.next_id("EXEC")
+        m.setField(fix.StringField(T["ExecID"], exec_id))
         m.setField(fix.CharField(T["ExecType"], exec_type))
         m.setField(fix.CharField(T["OrdStatus"], order.status))
         if order.account:
@@ -371,6 +380,7 @@ class Broker(fix.Application):
             m.setField(fix.StringField(T["Text"], text))
         m.setField(fix.StringField(T["TransactTime"], utc_ts()))
         self.send(m, order.session_id)
+        return exec_id
 
     def reject_order(self, order, text, reason):
         order.status = "8"
@@ -380,13 +390,18 @@ class Broker(fix.Application):
     def market_price(self, symbol):
         return self.prices.get(symbol, self.default_price)
 
-    def handle_new_order(self, sessionID, f, poss_dup, count):
+    def handle_new_order(self, sessionID, f, poss_dup, poss_resend):
         clid = f.get("ClOrdID")
         with self.lock:
-            known = clid in self.orders
-        if known:
+            known = self.orders.get(clid)
+        if known is not None:
             if poss_dup:
                 self.info(f"ignoring PossDup resend of known ClOrdID {clid}")
+                return
+            if poss_resend:
+                self.info(f"PossResend of known ClOrdID {clid}: answering with its status")
+                known.session_id = sessionID
+                self.exec_report(known, "I")
                 return
             dup = Order(clid, f.get("Symbol"), f.get("Side"), f.get("OrdType"), None, None, None, None, f.get("Account"))
             dup.session_id = sessionID
@@ -412,6 +427,15 @@ class Broker(fix.Application):
             nth = self.order_count
 
         sym = order.symbol
+        if self.o["stray_fill_after_orders"] and nth == int(self.o["stray_fill_after_orders"]):
+            stray = Order("STRAY-1", sym, order.side, "1", Decimal(1), None, None, "3", order.account)
+            stray.session_id = sessionID
+            stray.order_id = self.next_id("ORD")
+            stray.cum_qty = Decimal(1)
+            stray.notional = (self.market_price(sym) or Decimal(1))
+            stray.status = "2"
+            exec_id = self.exec_report(stray, "F", last_qty=Decimal(1), last_px=(self.market_price(sym) or Decimal(1)))
+            self.log_event({"event": "stray_fill", "cl_ord_id": "STRAY-1", "exec_id": exec_id})
         if sym in self.reject:
             return self.reject_order(order, f"symbol {sym} rejected by test broker", 1)
         if order.side not in ("1", "2", "5"):
@@ -461,7 +485,9 @@ class Broker(fix.Application):
 
     def fill(self, order, px):
         n = max(1, int(self.partials.get(order.symbol, self.o["partial_fills"])))
-        q = Decimal(10) ** -int(self.o["qty_decimals"])
+        # A whole-share order fills in whole shares, as a real broker's does.
+        whole = order.cash_qty is None and order.qty == order.qty.to_integral_value()
+        q = Decimal(1) if whole else Decimal(10) ** -int(self.o["qty_decimals"])
         chunk = (order.qty / n).quantize(q, rounding=ROUND_DOWN)
         for i in range(n):
             with self.lock:
@@ -477,7 +503,10 @@ class Broker(fix.Application):
                 self.positions[order.symbol] = self.positions.get(order.symbol, Decimal(0)) + sign * last
                 self.position_px[order.symbol] = px
             self.pause()
-            self.exec_report(order, "F", last_qty=last, last_px=px)
+            exec_id = self.exec_report(order, "F", last_qty=last, last_px=px)
+            self.log_event({"event": "fill", "cl_ord_id": order.cl_ord_id, "exec_id": exec_id,
+                            "symbol": order.symbol, "side": order.side,
+                            "qty": fmt_dec(last), "px": fmt_dec(px)})
 
     def cancel_reject(self, sessionID, f, order, response_to, reason, text):
         m = fix44.OrderCancelReject()

@@ -332,7 +332,7 @@ def scenario_drop(workdir):
         check_fill_sequence(app.reports["D-AAPL-1"], "2", "230.5", 1)
         counts = check_orders_log(orders_log)
         recs = [json.loads(l) for l in open(orders_log)]
-        aapl = [r for r in recs if r.get("cl_ord_id") == "D-AAPL-1"]
+        aapl = [r for r in recs if r.get("cl_ord_id") == "D-AAPL-1" and r.get("msg_type") == "D"]
         check(len(aapl) == 1 and aapl[0]["poss_dup"], "order queued while disconnected reached broker once, as PossDup resend")
         check(any(r.get("event") == "drop_connection" for r in recs), "acceptor logged the deliberate drop")
         ini.stop()

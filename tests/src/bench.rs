@@ -21,7 +21,7 @@ use rebalancer_monitor::MonitorConfig;
 use rebalancer_proto::client::{ClientOptions, TracedChannel, lazy_channel};
 use rebalancer_server::ServiceKind;
 use rebalancer_server::stack::{
-    BrokerChoice, MarketChoice, PeerUrls, ServiceDatabase, Services, Stack, StackConfig, WorkerMode,
+    MarketChoice, PeerUrls, ServiceDatabase, Services, Stack, StackConfig, WorkerMode,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -64,7 +64,7 @@ impl TargetBench {
             monitor: MonitorConfig::default(),
             market: MarketChoice::Simulated { seed: MARKET_SEED },
             max_quote_age: rebalancer_execution::DEFAULT_MAX_QUOTE_AGE,
-            broker: BrokerChoice::Paper,
+            broker: rebalancer_execution::broker::BrokerConfig::Paper,
             limits: MessageLimits::from(&options),
             workers: WorkerMode::DrivenByCaller,
         })

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod binary;
 pub mod book_model;
+pub mod fix_acceptor;
 pub mod stack;
 
 pub use stack::{Backend, StackOptions, TestStack};

@@ -14,7 +14,7 @@ use rebalancer_kit::testing::TestDatabase;
 use rebalancer_monitor::MonitorConfig;
 use rebalancer_proto::client::{CallContext, TracedChannel};
 use rebalancer_server::stack::{
-    BrokerChoice, MarketChoice, ServiceDatabase, Services, Stack, StackConfig, WorkerMode,
+    MarketChoice, ServiceDatabase, Services, Stack, StackConfig, WorkerMode,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +36,8 @@ pub struct StackOptions {
     pub monitor_shard_size: i64,
     /// The live feed under the asset master (the simulated market by default).
     pub market: MarketChoice,
+    /// Where child orders go (the paper broker by default).
+    pub broker: rebalancer_execution::broker::BrokerConfig,
 }
 
 impl Default for StackOptions {
@@ -43,6 +45,7 @@ impl Default for StackOptions {
         Self {
             monitor_shard_size: 500,
             market: MarketChoice::Simulated { seed: MARKET_SEED },
+            broker: rebalancer_execution::broker::BrokerConfig::Paper,
         }
     }
 }
@@ -276,7 +279,7 @@ impl Running {
             },
             market: options.market,
             max_quote_age: rebalancer_execution::DEFAULT_MAX_QUOTE_AGE,
-            broker: BrokerChoice::Paper,
+            broker: options.broker.clone(),
             limits: MessageLimits::from(&server_options),
             workers: WorkerMode::DrivenByCaller,
         })

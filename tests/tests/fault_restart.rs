@@ -9,6 +9,12 @@
 //! recorded and allocated exactly once, every account's cash and shares
 //! moved by exactly its allocations, every run in a final state.
 //!
+//! The same runs against a real FIX counterparty (`--broker fix`, the
+//! QuickFIX acceptor of `tests/fix/`, filling each order over three reports
+//! and dropping the connection once mid-order): every order the acceptor
+//! received is a recorded child order (none twice: a retried order goes with
+//! PossResend), and every fill it made is recorded exactly once, by ExecID.
+//!
 //! The kill moments come from a seed printed at the start; `FAULT_SEED=<n>`
 //! replays one, `FAULT_KILLS=<n>` kills more often. Readiness is polled
 //! through gRPC health.
@@ -42,6 +48,7 @@ use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient
 use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
 use rebalancer_proto::target::{AssignRequest, CreatePortfolioRequest, OrderSizing};
 use rebalancer_tests::binary::rebalancer_binary;
+use rebalancer_tests::fix_acceptor;
 use rust_decimal::Decimal;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -451,7 +458,17 @@ async fn execution_store(url: &str) -> std::sync::Arc<dyn ExecutionStore> {
         .expect("execution store")
 }
 
-async fn kill_and_restart(backend: &str) {
+/// Where the execution process sends its orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Venue {
+    Paper,
+    Fix,
+}
+
+async fn kill_and_restart(backend: &str, venue: Venue) {
+    if venue == Venue::Fix && !fix_acceptor::quickfix_available() {
+        return;
+    }
     // Databases: SQLite files, or two fresh PostgreSQL databases.
     let dir = tempfile::tempdir().expect("temp dir");
     let mut databases = Vec::new();
@@ -527,14 +544,25 @@ async fn kill_and_restart(backend: &str) {
         target_address.clone(),
         dir.path(),
     );
+    let mut execution_args = serve(
+        "execution",
+        &execution_address,
+        &execution_url,
+        ("--target-url", &target_peer),
+    );
+    let fix_port = free_port();
+    if venue == Venue::Fix {
+        let config = fix_acceptor::config_file(dir.path(), fix_port);
+        execution_args.extend([
+            "--broker".to_owned(),
+            "fix".to_owned(),
+            "--fix-config".to_owned(),
+        ]);
+        execution_args.push(config.display().to_string());
+    }
     let mut execution = Service::new(
         "execution",
-        serve(
-            "execution",
-            &execution_address,
-            &execution_url,
-            ("--target-url", &target_peer),
-        ),
+        execution_args,
         execution_address.clone(),
         dir.path(),
     );
@@ -562,6 +590,46 @@ async fn kill_and_restart(backend: &str) {
     let ids = desk.populate().await;
     let before = desk.book().await;
     assert_eq!(before.len(), ACCOUNTS);
+    // The broker fills at the prices of the moment; three reports per
+    // order, and the connection dropped once after the fourth order.
+    let acceptor = if venue == Venue::Fix {
+        let quotes = MarketDataServiceClient::new(desk.execution.clone())
+            .get_quotes(desk.firm.request(GetQuotesRequest {
+                symbols: vec!["SPY".to_owned(), "TLT".to_owned()],
+            }))
+            .await
+            .expect("quotes")
+            .into_inner()
+            .quotes;
+        let prices: serde_json::Map<String, serde_json::Value> = quotes
+            .into_iter()
+            .map(|q| (q.symbol, serde_json::Value::String(q.last)))
+            .collect();
+        let prices_file = dir.path().join("prices.json");
+        std::fs::write(&prices_file, serde_json::Value::Object(prices).to_string())
+            .expect("prices");
+        let prices_file = prices_file.display().to_string();
+        Some(fix_acceptor::Acceptor::start(
+            fix_port,
+            dir.path(),
+            &[
+                "--prices",
+                &prices_file,
+                "--partial-fills",
+                "3",
+                "--drop-after-orders",
+                "4",
+                "--cash-qty-decimals",
+                "9",
+                "--qty-decimals",
+                "9",
+                "--fill-delay-ms",
+                "5",
+            ],
+        ))
+    } else {
+        None
+    };
 
     let batch = desk
         .batches
@@ -589,8 +657,14 @@ async fn kill_and_restart(backend: &str) {
             etag: batch.etag.clone(),
             algorithm: Some(ExecutionAlgorithm {
                 r#type: AlgorithmType::Twap.into(),
+                // A FIX session needs a real second or so to log on again
+                // after each restart: two simulated minutes at this speed.
                 horizon: Some(rebalancer_proto::prost_types::Duration {
-                    seconds: 20 * 60,
+                    seconds: if venue == Venue::Fix {
+                        60 * 60
+                    } else {
+                        20 * 60
+                    },
                     nanos: 0,
                 }),
                 ..ExecutionAlgorithm::default()
@@ -670,7 +744,11 @@ async fn kill_and_restart(backend: &str) {
     assert_eq!(
         statuses.get("RUN_STATUS_COMPLETED_SUCCESS"),
         Some(&ACCOUNTS),
-        "every run completes in full despite the kills: {statuses:?}"
+        "every run completes in full despite the kills: {statuses:?}; one: {:?}\n{}",
+        runs.iter()
+            .find(|run| run.status != i32::from(RunStatus::CompletedSuccess))
+            .map(|run| (&run.reason, &run.orders)),
+        execution.log_tail()
     );
 
     // Blocks: children unique, every fill allocated exactly once.
@@ -722,50 +800,12 @@ async fn kill_and_restart(backend: &str) {
         allocations.extend(block_allocations);
     }
 
-    // The paper broker's own book matches the execution book one to one.
     let store = execution_store(&execution_url).await;
-    let mut paper = Vec::new();
-    loop {
-        let after = paper.last().map(
-            |order: &rebalancer_execution::broker::paper_store::PaperOrder| {
-                order.client_order_id.clone()
-            },
-        );
-        let page = store
-            .paper_orders(after.as_deref(), 500)
-            .await
-            .expect("paper orders");
-        if page.is_empty() {
-            break;
-        }
-        paper.extend(page);
+    if let Some(acceptor) = &acceptor {
+        check_fix_counterparty(acceptor, &store, &children_by_client, &fills_by_id).await;
+    } else {
+        check_paper_book(&store, &children_by_client, &fills_by_id).await;
     }
-    let paper_ids: BTreeSet<&str> = paper.iter().map(|o| o.client_order_id.as_str()).collect();
-    let child_ids: BTreeSet<&str> = children_by_client.keys().map(String::as_str).collect();
-    assert_eq!(
-        paper_ids, child_ids,
-        "every order the broker got is a recorded child order, and the reverse"
-    );
-    let mut paper_fills = 0;
-    for order in &paper {
-        let child = &children_by_client[&order.client_order_id];
-        assert_eq!(order.broker_order_id, child.broker_order_id);
-        assert_eq!(order.filled_quantity, d(&child.filled_quantity));
-        for fill in &order.fills {
-            let recorded = &fills_by_id[&fill.id];
-            assert_eq!(recorded.child_order_id, child.id);
-            assert_eq!(
-                (d(&recorded.quantity), d(&recorded.price)),
-                (fill.quantity, fill.price)
-            );
-            paper_fills += 1;
-        }
-    }
-    assert_eq!(
-        paper_fills,
-        fills_by_id.len(),
-        "no fill without a broker fill"
-    );
 
     // Every account moved by exactly its allocations, and to its plan.
     let after = desk.book().await;
@@ -845,7 +885,11 @@ async fn kill_and_restart(backend: &str) {
     // its slice being recorded (the retry got the existing order back).
     let resubmitted = std::fs::read_to_string(&execution.log)
         .unwrap_or_default()
-        .matches("client order id seen before")
+        .lines()
+        .filter(|line| {
+            line.contains("client order id seen before")
+                || line.contains("sending it again with PossResend")
+        })
         .count();
     eprintln!(
         "{backend}: {} child orders, {} fills, {} allocations checked after {kills_in_flight} kills; \
@@ -859,12 +903,148 @@ async fn kill_and_restart(backend: &str) {
     drop(databases);
 }
 
+/// The paper broker's own book matches the execution book one to one.
+async fn check_paper_book(
+    store: &std::sync::Arc<dyn ExecutionStore>,
+    children_by_client: &HashMap<String, ChildOrder>,
+    fills_by_id: &HashMap<String, Fill>,
+) {
+    let mut paper = Vec::new();
+    loop {
+        let after = paper.last().map(
+            |order: &rebalancer_execution::broker::paper_store::PaperOrder| {
+                order.client_order_id.clone()
+            },
+        );
+        let page = store
+            .paper_orders(after.as_deref(), 500)
+            .await
+            .expect("paper orders");
+        if page.is_empty() {
+            break;
+        }
+        paper.extend(page);
+    }
+    let paper_ids: BTreeSet<&str> = paper.iter().map(|o| o.client_order_id.as_str()).collect();
+    let child_ids: BTreeSet<&str> = children_by_client.keys().map(String::as_str).collect();
+    assert_eq!(
+        paper_ids, child_ids,
+        "every order the broker got is a recorded child order, and the reverse"
+    );
+    let mut paper_fills = 0;
+    for order in &paper {
+        let child = &children_by_client[&order.client_order_id];
+        assert_eq!(order.broker_order_id, child.broker_order_id);
+        assert_eq!(order.filled_quantity, d(&child.filled_quantity));
+        for fill in &order.fills {
+            let recorded = &fills_by_id[&fill.id];
+            assert_eq!(recorded.child_order_id, child.id);
+            assert_eq!(
+                (d(&recorded.quantity), d(&recorded.price)),
+                (fill.quantity, fill.price)
+            );
+            paper_fills += 1;
+        }
+    }
+    assert_eq!(
+        paper_fills,
+        fills_by_id.len(),
+        "no fill without a broker fill"
+    );
+}
+
+/// What the FIX acceptor received and filled matches the execution book one
+/// to one, and the adapter raised no break.
+async fn check_fix_counterparty(
+    acceptor: &fix_acceptor::Acceptor,
+    store: &std::sync::Arc<dyn ExecutionStore>,
+    children_by_client: &HashMap<String, ChildOrder>,
+    fills_by_id: &HashMap<String, Fill>,
+) {
+    let records = acceptor.records();
+    let mut first_sends: BTreeMap<String, usize> = BTreeMap::new();
+    let mut resends = 0;
+    let mut broker_fills: HashMap<String, (String, Decimal, Decimal)> = HashMap::new();
+    let mut dropped = false;
+    for record in &records {
+        let text = |key: &str| record[key].as_str().unwrap_or_default().to_owned();
+        if record["msg_type"] == "D" {
+            // A ClOrdID the broker has seen again must come flagged as a
+            // possible duplicate (PossDup from the session's resend,
+            // PossResend from the adapter), or a broker could fill it twice.
+            let flagged = record["poss_dup"] == true || record["poss_resend"] == true;
+            let seen = first_sends.entry(text("cl_ord_id")).or_default();
+            if *seen > 0 {
+                resends += 1;
+                if !flagged {
+                    *seen += 1;
+                }
+            } else {
+                *seen = 1;
+            }
+        }
+        if record["event"] == "fill" {
+            let previous = broker_fills.insert(
+                text("exec_id"),
+                (text("cl_ord_id"), d(&text("qty")), d(&text("px"))),
+            );
+            assert!(previous.is_none(), "the acceptor reused an ExecID");
+        }
+        dropped |= record["event"] == "drop_connection";
+    }
+    assert!(dropped, "the acceptor dropped the connection mid-order");
+    let twice: Vec<(&String, &usize)> = first_sends.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "orders sent again without PossDup or PossResend: {twice:?}"
+    );
+    let sent: BTreeSet<&str> = first_sends.keys().map(String::as_str).collect();
+    let children: BTreeSet<&str> = children_by_client.keys().map(String::as_str).collect();
+    assert!(
+        sent == children,
+        "every order the broker got is a recorded child order, and the reverse: \
+         only at the broker {:?}, only in the book {:?}",
+        sent.difference(&children).collect::<Vec<_>>(),
+        children.difference(&sent).collect::<Vec<_>>()
+    );
+    let recorded: BTreeSet<&str> = fills_by_id.keys().map(String::as_str).collect();
+    let made: BTreeSet<&str> = broker_fills.keys().map(String::as_str).collect();
+    assert!(
+        made == recorded,
+        "every broker fill recorded once, no other: only at the broker {:?}, only in the book {:?}",
+        made.difference(&recorded).collect::<Vec<_>>(),
+        recorded.difference(&made).collect::<Vec<_>>()
+    );
+    for (exec_id, (client_order_id, quantity, price)) in &broker_fills {
+        let fill = &fills_by_id[exec_id];
+        assert_eq!(fill.child_order_id, children_by_client[client_order_id].id);
+        assert_eq!((d(&fill.quantity), d(&fill.price)), (*quantity, *price));
+    }
+    let breaks = store.broker_breaks(None, 10).await.expect("breaks");
+    assert!(breaks.is_empty(), "no break: {breaks:?}");
+    eprintln!(
+        "fix: {} orders, {} fills at the acceptor, {resends} resent (PossDup or PossResend), connection dropped once",
+        sent.len(),
+        broker_fills.len()
+    );
+}
+
 #[tokio::test]
 async fn execution_survives_sigkill_during_a_twap_sqlite() {
-    kill_and_restart("sqlite").await;
+    kill_and_restart("sqlite", Venue::Paper).await;
 }
 
 #[tokio::test]
 async fn execution_survives_sigkill_during_a_twap_postgres() {
-    kill_and_restart("postgres").await;
+    kill_and_restart("postgres", Venue::Paper).await;
+}
+
+#[tokio::test]
+async fn fix_execution_survives_sigkill_during_a_twap_sqlite() {
+    kill_and_restart("sqlite", Venue::Fix).await;
+}
+
+#[tokio::test]
+async fn fix_execution_survives_sigkill_during_a_twap_postgres() {
+    kill_and_restart("postgres", Venue::Fix).await;
 }

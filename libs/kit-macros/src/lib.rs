@@ -31,7 +31,7 @@ pub fn sql_store(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
     let mut block = parse_macro_input!(item as ItemImpl);
     block.generics.params.push(parse_quote!(DB));
-    let predicates: [WherePredicate; 16] = [
+    let predicates: [WherePredicate; 17] = [
         parse_quote!(DB: ::rebalancer_kit::db::Backend),
         parse_quote!(for<'c> &'c mut <DB as ::sqlx::Database>::Connection: ::sqlx::Executor<'c, Database = DB>),
         parse_quote!(<DB as ::sqlx::Database>::Arguments: ::sqlx::IntoArguments<DB>),
@@ -48,6 +48,7 @@ pub fn sql_store(attr: TokenStream, item: TokenStream) -> TokenStream {
         parse_quote!(for<'a> ::std::option::Option<::chrono::DateTime<::chrono::Utc>>: ::sqlx::Encode<'a, DB>),
         parse_quote!(for<'a> &'a str: ::sqlx::ColumnIndex<<DB as ::sqlx::Database>::Row> + ::sqlx::Decode<'a, DB> + ::sqlx::Type<DB>),
         parse_quote!(usize: ::sqlx::ColumnIndex<<DB as ::sqlx::Database>::Row>),
+        parse_quote!(for<'a> ::std::vec::Vec<u8>: ::sqlx::Encode<'a, DB> + ::sqlx::Decode<'a, DB> + ::sqlx::Type<DB>),
     ];
     block
         .generics

@@ -103,7 +103,8 @@ impl ExecutionService {
             store.clone(),
             master.clone(),
             deps.clock.clone(),
-        );
+        )
+        .await?;
         Ok(Self {
             execution: Execution::new(store, deps.clock, master, broker, deps.target),
         })

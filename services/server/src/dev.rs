@@ -86,7 +86,7 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
         monitor: args.monitor.config(),
         market: args.venue.market.choice(args.market_seed),
         max_quote_age: chrono::Duration::hours(i64::from(args.venue.max_quote_age_hours)),
-        broker: args.venue.broker,
+        broker: args.venue.broker.config(args.venue.fix_config.as_deref())?,
         limits: MessageLimits::from(&args.server),
         workers: WorkerMode::Start {
             owner: format!("dev-{}", std::process::id()),

@@ -106,6 +106,11 @@ pub struct VenueOptions {
     /// Where orders are sent (execution).
     #[arg(long, env = "REBALANCER_BROKER", value_enum, default_value = "paper")]
     pub broker: BrokerChoice,
+    /// The FIX session and order settings (TOML) for `--broker fix`. No
+    /// secret goes on the command line: TLS trust comes from the file's
+    /// `trust_store`, the file itself is mounted as a secret.
+    #[arg(long, env = "REBALANCER_FIX_CONFIG")]
+    pub fix_config: Option<std::path::PathBuf>,
 }
 
 /// The simulated clock: where it starts and how fast it runs.

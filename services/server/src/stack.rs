@@ -43,7 +43,8 @@ pub struct StackConfig {
     pub market: MarketChoice,
     /// Quotes older than this are not used to value or plan (execution).
     pub max_quote_age: chrono::Duration,
-    pub broker: BrokerChoice,
+    /// Where orders go (execution).
+    pub broker: rebalancer_execution::broker::BrokerConfig,
     /// Message size limits of every gRPC service.
     pub limits: MessageLimits,
     pub workers: WorkerMode,
@@ -133,15 +134,31 @@ impl MarketSource {
 pub enum BrokerChoice {
     /// Fills against the market data feed, in the execution database.
     Paper,
+    /// A FIX 4.4 session with a broker, configured by `--fix-config`.
+    Fix,
 }
 
 impl BrokerChoice {
-    /// The execution service's configuration of the chosen adapter.
-    #[must_use]
-    pub fn config(self) -> rebalancer_execution::broker::BrokerConfig {
-        match self {
-            Self::Paper => rebalancer_execution::broker::BrokerConfig::Paper,
-        }
+    /// The execution service's configuration of the chosen adapter; FIX
+    /// reads its file.
+    ///
+    /// # Errors
+    /// FIX without a configuration file, or a file that cannot be used.
+    pub fn config(
+        self,
+        fix_config: Option<&std::path::Path>,
+    ) -> anyhow::Result<rebalancer_execution::broker::BrokerConfig> {
+        use rebalancer_execution::broker::BrokerConfig;
+        Ok(match (self, fix_config) {
+            (Self::Paper, None) => BrokerConfig::Paper,
+            (Self::Paper, Some(_)) => {
+                anyhow::bail!("--fix-config is only used with --broker fix")
+            }
+            (Self::Fix, Some(path)) => BrokerConfig::Fix(Box::new(
+                rebalancer_execution::broker::fix::config::FixConfig::load(path)?,
+            )),
+            (Self::Fix, None) => anyhow::bail!("--broker fix needs --fix-config <file>"),
+        })
     }
 }
 
@@ -338,7 +355,7 @@ impl Stack {
                     clock: clock.clone(),
                     market: market.open(clock.clone(), clock_speed),
                     max_quote_age,
-                    broker: broker.config(),
+                    broker: broker.clone(),
                     target: peers.target()?,
                 };
                 let execution = ExecutionService::open(&database.url, &database.pool, deps).await?;

@@ -6,6 +6,7 @@ use rust_decimal::Decimal;
 
 use crate::blocks::BlockView;
 use crate::blocks::store::{AllocationRecord, ChildOrderRecord, FillRecord};
+use crate::broker::fix::store::{BreakKind, BrokerBreak};
 use crate::runs::convert::{algorithm_to_wire, order_status_to_wire, side_to_wire};
 use rebalancer_domain::quality::Quality;
 
@@ -81,6 +82,24 @@ pub fn fill_to_wire(fill: &FillRecord) -> pb::Fill {
         price: decimal_text(fill.price),
         executed_at: Some(timestamp(fill.executed_at)),
         crossed: fill.crossed,
+    }
+}
+
+#[must_use]
+pub fn break_to_wire(found: &BrokerBreak) -> pb::BrokerBreak {
+    pb::BrokerBreak {
+        id: found.id.clone(),
+        kind: match found.kind {
+            BreakKind::UnknownOrder => pb::BrokerBreakKind::UnknownOrder,
+            BreakKind::Overfill => pb::BrokerBreakKind::Overfill,
+        }
+        .into(),
+        client_order_id: found.client_order_id.clone(),
+        symbol: found.symbol.clone(),
+        quantity: decimal_text(found.quantity),
+        price: decimal_text(found.price),
+        detail: found.detail.clone(),
+        raised_at: Some(timestamp(found.raised_at)),
     }
 }
 

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use crate::blocks::BlockView;
 use crate::blocks::convert::{
-    allocation_to_wire, block_to_wire, child_to_wire, fill_to_wire, quality_to_wire,
+    allocation_to_wire, block_to_wire, break_to_wire, child_to_wire, fill_to_wire, quality_to_wire,
 };
 use crate::blocks::store::{BlockFilter, FillRecord, OrderFilter};
 use crate::grpc::{ExecutionApi, required};
@@ -281,6 +281,27 @@ impl OrderService for ExecutionApi {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn list_broker_breaks(
+        &self,
+        request: Request<pb::ListBrokerBreaksRequest>,
+    ) -> Result<Response<pb::ListBrokerBreaksResponse>, Status> {
+        RequestContext::of(&request)?;
+        let message = request.into_inner();
+        let page = Page::from_request(message.page_size, &message.page_token)?;
+        let fetch = page.fetch();
+        let breaks = self
+            .execution
+            .store()
+            .broker_breaks(fetch.after.as_deref(), fetch.limit)
+            .await
+            .map_err(crate::error::ExecutionError::from)?;
+        let (breaks, next_page_token) = page.finish(breaks, |found| found.id.clone());
+        Ok(Response::new(pb::ListBrokerBreaksResponse {
+            breaks: breaks.iter().map(break_to_wire).collect(),
+            next_page_token,
+        }))
     }
 }
 

@@ -10,6 +10,7 @@
 //! builder in `services/server`): `runs/` and `blocks/` only call the
 //! [`Broker`] trait.
 
+pub mod fix;
 pub mod paper;
 mod paper_sql;
 pub mod paper_store;
@@ -132,22 +133,38 @@ pub trait Broker: Send + Sync + Debug {
 }
 
 /// Which broker the service trades through.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub enum BrokerConfig {
     /// Fills against the market-data source, books in the service's database.
     #[default]
     Paper,
+    /// A FIX 4.4 session with a real broker.
+    Fix(Box<fix::config::FixConfig>),
 }
 
-/// Builds the configured broker adapter.
-#[must_use]
-pub fn connect(
+impl BrokerConfig {
+    /// The adapter's name, as runs and logs show it.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Paper => "paper",
+            Self::Fix(_) => "fix",
+        }
+    }
+}
+
+/// Builds the configured broker adapter (a FIX session starts connecting).
+///
+/// # Errors
+/// When the adapter cannot start (its stored session state unreadable).
+pub async fn connect(
     config: BrokerConfig,
     store: Arc<dyn ExecutionStore>,
     market: Arc<dyn MarketData>,
     clock: Arc<dyn Clock>,
-) -> Arc<dyn Broker> {
-    match config {
+) -> anyhow::Result<Arc<dyn Broker>> {
+    Ok(match config {
         BrokerConfig::Paper => Arc::new(paper::PaperBroker::new(store, market, clock)),
-    }
+        BrokerConfig::Fix(config) => Arc::new(fix::FixBroker::start(*config, store, clock).await?),
+    })
 }

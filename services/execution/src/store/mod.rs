@@ -16,6 +16,7 @@ pub use rebalancer_kit::page::PageRequest;
 
 use crate::blocks::store::{BlockStore, OrderBook};
 use crate::book::store::{AccountStore, CashStore};
+use crate::broker::fix::store::FixBook;
 use crate::broker::paper_store::PaperBook;
 use crate::market::store::{AssetStore, MasterStore};
 use crate::runs::store::{BatchStore, RunStore};
@@ -32,6 +33,7 @@ pub trait ExecutionStore:
     + BlockStore
     + OrderBook
     + PaperBook
+    + FixBook
 {
 }
 
@@ -45,6 +47,7 @@ impl<T> ExecutionStore for T where
         + BlockStore
         + OrderBook
         + PaperBook
+        + FixBook
 {
 }
 
