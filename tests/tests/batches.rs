@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use chrono::Duration;
 use futures::StreamExt;
+use rebalancer_execution::blocks::store::Claimable;
 use rebalancer_kit::Clock;
 use rebalancer_proto::client::{CallContext, TracedChannel};
 use rebalancer_proto::common::{ApprovalMode, RunType, Weight, WeightType};
@@ -1010,7 +1011,13 @@ async fn runs_claimed_by_a_dead_worker_are_grouped_again_sqlite() {
     let claimed = stack
         .execution
         .store()
-        .claim_queued_runs("dead-worker", stack.clock.now(), 5000, false, false)
+        .claim_queued_runs(
+            "dead-worker",
+            stack.clock.now(),
+            5000,
+            false,
+            Claimable::All,
+        )
         .await
         .expect("claim");
     assert_eq!(claimed.len(), ids.len());

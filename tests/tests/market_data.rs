@@ -144,10 +144,19 @@ async fn platform_assets_are_priced_evaluated_and_traded(backend: Backend) {
     bad.asset_class = "Equity!".to_owned();
     bad.lot_size = "0.5".to_owned();
     bad.currency = "EUR".to_owned();
+    // Crypto trades around the clock and is told by its pair symbol.
+    let mut crypto_without_pair = asset("DOGEUSD", true);
+    crypto_without_pair.asset_class = "crypto".to_owned();
     let refused = desk
         .market
         .upsert_assets(firm.request(UpsertAssetsRequest {
-            assets: vec![asset("ZZZZQ", true), bad, asset("ZZZZQ", true)],
+            assets: vec![
+                asset("ZZZZQ", true),
+                bad,
+                asset("ZZZZQ", true),
+                asset("DOGE/USD", true),
+                crypto_without_pair,
+            ],
         }))
         .await
         .expect_err("bad upload");
@@ -159,7 +168,9 @@ async fn platform_assets_are_priced_evaluated_and_traded(backend: Backend) {
             "assets[1].asset_class",
             "assets[1].currency",
             "assets[1].lot_size",
-            "assets[2].symbol"
+            "assets[2].symbol",
+            "assets[3].asset_class",
+            "assets[4].asset_class"
         ],
         "{refused:?}"
     );

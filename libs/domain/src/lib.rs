@@ -25,6 +25,7 @@ pub mod sleeves;
 pub mod symbol;
 mod text_enum;
 pub mod trades;
+pub mod trading_hours;
 pub mod violation;
 
 pub use decimal::parse_decimal;

@@ -11,11 +11,12 @@ use rebalancer_domain::account::{AccountStatus, Restriction};
 use rebalancer_domain::algo::Algorithm;
 use rebalancer_domain::cash::{CashAction, CashMovementKind, CashMovementStatus};
 use rebalancer_domain::run::{ApprovalMode, InitiatedFrom, RunKind, RunStatus};
+use rebalancer_execution::blocks::store::Claimable;
 use rebalancer_execution::book::store::{
     AccountFilter, AccountUpsert, CashMovementFilter, HoldingsRange, NewCashMovement,
     PositionRecord,
 };
-use rebalancer_execution::runs::store::{RunChange, RunRecord};
+use rebalancer_execution::runs::store::{OrderRecord, RunChange, RunRecord};
 use rebalancer_execution::store::{
     Created, ExecutionStore, IdempotencyClaim, PageRequest, StoreError,
 };
@@ -35,6 +36,7 @@ rebalancer_kit::store_conformance! {
         run_status_moves_only_along_its_lifecycle,
         withdrawals_earmark_until_settled_or_canceled,
         runs_expire_only_while_waiting,
+        crypto_runs_start_around_the_clock,
     ],
 }
 
@@ -657,7 +659,7 @@ async fn runs_expire_only_while_waiting(store: Arc<dyn ExecutionStore>) {
     }
     // A queued run past its expiry is never started.
     let claimed = store
-        .claim_queued_runs("transmission-x", at(20), 100, false, false)
+        .claim_queued_runs("transmission-x", at(20), 100, false, Claimable::All)
         .await
         .expect("claim");
     let claimed: Vec<&str> = claimed.iter().map(|(_, run)| run.id.as_str()).collect();
@@ -687,4 +689,78 @@ async fn runs_expire_only_while_waiting(store: Arc<dyn ExecutionStore>) {
         .expect("get")
         .expect("run");
     assert_eq!(started.status, RunStatus::InProgress);
+}
+
+fn buy(run: &RunRecord, position: i32, symbol: &str) -> OrderRecord {
+    OrderRecord {
+        id: new_id(),
+        run_id: run.id.clone(),
+        account_id: run.account_id.clone(),
+        position,
+        symbol: symbol.to_owned(),
+        side: rebalancer_domain::trades::Side::Buy,
+        quantity: dec!(0.5),
+        notional: Some(dec!(100)),
+        whole_shares: false,
+        estimated_price: dec!(200),
+        status: rebalancer_domain::run::OrderStatus::New,
+        filled_quantity: dec!(0),
+        filled_notional: dec!(0),
+        filled_amount: dec!(0),
+        client_order_id: format!("{}-{position}", run.id),
+        block_order_id: None,
+        excluded: false,
+        reason: String::new(),
+        created_at: run.created_at,
+        updated_at: run.created_at,
+    }
+}
+
+async fn crypto_runs_start_around_the_clock(store: Arc<dyn ExecutionStore>) {
+    for account in ["acct-c1", "acct-c2", "acct-c3"] {
+        store
+            .upsert_account("t-c", upsert(account, dec!(1000), None))
+            .await
+            .expect("account");
+    }
+    let mut crypto = run("acct-c1", RunStatus::Queued);
+    crypto.orders = vec![buy(&crypto, 0, "BTC/USD"), buy(&crypto, 1, "USDC/USD")];
+    let mut mixed = run("acct-c2", RunStatus::Queued);
+    mixed.orders = vec![buy(&mixed, 0, "BTC/USD"), buy(&mixed, 1, "SPY")];
+    let mut extended = run("acct-c3", RunStatus::Queued);
+    extended.algorithm.extended_hours = true;
+    extended.orders = vec![buy(&extended, 0, "SPY")];
+    for record in [crypto.clone(), mixed.clone(), extended.clone()] {
+        store.create_run("t-c", record, None).await.expect("run");
+    }
+    let now = Utc
+        .with_ymd_and_hms(2026, 3, 8, 16, 0, 0)
+        .single()
+        .expect("a Sunday");
+    // The exchange closed: crypto alone.
+    let claimed = store
+        .claim_queued_runs("tx-1", now, 100, false, Claimable::AroundTheClock)
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = claimed.iter().map(|(_, run)| run.id.as_str()).collect();
+    assert_eq!(ids, [crypto.id.as_str()]);
+    // Extended hours: runs that trade in them, and crypto.
+    let claimed = store
+        .claim_queued_runs(
+            "tx-2",
+            now,
+            100,
+            false,
+            Claimable::ExtendedHoursOrAroundTheClock,
+        )
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = claimed.iter().map(|(_, run)| run.id.as_str()).collect();
+    assert_eq!(ids, [extended.id.as_str()]);
+    let claimed = store
+        .claim_queued_runs("tx-3", now, 100, false, Claimable::All)
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = claimed.iter().map(|(_, run)| run.id.as_str()).collect();
+    assert_eq!(ids, [mixed.id.as_str()]);
 }

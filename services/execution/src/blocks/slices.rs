@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use rebalancer_domain::algo::{AlgorithmKind, SliceContext, slice_quantity};
 use rebalancer_domain::allocation::FRACTIONAL_STEP;
-use rebalancer_domain::calendar;
 use rebalancer_domain::run::OrderStatus;
 use rebalancer_domain::trades::Side;
+use rebalancer_domain::trading_hours::TradingHours;
 use rebalancer_kit::db::new_id;
 use rust_decimal::Decimal;
 
@@ -39,9 +39,10 @@ impl Execution {
         };
         let mut orders = self.store.block_orders(tenant, &block.id).await?;
         let window_end = block.window_end.unwrap_or(now);
-        let session = calendar::open_session(now);
-        let in_hours = session.is_some()
-            || (block.algorithm.extended_hours && calendar::in_extended_hours(now));
+        let hours = TradingHours::of(&block.symbol);
+        let session = hours.open_session(now);
+        let in_hours =
+            session.is_some() || (block.algorithm.extended_hours && hours.in_extended_hours(now));
         let quote = self.market.quote(&block.symbol).await;
         let reference = match (&quote, block.side) {
             (Some(q), Side::Buy) => q.ask,
@@ -330,8 +331,9 @@ impl Execution {
             return (Decimal::ONE, Decimal::ONE);
         };
         let interval = block.algorithm.slice_interval_secs.max(60) / 60;
+        let hours = TradingHours::of(&block.symbol);
         let share_at = |due: DateTime<Utc>| -> Decimal {
-            let Some(session) = calendar::open_session(due) else {
+            let Some(session) = hours.open_session(due) else {
                 return Decimal::ZERO;
             };
             let start = usize::try_from((due - session.open).num_minutes()).unwrap_or(0);

@@ -13,8 +13,8 @@ use sqlx::{QueryBuilder, Row};
 
 use crate::blocks::sql_rows::{block_from_row, encode, slice_from_row};
 use crate::blocks::store::{
-    AccountRoom, BlockFilter, BlockFinish, BlockRecord, BlockStart, BlockStore, ClaimedSlice,
-    NewBlock, OrderBook, OrderCap, RunCompletion, SliceOutcome, SliceRecord,
+    AccountRoom, BlockFilter, BlockFinish, BlockRecord, BlockStart, BlockStore, Claimable,
+    ClaimedSlice, NewBlock, OrderBook, OrderCap, RunCompletion, SliceOutcome, SliceRecord,
 };
 use crate::runs::sql::moving_to;
 use crate::runs::store::{OrderRecord, RunRecord};
@@ -45,8 +45,12 @@ impl BlockStore for SqlStore<DB> {
         now: DateTime<Utc>,
         limit: u32,
         gathering: bool,
-        extended_only: bool,
+        claimable: Claimable,
     ) -> Result<Vec<(String, RunRecord)>, StoreError> {
+        // A run trades crypto alone when none of its orders is for a symbol
+        // that is not a pair (crypto pairs, and only they, have a '/').
+        const CRYPTO_ONLY: &str = "NOT EXISTS (SELECT 1 FROM orders o WHERE o.tenant_id = runs.tenant_id \
+             AND o.run_id = runs.id AND o.symbol NOT LIKE '%/%')";
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
         // Expired runs are left to the expiry sweep, never started.
         let sql = format!(
@@ -55,10 +59,12 @@ impl BlockStore for SqlStore<DB> {
              WHERE {} AND (expires_at IS NULL OR expires_at > $2){}{} ORDER BY tenant_id, id LIMIT $3 {}) \
              RETURNING tenant_id, id",
             moving_to(RunStatus::InProgress),
-            if extended_only {
-                " AND extended_hours"
-            } else {
-                ""
+            match claimable {
+                Claimable::All => String::new(),
+                Claimable::ExtendedHoursOrAroundTheClock => {
+                    format!(" AND (extended_hours OR {CRYPTO_ONLY})")
+                }
+                Claimable::AroundTheClock => format!(" AND {CRYPTO_ONLY}"),
             },
             if gathering {
                 " AND NOT (batch_id IS NULL AND initiated_from = 'system')"

@@ -235,6 +235,18 @@ pub struct BlockFilter {
     pub status: Option<OrderStatus>,
 }
 
+/// Which queued runs may start now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimable {
+    /// Regular hours: every run.
+    All,
+    /// The exchange's extended hours: runs whose algorithm trades in them,
+    /// and runs that trade crypto alone.
+    ExtendedHoursOrAroundTheClock,
+    /// The exchange closed: runs that trade crypto alone.
+    AroundTheClock,
+}
+
 /// Block orders and everything under them.
 #[tonic::async_trait]
 pub trait BlockStore: Send + Sync + Debug {
@@ -248,7 +260,7 @@ pub trait BlockStore: Send + Sync + Debug {
         now: DateTime<Utc>,
         limit: u32,
         gathering: bool,
-        extended_only: bool,
+        claimable: Claimable,
     ) -> Result<Vec<(String, RunRecord)>, StoreError>;
 
     /// When the oldest and the newest queued system runs outside any batch

@@ -24,6 +24,7 @@ use rebalancer_domain::calendar::{self, LAST_START_BEFORE_CLOSE};
 use rebalancer_domain::netting;
 use rebalancer_domain::run::{self as runs, OrderStatus, RunKind, RunStatus};
 use rebalancer_domain::trades::Side;
+use rebalancer_domain::trading_hours::TradingHours;
 use rebalancer_kit::db::new_id;
 use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
@@ -33,7 +34,7 @@ use crate::blocks::decide::{
     Leg, floor_to, group_into_blocks, is_open, outcome_reason, record_cross, salt_of, still_needed,
 };
 use crate::blocks::store::{
-    BlockRecord, BlockStart, NewBlock, RunCompletion, SliceRecord, SliceStatus,
+    BlockRecord, BlockStart, Claimable, NewBlock, RunCompletion, SliceRecord, SliceStatus,
 };
 use crate::error::ExecutionError;
 use crate::runs::store::{OrderRecord, RunRecord};
@@ -113,13 +114,17 @@ impl Execution {
     async fn transmit(&self, now: DateTime<Utc>) -> Result<(), ExecutionError> {
         // Regular hours start every run until shortly before the close;
         // extended hours (and that last stretch) only runs whose algorithm
-        // trades outside regular hours.
+        // trades outside regular hours, or that trade crypto alone; the
+        // rest of the time only crypto runs, which trade around the clock.
         let open = calendar::open_session(now);
-        if open.is_none() && !calendar::in_extended_hours(now) {
-            return Ok(());
-        }
         let regular = open.filter(|session| now + LAST_START_BEFORE_CLOSE <= session.close);
-        let extended_only = regular.is_none();
+        let claimable = if regular.is_some() {
+            Claimable::All
+        } else if open.is_some() || calendar::in_extended_hours(now) {
+            Claimable::ExtendedHoursOrAroundTheClock
+        } else {
+            Claimable::AroundTheClock
+        };
         let gathering = match regular {
             Some(session) => {
                 self
@@ -137,13 +142,7 @@ impl Execution {
         let transmission_id = new_id();
         let claimed = self
             .store
-            .claim_queued_runs(
-                &transmission_id,
-                now,
-                RUNS_PER_TICK,
-                gathering,
-                extended_only,
-            )
+            .claim_queued_runs(&transmission_id, now, RUNS_PER_TICK, gathering, claimable)
             .await?;
         let mut by_tenant: BTreeMap<String, Vec<RunRecord>> = BTreeMap::new();
         for (tenant, run) in claimed {
@@ -257,10 +256,11 @@ impl Execution {
         block: &BlockRecord,
         now: DateTime<Utc>,
     ) -> Result<(), ExecutionError> {
+        let hours = TradingHours::of(&block.symbol);
         let close = if block.algorithm.extended_hours {
-            calendar::extended_or_next_session(now).close + calendar::AFTER_HOURS
+            hours.extended_or_next_session(now).close + hours.after_hours()
         } else {
-            calendar::current_or_next_session(now).close
+            hours.current_or_next_session(now).close
         };
         let (window_start, window_end) = block.algorithm.window(now, close);
         let quote = self.market.quote(&block.symbol).await;
@@ -358,13 +358,13 @@ impl Execution {
         let sells_open = blocks
             .iter()
             .any(|b| b.side == Side::Sell && !b.status.is_terminal());
-        let market_open = calendar::open_session(now).is_some();
         for block in blocks
             .iter()
             .filter(|b| b.window_start.is_none() && !b.status.is_terminal())
         {
             let turn = block.side == Side::Sell || !sells_open;
-            if turn && (market_open || block.algorithm.extended_hours) {
+            let open = TradingHours::of(&block.symbol).open_session(now).is_some();
+            if turn && (open || block.algorithm.extended_hours) {
                 self.start_block(tenant, block, now).await?;
             }
         }

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use rebalancer_domain::calendar;
 use rebalancer_domain::run::OrderStatus;
 use rebalancer_domain::trades::Side;
+use rebalancer_domain::trading_hours::TradingHours;
 use rebalancer_kit::Clock;
 use rebalancer_kit::db::new_id;
 use rust_decimal::Decimal;
@@ -79,9 +79,9 @@ impl PaperBroker {
             order.reason = format!("{} is not tradable", request.symbol);
             return order;
         }
-        let in_session = calendar::open_session(now).is_some();
-        let open_for_order =
-            in_session || (request.extended_hours && calendar::in_extended_hours(now));
+        let hours = TradingHours::of(&request.symbol);
+        let in_session = hours.open_session(now).is_some();
+        let open_for_order = in_session || (request.extended_hours && hours.in_extended_hours(now));
         if !open_for_order {
             order.reason = "the market is closed".to_owned();
             return order;

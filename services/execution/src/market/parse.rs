@@ -8,7 +8,7 @@ use rebalancer_kit::wire::datetime;
 use rebalancer_proto::execution as pb;
 use rust_decimal::Decimal;
 
-use crate::market::{Asset, Quote};
+use crate::market::{Asset, CRYPTO, Quote};
 
 /// Most assets or quotes in one upload.
 pub const MAX_UPLOAD: usize = 20_000;
@@ -99,6 +99,19 @@ pub fn asset(
         violations.add(
             field("asset_class"),
             "must be a class like us_equity, etf or crypto (lower case letters and _)",
+        );
+    }
+    // Crypto trades around the clock, and the workers tell it by its pair
+    // symbol: the two go together.
+    let pair = symbol.contains('/');
+    if pair != (asset_class == CRYPTO) && !symbol.is_empty() {
+        violations.add(
+            field("asset_class"),
+            if pair {
+                format!("{symbol} is a pair: its class must be crypto")
+            } else {
+                format!("crypto is listed as a pair like BTC/USD, not {symbol}")
+            },
         );
     }
     let currency = if wire.currency.is_empty() {

@@ -1,7 +1,8 @@
 //! The simulated market: a seeded, deterministic price path per symbol (a
 //! daily random walk from each listing's reference price, and a Brownian
 //! bridge between closes for the minutes of each session), U-shaped intraday
-//! volume, and quotes with a spread. The same seed and moment always give the
+//! volume, and quotes with a spread. Stocks trade NYSE sessions; crypto pairs
+//! trade every minute of every UTC day, with their own volatility. The same seed and moment always give the
 //! same prices, whatever the order of questions; everything is Decimal.
 
 use std::collections::HashMap;
@@ -12,7 +13,7 @@ use rebalancer_domain::calendar::{self, Session};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use super::universe::{Listing, UNIVERSE};
+use super::universe::{CRYPTO_UNIVERSE, Listing, UNIVERSE};
 use super::{Bar, Quote};
 
 /// First and last dates the simulation covers.
@@ -20,8 +21,10 @@ const FIRST_YEAR: i32 = 2020;
 const LAST_YEAR: i32 = 2036;
 /// The day each listing trades at its reference price.
 const ANCHOR: (i32, u32, u32) = (2025, 1, 2);
-/// 1 / sqrt(390): scales a daily volatility to one minute.
+/// 1 / sqrt(390): scales a daily volatility to one minute of a session.
 const MINUTE_SCALE: Decimal = Decimal::from_parts(50_636_968, 0, 0, false, 9);
+/// 1 / sqrt(1440): the same for a minute of a crypto (24-hour) day.
+const CRYPTO_MINUTE_SCALE: Decimal = Decimal::from_parts(26_352_314, 0, 0, false, 9);
 /// Most intraday paths kept in memory.
 const MAX_CACHED_DAYS: usize = 4096;
 const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
@@ -34,6 +37,9 @@ pub struct SimulatedMarket {
     /// Trading days from FIRST_YEAR to LAST_YEAR.
     days: Vec<NaiveDate>,
     anchor_index: usize,
+    /// Every day from FIRST_YEAR to LAST_YEAR (crypto trades them all).
+    crypto_days: Vec<NaiveDate>,
+    crypto_anchor_index: usize,
     closes: Mutex<HashMap<&'static str, Arc<Vec<Decimal>>>>,
     intraday: Mutex<HashMap<(&'static str, usize), Arc<DayPath>>>,
 }
@@ -60,21 +66,27 @@ impl SimulatedMarket {
             .collect();
         let anchor = NaiveDate::from_ymd_opt(ANCHOR.0, ANCHOR.1, ANCHOR.2).unwrap_or_default();
         let anchor_index = days.partition_point(|day| *day < anchor);
+        let crypto_days: Vec<NaiveDate> =
+            first.iter_days().take_while(|day| *day <= last).collect();
+        let crypto_anchor_index = crypto_days.partition_point(|day| *day < anchor);
         Self {
             seed,
             listings: UNIVERSE
                 .iter()
+                .chain(CRYPTO_UNIVERSE)
                 .map(|listing| (listing.symbol, *listing))
                 .collect(),
             days,
             anchor_index,
+            crypto_days,
+            crypto_anchor_index,
             closes: Mutex::new(HashMap::new()),
             intraday: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn listings(&self) -> impl Iterator<Item = &Listing> {
-        UNIVERSE.iter()
+        UNIVERSE.iter().chain(CRYPTO_UNIVERSE)
     }
 
     #[must_use]
@@ -82,9 +94,45 @@ impl SimulatedMarket {
         self.listings.get(symbol)
     }
 
-    /// Index of the trading day `date`, or of the last one before it.
-    fn day_index_on_or_before(&self, date: NaiveDate) -> Option<usize> {
-        self.days.partition_point(|day| *day <= date).checked_sub(1)
+    /// The listing's trading days, and the index of the anchor among them.
+    fn days_of(&self, listing: &Listing) -> (&[NaiveDate], usize) {
+        if listing.crypto {
+            (&self.crypto_days, self.crypto_anchor_index)
+        } else {
+            (&self.days, self.anchor_index)
+        }
+    }
+
+    /// The listing's session on `date`: a whole UTC day for crypto.
+    fn session_of(listing: &Listing, date: NaiveDate) -> Option<Session> {
+        if listing.crypto {
+            let open = date.and_hms_opt(0, 0, 0)?.and_utc();
+            Some(Session {
+                date,
+                open,
+                close: open + Duration::days(1),
+                early_close: false,
+            })
+        } else {
+            calendar::session(date)
+        }
+    }
+
+    /// The listing's trading date of `moment`.
+    fn date_of(listing: &Listing, moment: DateTime<Utc>) -> NaiveDate {
+        if listing.crypto {
+            moment.date_naive()
+        } else {
+            calendar::exchange_date(moment)
+        }
+    }
+
+    /// Index of the listing's trading day `date`, or of the last one before it.
+    fn day_index_on_or_before(&self, listing: &Listing, date: NaiveDate) -> Option<usize> {
+        self.days_of(listing)
+            .0
+            .partition_point(|day| *day <= date)
+            .checked_sub(1)
     }
 
     /// Daily closes of a symbol over the whole range.
@@ -99,8 +147,9 @@ impl SimulatedMarket {
     fn daily_walk(&self, listing: &Listing) -> Vec<Decimal> {
         let reference = Decimal::new(i64::try_from(listing.price_cents).unwrap_or(i64::MAX), 2);
         let volatility = Decimal::from(listing.daily_volatility_bps) / BPS;
-        let mut closes = vec![Decimal::ZERO; self.days.len()];
-        let anchor = self.anchor_index.min(closes.len().saturating_sub(1));
+        let (days, anchor) = self.days_of(listing);
+        let mut closes = vec![Decimal::ZERO; days.len()];
+        let anchor = anchor.min(closes.len().saturating_sub(1));
         closes[anchor] = reference;
         for index in anchor + 1..closes.len() {
             let step =
@@ -127,13 +176,13 @@ impl SimulatedMarket {
                 return Some(path.clone());
             }
         }
-        let session = calendar::session(*self.days.get(index)?)?;
+        let session = Self::session_of(listing, *self.days_of(listing).0.get(index)?)?;
         let closes = self.closes(listing);
         let close = closes[index];
         let open = if index == 0 { close } else { closes[index - 1] };
         let minutes = usize::try_from(session.minutes()).ok()?;
         let mut rng = Rng::new(self.seed, listing.symbol, index as u64, 2);
-        let sigma = Decimal::from(listing.daily_volatility_bps) / BPS * MINUTE_SCALE;
+        let sigma = Decimal::from(listing.daily_volatility_bps) / BPS * minute_scale(listing);
         let mut walk = Vec::with_capacity(minutes + 1);
         walk.push(Decimal::ZERO);
         for k in 1..=minutes {
@@ -172,7 +221,7 @@ impl SimulatedMarket {
     #[must_use]
     pub fn price_at(&self, symbol: &str, moment: DateTime<Utc>) -> Option<Decimal> {
         let listing = self.listing(symbol)?;
-        let index = self.day_index_on_or_before(calendar::exchange_date(moment))?;
+        let index = self.day_index_on_or_before(listing, Self::date_of(listing, moment))?;
         let path = self.day_path(listing, index)?;
         if moment < path.session.open {
             // Before today's open: yesterday's close.
@@ -204,14 +253,21 @@ impl SimulatedMarket {
         } else {
             Decimal::from(3)
         };
-        let half_spread = (last * spread_bps / BPS / Decimal::TWO).max(Decimal::new(5, 3));
+        // Crypto is quoted to four decimals: a stablecoin's spread is a
+        // hundredth of a cent.
+        let (places, tick) = if listing.crypto {
+            (4, Decimal::new(5, 5))
+        } else {
+            (2, Decimal::new(5, 3))
+        };
+        let half_spread = (last * spread_bps / BPS / Decimal::TWO).max(tick);
         Some(Quote {
             symbol: listing.symbol.to_owned(),
-            last: last.round_dp(2),
+            last: last.round_dp(places),
             bid: (last - half_spread)
-                .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::ToNegativeInfinity),
+                .round_dp_with_strategy(places, rust_decimal::RoundingStrategy::ToNegativeInfinity),
             ask: (last + half_spread)
-                .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::ToPositiveInfinity),
+                .round_dp_with_strategy(places, rust_decimal::RoundingStrategy::ToPositiveInfinity),
             timestamp: moment,
         })
     }
@@ -220,8 +276,9 @@ impl SimulatedMarket {
     #[must_use]
     pub fn minute_bar(&self, symbol: &str, moment: DateTime<Utc>) -> Option<Bar> {
         let listing = self.listing(symbol)?;
-        let session = calendar::open_session(moment)?;
-        let index = self.days.binary_search(&session.date).ok()?;
+        let session = Self::session_of(listing, Self::date_of(listing, moment))
+            .filter(|session| session.contains(moment))?;
+        let index = self.days_of(listing).0.binary_search(&session.date).ok()?;
         let path = self.day_path(listing, index)?;
         let minute = usize::try_from((moment - session.open).num_minutes()).ok()?;
         Some(bar_of(listing, &path, minute))
@@ -241,10 +298,15 @@ impl SimulatedMarket {
         };
         let timeframe = timeframe_minutes.max(1);
         let mut bars = Vec::new();
-        let first = calendar::exchange_date(start);
-        let last = calendar::exchange_date(end);
-        for session in calendar::sessions_between(first, last) {
-            let Ok(index) = self.days.binary_search(&session.date) else {
+        let first = Self::date_of(listing, start);
+        let last = Self::date_of(listing, end);
+        let days = self.days_of(listing).0;
+        let sessions = first
+            .iter_days()
+            .take_while(|day| *day <= last)
+            .filter_map(|day| Self::session_of(listing, day));
+        for session in sessions {
+            let Ok(index) = days.binary_search(&session.date) else {
                 continue;
             };
             let Some(path) = self.day_path(listing, index) else {
@@ -281,7 +343,8 @@ fn bar_of(listing: &Listing, path: &DayPath, minute: usize) -> Bar {
     let open = path.prices[minute];
     let close = path.prices[minute + 1];
     // A little range inside the minute, from the symbol's volatility.
-    let wiggle = Decimal::from(listing.daily_volatility_bps) / BPS * MINUTE_SCALE / Decimal::TWO;
+    let wiggle =
+        Decimal::from(listing.daily_volatility_bps) / BPS * minute_scale(listing) / Decimal::TWO;
     let high = (open.max(close) * (Decimal::ONE + wiggle)).round_dp(4);
     let low = (open.min(close) * (Decimal::ONE - wiggle)).round_dp(4);
     Bar {
@@ -347,6 +410,15 @@ pub fn volume_profile(minutes: usize) -> Vec<Decimal> {
 }
 
 /// Prices never fall below a cent.
+/// Scales a daily volatility to one minute of the listing's trading day.
+fn minute_scale(listing: &Listing) -> Decimal {
+    if listing.crypto {
+        CRYPTO_MINUTE_SCALE
+    } else {
+        MINUTE_SCALE
+    }
+}
+
 fn floor_price(price: Decimal) -> Decimal {
     price.max(Decimal::new(1, 2))
 }
@@ -472,9 +544,45 @@ mod tests {
     }
 
     #[test]
+    fn crypto_trades_every_minute_of_every_day() {
+        let market = SimulatedMarket::new(5);
+        // Saturday and Sunday 2026-03-07/08: stocks hold Friday's close,
+        // crypto moves and has minute bars.
+        let saturday = at(2026, 3, 7, 15, 0);
+        let sunday = at(2026, 3, 8, 15, 0);
+        assert_eq!(
+            market.price_at("SPY", saturday),
+            market.price_at("SPY", sunday)
+        );
+        assert!(market.minute_bar("SPY", sunday).is_none());
+        let btc = (
+            market.price_at("BTC/USD", saturday).expect("price"),
+            market.price_at("BTC/USD", sunday).expect("price"),
+        );
+        assert_ne!(btc.0, btc.1);
+        assert!(market.minute_bar("BTC/USD", sunday).is_some());
+        assert!(
+            market
+                .minute_bar("ETH/USD", at(2026, 3, 8, 23, 59))
+                .is_some()
+        );
+        let usdc = market.quote("USDC/USD", sunday).expect("quote");
+        assert!(
+            usdc.last > Decimal::new(97, 2) && usdc.last < Decimal::new(103, 2),
+            "{usdc:?}"
+        );
+        assert!(
+            usdc.ask - usdc.bid < Decimal::new(1, 3),
+            "a stablecoin's spread: {usdc:?}"
+        );
+        let bars = market.bars("BTC/USD", at(2026, 3, 7, 0, 0), at(2026, 3, 9, 0, 0), 60);
+        assert_eq!(bars.len(), 48, "an hourly bar for each hour of the weekend");
+    }
+
+    #[test]
     fn daily_walk_stays_plausible() {
         let market = SimulatedMarket::new(11);
-        for listing in UNIVERSE {
+        for listing in UNIVERSE.iter().chain(CRYPTO_UNIVERSE) {
             let price = market
                 .price_at(listing.symbol, at(2026, 11, 20, 21, 0))
                 .expect("price");

@@ -32,8 +32,18 @@ impl SimMarketData {
         Asset {
             symbol: listing.symbol.to_owned(),
             name: listing.name.to_owned(),
-            exchange: if listing.etf { "ARCA" } else { "NYSE" }.to_owned(),
-            asset_class: if listing.etf { "etf" } else { "us_equity" }.to_owned(),
+            exchange: match (listing.crypto, listing.etf) {
+                (true, _) => "CRYPTO",
+                (false, true) => "ARCA",
+                (false, false) => "NYSE",
+            }
+            .to_owned(),
+            asset_class: match (listing.crypto, listing.etf) {
+                (true, _) => super::CRYPTO,
+                (false, true) => "etf",
+                (false, false) => "us_equity",
+            }
+            .to_owned(),
             active: true,
             tradable: true,
             fractionable: listing.fractionable,
@@ -43,7 +53,7 @@ impl SimMarketData {
                 Decimal::ONE
             },
             currency: "USD".to_owned(),
-            marginable: true,
+            marginable: !listing.crypto,
             min_order_size: Decimal::ZERO,
             lot_size: Decimal::ONE,
             average_daily_volume: Some(Decimal::from(listing.average_daily_volume)),
@@ -82,8 +92,8 @@ impl MarketData for SimMarketData {
     }
 
     async fn volume_profile(&self, symbol: &str) -> Option<Vec<Decimal>> {
-        self.market.listing(symbol)?;
-        Some(sim::volume_profile(390))
+        let listing = self.market.listing(symbol)?;
+        Some(sim::volume_profile(if listing.crypto { 1440 } else { 390 }))
     }
 
     async fn average_daily_volume(&self, symbol: &str) -> Option<Decimal> {
