@@ -69,6 +69,9 @@ crate::text_enum! {
         LiquidationOnly = "liquidation_only",
         /// Computed: position value above [`MAX_LEVERAGE`] times equity.
         LeverageExceeded = "leverage_exceeded",
+        /// Set by reconciliation, never by the platform: the broker's
+        /// statement differs from the book; no trading until they agree.
+        BrokerBreak = "broker_break",
     }
 }
 
@@ -82,7 +85,7 @@ impl Restriction {
     /// Whether sells are forbidden under this restriction.
     #[must_use]
     pub fn blocks_sells(self) -> bool {
-        matches!(self, Self::TradingBlocked)
+        matches!(self, Self::TradingBlocked | Self::BrokerBreak)
     }
 }
 
@@ -131,6 +134,7 @@ mod tests {
             Restriction::AchReturn,
             Restriction::TradingBlocked,
             Restriction::LiquidationOnly,
+            Restriction::BrokerBreak,
             Restriction::LeverageExceeded,
         ] {
             assert_eq!(Restriction::parse(restriction.as_str()), Some(restriction));
@@ -314,6 +318,10 @@ impl AccountInput {
                 Some(Restriction::LeverageExceeded) => violations.add(
                     format!("restrictions[{index}]"),
                     "LEVERAGE_EXCEEDED is computed from positions and equity; it cannot be set",
+                ),
+                Some(Restriction::BrokerBreak) => violations.add(
+                    format!("restrictions[{index}]"),
+                    "BROKER_BREAK is set and cleared by ReconcileAccounts; it cannot be set",
                 ),
                 Some(restriction) => restrictions.push(*restriction),
             }

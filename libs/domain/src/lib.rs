@@ -19,6 +19,7 @@ pub mod ids;
 pub mod netting;
 pub mod portfolio;
 pub mod quality;
+pub mod reconcile;
 pub mod run;
 pub mod sleeve_minimums;
 pub mod sleeves;

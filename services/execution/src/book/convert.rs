@@ -9,6 +9,7 @@ use rebalancer_proto::execution as pb;
 use rust_decimal::Decimal;
 
 use crate::book::AccountView;
+use crate::book::reconcile_store::{BreakRecord, ReconciliationRecord};
 use crate::book::store::{CashMovementRecord, HoldingsRecord};
 
 #[must_use]
@@ -54,6 +55,7 @@ pub fn restriction_from_wire(value: i32) -> Option<Restriction> {
         Ok(pb::Restriction::TradingBlocked) => Some(Restriction::TradingBlocked),
         Ok(pb::Restriction::LiquidationOnly) => Some(Restriction::LiquidationOnly),
         Ok(pb::Restriction::LeverageExceeded) => Some(Restriction::LeverageExceeded),
+        Ok(pb::Restriction::BrokerBreak) => Some(Restriction::BrokerBreak),
         Ok(pb::Restriction::Unspecified) | Err(_) => None,
     }
 }
@@ -65,6 +67,7 @@ pub fn restriction_to_wire(restriction: Restriction) -> pb::Restriction {
         Restriction::AchReturn => pb::Restriction::AchReturn,
         Restriction::TradingBlocked => pb::Restriction::TradingBlocked,
         Restriction::LiquidationOnly => pb::Restriction::LiquidationOnly,
+        Restriction::BrokerBreak => pb::Restriction::BrokerBreak,
         Restriction::LeverageExceeded => pb::Restriction::LeverageExceeded,
     }
 }
@@ -228,5 +231,36 @@ pub fn stream_holdings_to_wire(
         as_of: Some(timestamp(as_of)),
         last_rebalanced_at: account.last_rebalanced_at.map(timestamp),
         earmarked_cash: money_text(account.limits().held_back()),
+    }
+}
+
+#[must_use]
+pub fn reconciliation_to_wire(record: &ReconciliationRecord) -> pb::Reconciliation {
+    let count = |value: i64| i32::try_from(value).unwrap_or(i32::MAX);
+    pb::Reconciliation {
+        id: record.id.clone(),
+        as_of: Some(timestamp(record.as_of)),
+        source: record.source.clone(),
+        lines: count(record.lines),
+        accounts_checked: count(record.accounts_checked),
+        breaks_raised: count(record.breaks_raised),
+        breaks_cleared: count(record.breaks_cleared),
+        created_at: Some(timestamp(record.created_at)),
+    }
+}
+
+#[must_use]
+pub fn reconciliation_break_to_wire(found: &BreakRecord) -> pb::ReconciliationBreak {
+    pb::ReconciliationBreak {
+        id: found.id.clone(),
+        reconciliation_id: found.reconciliation_id.clone(),
+        account_id: found.account_id.clone(),
+        symbol: found.symbol.clone().unwrap_or_default(),
+        book_quantity: found.book_quantity.map(decimal_text).unwrap_or_default(),
+        broker_quantity: decimal_text(found.broker_quantity),
+        detail: found.detail.clone(),
+        raised_at: Some(timestamp(found.raised_at)),
+        cleared_at: found.cleared_at.map(timestamp),
+        cleared_by_reconciliation_id: found.cleared_by.clone().unwrap_or_default(),
     }
 }

@@ -10,7 +10,7 @@ use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::{invalid_argument, invalid_field};
 use rebalancer_kit::idempotency::required_claim;
 use rebalancer_kit::page::Page;
-use rebalancer_kit::wire::enum_filter;
+use rebalancer_kit::wire::{datetime, enum_filter};
 use rebalancer_proto::execution as pb;
 use rebalancer_proto::execution::account_service_server::AccountService;
 use tonic::{Request, Response, Status};
@@ -18,9 +18,11 @@ use tonic::{Request, Response, Status};
 use crate::book::PositionInput;
 use crate::book::convert::{
     account_status_from_wire, account_to_wire, account_type_from_wire, holdings_to_wire,
-    movement_kind_from_wire, movement_status_from_wire, movement_to_wire, restriction_from_wire,
+    movement_kind_from_wire, movement_status_from_wire, movement_to_wire,
+    reconciliation_break_to_wire, reconciliation_to_wire, restriction_from_wire,
     stream_holdings_to_wire,
 };
+use crate::book::reconcile_store::BreakFilter;
 use crate::book::store::{AccountFilter, CashMovementFilter, HoldingsRange};
 use crate::grpc::{ExecutionApi, required};
 
@@ -367,5 +369,63 @@ impl AccountService for ExecutionApi {
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(receiver),
         )))
+    }
+
+    async fn reconcile_accounts(
+        &self,
+        request: Request<pb::ReconcileAccountsRequest>,
+    ) -> Result<Response<pb::ReconcileAccountsResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        let claim = required_claim(
+            "ReconcileAccounts",
+            &message.idempotency_key,
+            &message,
+            |m| {
+                m.idempotency_key.clear();
+            },
+        )?;
+        let as_of = match &message.as_of {
+            None => None,
+            Some(as_of) => {
+                Some(datetime(as_of).ok_or_else(|| invalid_field("as_of", "is not a valid time"))?)
+            }
+        };
+        let (recorded, breaks) = self
+            .execution
+            .reconcile_accounts(
+                &context,
+                &message.statement_csv,
+                as_of,
+                &message.source,
+                claim,
+            )
+            .await?;
+        Ok(Response::new(pb::ReconcileAccountsResponse {
+            reconciliation: Some(reconciliation_to_wire(&recorded.into_inner())),
+            breaks: breaks.iter().map(reconciliation_break_to_wire).collect(),
+        }))
+    }
+
+    async fn list_reconciliation_breaks(
+        &self,
+        request: Request<pb::ListReconciliationBreaksRequest>,
+    ) -> Result<Response<pb::ListReconciliationBreaksResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        let page = Page::from_request(message.page_size, &message.page_token)?;
+        let filter = BreakFilter {
+            account_id: (!message.account_id.is_empty()).then(|| message.account_id.clone()),
+            include_cleared: message.include_cleared,
+        };
+        let breaks = self
+            .execution
+            .list_reconciliation_breaks(&context, &filter, &page.fetch())
+            .await?;
+        let (breaks, next_page_token) = page.finish(breaks, |found| found.id.clone());
+        Ok(Response::new(pb::ListReconciliationBreaksResponse {
+            breaks: breaks.iter().map(reconciliation_break_to_wire).collect(),
+            next_page_token,
+        }))
     }
 }

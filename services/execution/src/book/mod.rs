@@ -7,9 +7,12 @@
 mod app;
 pub mod convert;
 mod grpc;
+mod reconcile;
+pub mod reconcile_store;
 mod sql_accounts;
 mod sql_booking;
 mod sql_cash;
+mod sql_reconcile;
 pub mod store;
 
 pub use app::{AccountView, HoldingsView, PositionInput, parse_etag};

@@ -21,7 +21,7 @@ impl AccountStore for SqlStore<DB> {
         upsert: AccountUpsert,
     ) -> Result<(AccountRecord, bool), StoreError> {
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
-        let current = sqlx::query("SELECT revision, created_at, last_rebalanced_at, earmarked FROM accounts WHERE tenant_id = $1 AND id = $2")
+        let current = sqlx::query("SELECT revision, created_at, last_rebalanced_at, earmarked, restrictions FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.to_owned())
             .bind(upsert.id.clone())
             .fetch_optional(&mut *tx)
@@ -68,6 +68,16 @@ impl AccountStore for SqlStore<DB> {
                 let last_rebalanced_at: Option<DateTime<Utc>> =
                     row.try_get("last_rebalanced_at")?;
                 let earmarked: Dec = row.try_get("earmarked")?;
+                // Reconciliation's restriction stays until a statement agrees.
+                let held: String = row.try_get("restrictions")?;
+                let restrictions = if parse_restrictions(&held)?.contains(&Restriction::BrokerBreak)
+                {
+                    let mut kept = upsert.restrictions.clone();
+                    kept.push(Restriction::BrokerBreak);
+                    restrictions_text(&kept)
+                } else {
+                    restrictions
+                };
                 if let Some(expected) = upsert.expected_revision
                     && expected != revision
                 {

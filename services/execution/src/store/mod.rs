@@ -15,6 +15,7 @@ pub use rebalancer_kit::idempotency::{Created, IdempotencyClaim};
 pub use rebalancer_kit::page::PageRequest;
 
 use crate::blocks::store::{BlockStore, OrderBook};
+use crate::book::reconcile_store::ReconciliationStore;
 use crate::book::store::{AccountStore, CashStore};
 use crate::broker::fix::store::FixBook;
 use crate::broker::paper_store::PaperBook;
@@ -34,6 +35,7 @@ pub trait ExecutionStore:
     + OrderBook
     + PaperBook
     + FixBook
+    + ReconciliationStore
 {
 }
 
@@ -48,6 +50,7 @@ impl<T> ExecutionStore for T where
         + OrderBook
         + PaperBook
         + FixBook
+        + ReconciliationStore
 {
 }
 

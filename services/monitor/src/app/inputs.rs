@@ -182,6 +182,7 @@ pub fn holdings(wire: &exec::Holdings) -> ParsedHoldings {
             Ok(exec::Restriction::TradingBlocked) => Some(Restriction::TradingBlocked),
             Ok(exec::Restriction::LiquidationOnly) => Some(Restriction::LiquidationOnly),
             Ok(exec::Restriction::LeverageExceeded) => Some(Restriction::LeverageExceeded),
+            Ok(exec::Restriction::BrokerBreak) => Some(Restriction::BrokerBreak),
             _ => None,
         })
         .collect();
