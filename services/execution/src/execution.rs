@@ -9,7 +9,7 @@ use rebalancer_proto::client::TracedChannel;
 
 use tokio::sync::broadcast;
 
-use crate::broker::Broker;
+use crate::broker::brokers::Brokers;
 use crate::market::{MarketData, MasterMarketData};
 use crate::store::ExecutionStore;
 
@@ -23,7 +23,7 @@ pub struct Execution {
     pub(crate) master: Arc<MasterMarketData>,
     /// The Target service: account targets, and told when an asset becomes unusable.
     pub(crate) target: Option<TracedChannel>,
-    pub(crate) broker: Arc<dyn Broker>,
+    pub(crate) brokers: Brokers,
     /// Ids of runs that changed, for watchers in this process.
     events: broadcast::Sender<String>,
 }
@@ -35,7 +35,7 @@ impl Execution {
         store: Arc<dyn ExecutionStore>,
         clock: Arc<dyn Clock>,
         master: Arc<MasterMarketData>,
-        broker: Arc<dyn Broker>,
+        brokers: Brokers,
         target: Option<TracedChannel>,
     ) -> Self {
         let (events, _) = broadcast::channel(1024);
@@ -45,7 +45,7 @@ impl Execution {
             market: master.clone(),
             master,
             target,
-            broker,
+            brokers,
             events,
         }
     }

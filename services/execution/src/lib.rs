@@ -98,7 +98,7 @@ impl ExecutionService {
             )
             .await?,
         );
-        let broker = broker::connect(
+        let brokers = broker::connect(
             deps.broker,
             store.clone(),
             master.clone(),
@@ -106,7 +106,7 @@ impl ExecutionService {
         )
         .await?;
         Ok(Self {
-            execution: Execution::new(store, deps.clock, master, broker, deps.target),
+            execution: Execution::new(store, deps.clock, master, brokers, deps.target),
         })
     }
 

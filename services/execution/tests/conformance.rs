@@ -469,6 +469,7 @@ fn run(account_id: &str, status: RunStatus) -> RunRecord {
         completed_at: None,
         canceled_at: None,
         expires_at: None,
+        broker: None,
         orders: Vec::new(),
     }
 }

@@ -86,7 +86,10 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
         monitor: args.monitor.config(),
         market: args.venue.market.choice(args.market_seed),
         max_quote_age: chrono::Duration::hours(i64::from(args.venue.max_quote_age_hours)),
-        broker: args.venue.broker.config(args.venue.fix_config.as_deref())?,
+        broker: args.venue.broker.config(
+            args.venue.fix_config.as_deref(),
+            args.venue.default_trading_mode,
+        )?,
         limits: MessageLimits::from(&args.server),
         workers: WorkerMode::Start {
             owner: format!("dev-{}", std::process::id()),

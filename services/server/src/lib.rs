@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use rebalancer_kit::config::{ServerOptions, TelemetryOptions};
 
 pub use dev::DevArgs;
-use stack::{BrokerChoice, MarketSource};
+use stack::{BrokerChoice, MarketSource, TradingModeChoice};
 
 /// Automated portfolio rebalancing: model portfolios, daily monitoring,
 /// execution with block orders, TWAP and VWAP.
@@ -111,6 +111,16 @@ pub struct VenueOptions {
     /// `trust_store`, the file itself is mounted as a secret.
     #[arg(long, env = "REBALANCER_FIX_CONFIG")]
     pub fix_config: Option<std::path::PathBuf>,
+    /// With a live broker, where the orders of tenants that never chose a
+    /// mode (`OrderService/SetTradingMode`) go: `live`, or `paper` so every
+    /// new firm trades paper first.
+    #[arg(
+        long,
+        env = "REBALANCER_DEFAULT_TRADING_MODE",
+        value_enum,
+        default_value = "live"
+    )]
+    pub default_trading_mode: TradingModeChoice,
 }
 
 /// The simulated clock: where it starts and how fast it runs.

@@ -129,6 +129,16 @@ impl MarketSource {
     }
 }
 
+/// Where the orders of a tenant that never chose a trading mode go, when
+/// the service has a live broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TradingModeChoice {
+    /// The live broker.
+    Live,
+    /// The paper broker, until the tenant switches to live.
+    Paper,
+}
+
 /// Where the execution service sends orders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BrokerChoice {
@@ -147,16 +157,24 @@ impl BrokerChoice {
     pub fn config(
         self,
         fix_config: Option<&std::path::Path>,
+        default_mode: TradingModeChoice,
     ) -> anyhow::Result<rebalancer_execution::broker::BrokerConfig> {
         use rebalancer_execution::broker::BrokerConfig;
+        use rebalancer_execution::broker::brokers::TradingMode;
         Ok(match (self, fix_config) {
             (Self::Paper, None) => BrokerConfig::Paper,
             (Self::Paper, Some(_)) => {
                 anyhow::bail!("--fix-config is only used with --broker fix")
             }
-            (Self::Fix, Some(path)) => BrokerConfig::Fix(Box::new(
-                rebalancer_execution::broker::fix::config::FixConfig::load(path)?,
-            )),
+            (Self::Fix, Some(path)) => BrokerConfig::Fix {
+                config: Box::new(rebalancer_execution::broker::fix::config::FixConfig::load(
+                    path,
+                )?),
+                default_mode: match default_mode {
+                    TradingModeChoice::Live => TradingMode::Live,
+                    TradingModeChoice::Paper => TradingMode::Paper,
+                },
+            },
             (Self::Fix, None) => anyhow::bail!("--broker fix needs --fix-config <file>"),
         })
     }

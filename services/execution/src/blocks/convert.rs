@@ -6,7 +6,9 @@ use rust_decimal::Decimal;
 
 use crate::blocks::BlockView;
 use crate::blocks::store::{AllocationRecord, ChildOrderRecord, FillRecord};
+use crate::broker::brokers::TradingMode;
 use crate::broker::fix::store::{BreakKind, BrokerBreak};
+use crate::broker::modes::TradingModeView;
 use crate::runs::convert::{algorithm_to_wire, order_status_to_wire, side_to_wire};
 use rebalancer_domain::quality::Quality;
 
@@ -51,6 +53,7 @@ pub fn block_to_wire(view: &BlockView) -> pb::BlockOrder {
         reason: block.reason.clone(),
         created_at: Some(timestamp(block.created_at)),
         completed_at: block.completed_at.map(timestamp),
+        broker: block.broker.clone(),
     }
 }
 
@@ -82,6 +85,29 @@ pub fn fill_to_wire(fill: &FillRecord) -> pb::Fill {
         price: decimal_text(fill.price),
         executed_at: Some(timestamp(fill.executed_at)),
         crossed: fill.crossed,
+    }
+}
+
+#[must_use]
+pub fn trading_mode_to_wire(view: &TradingModeView) -> pb::TradingModeState {
+    pb::TradingModeState {
+        mode: match view.mode {
+            TradingMode::Paper => pb::TradingMode::Paper,
+            TradingMode::Live => pb::TradingMode::Live,
+        }
+        .into(),
+        broker: view.broker.to_owned(),
+        live_broker: view.live_broker.unwrap_or_default().to_owned(),
+        chosen: view.chosen.is_some(),
+        changed_by: view
+            .chosen
+            .as_ref()
+            .map(|record| record.changed_by.clone())
+            .unwrap_or_default(),
+        changed_at: view
+            .chosen
+            .as_ref()
+            .map(|record| timestamp(record.changed_at)),
     }
 }
 

@@ -265,6 +265,7 @@ pub(super) fn outcome_reason(run: &RunRecord, status: RunStatus) -> String {
 pub(super) fn group_into_blocks(
     transmission_id: &str,
     runs: &[RunRecord],
+    broker: &str,
     now: DateTime<Utc>,
     mut next_id: impl FnMut() -> String,
 ) -> Vec<NewBlock> {
@@ -303,6 +304,7 @@ pub(super) fn group_into_blocks(
                     reason: String::new(),
                     created_at: now,
                     completed_at: None,
+                    broker: broker.to_owned(),
                 },
                 order_ids: Vec::new(),
                 fills: Vec::new(),

@@ -58,6 +58,7 @@ fn block(quantity: Decimal) -> BlockRecord {
         reason: String::new(),
         created_at: at(14, 0),
         completed_at: None,
+        broker: "paper".to_owned(),
     }
 }
 

@@ -14,8 +14,10 @@ use tonic::{Request, Response, Status};
 use crate::blocks::BlockView;
 use crate::blocks::convert::{
     allocation_to_wire, block_to_wire, break_to_wire, child_to_wire, fill_to_wire, quality_to_wire,
+    trading_mode_to_wire,
 };
 use crate::blocks::store::{BlockFilter, FillRecord, OrderFilter};
+use crate::broker::brokers::TradingMode;
 use crate::grpc::{ExecutionApi, required};
 use crate::runs::convert::{order_status_from_wire, order_to_wire};
 
@@ -301,6 +303,38 @@ impl OrderService for ExecutionApi {
         Ok(Response::new(pb::ListBrokerBreaksResponse {
             breaks: breaks.iter().map(break_to_wire).collect(),
             next_page_token,
+        }))
+    }
+
+    async fn get_trading_mode(
+        &self,
+        request: Request<pb::GetTradingModeRequest>,
+    ) -> Result<Response<pb::GetTradingModeResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let view = self.execution.trading_mode(&context.tenant).await?;
+        Ok(Response::new(pb::GetTradingModeResponse {
+            state: Some(trading_mode_to_wire(&view)),
+        }))
+    }
+
+    async fn set_trading_mode(
+        &self,
+        request: Request<pb::SetTradingModeRequest>,
+    ) -> Result<Response<pb::SetTradingModeResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let mode = match pb::TradingMode::try_from(request.get_ref().mode) {
+            Ok(pb::TradingMode::Paper) => TradingMode::Paper,
+            Ok(pb::TradingMode::Live) => TradingMode::Live,
+            Ok(pb::TradingMode::Unspecified) | Err(_) => {
+                return Err(invalid_field(
+                    "mode",
+                    "must be TRADING_MODE_PAPER or TRADING_MODE_LIVE",
+                ));
+            }
+        };
+        let view = self.execution.set_trading_mode(&context, mode).await?;
+        Ok(Response::new(pb::SetTradingModeResponse {
+            state: Some(trading_mode_to_wire(&view)),
         }))
     }
 }

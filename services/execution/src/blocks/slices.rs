@@ -106,10 +106,20 @@ impl Execution {
         };
         let mut rejected = None;
         let mut last_price = reference;
+        let broker = if amounts.is_empty() {
+            None
+        } else {
+            Some(self.brokers.named(&block.broker).ok_or_else(|| {
+                ExecutionError::Unavailable(format!(
+                    "block {} was sent to the {} broker, which this service is not configured with",
+                    block.id, block.broker
+                ))
+            })?)
+        };
         for (leg, amount) in amounts {
             let request = decide::child_request(&block, &slice, leg, amount);
-            let order = self
-                .broker
+            let Some(broker) = broker else { break };
+            let order = broker
                 .submit(request.clone())
                 .await
                 .map_err(|error| ExecutionError::Unavailable(error.to_string()))?;

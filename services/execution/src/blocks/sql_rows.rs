@@ -253,6 +253,7 @@ pub(super) fn block_from_row<R>(row: &R) -> Result<BlockRecord, StoreError> {
         reason: row.try_get("reason")?,
         created_at: row.try_get("created_at")?,
         completed_at: row.try_get("completed_at")?,
+        broker: row.try_get("broker")?,
     })
 }
 

@@ -37,6 +37,9 @@ pub struct BlockRecord {
     pub reason: String,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The broker its child orders go to (`paper`, or the live one's name),
+    /// fixed when the block is made.
+    pub broker: String,
 }
 
 rebalancer_kit::text_enum! {

@@ -165,7 +165,9 @@ impl Execution {
         transmission_runs: &[RunRecord],
         now: DateTime<Utc>,
     ) -> Result<(), ExecutionError> {
-        let mut blocks = group_into_blocks(transmission_id, transmission_runs, now, new_id);
+        // The tenant's mode now decides the broker of these blocks for good.
+        let broker = self.trading_mode(tenant).await?.broker;
+        let mut blocks = group_into_blocks(transmission_id, transmission_runs, broker, now, new_id);
         let orders: HashMap<&str, &OrderRecord> = transmission_runs
             .iter()
             .flat_map(|run| run.orders.iter())

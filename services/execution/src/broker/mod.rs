@@ -5,15 +5,19 @@
 //! algorithm sizes the next slice from what remains.
 //!
 //! Adapters are chosen by configuration ([`BrokerConfig`]) and built by
-//! [`connect`]; the embedded default is the [`paper::PaperBroker`]. Adding an
+//! [`connect`]: the [`paper::PaperBroker`] always, and a live broker (FIX)
+//! when configured; each tenant trades paper or live ([`brokers`]). Adding an
 //! adapter touches this folder (and the `--broker` choice of the stack
 //! builder in `services/server`): `runs/` and `blocks/` only call the
 //! [`Broker`] trait.
 
+pub mod brokers;
 pub mod fix;
+pub mod modes;
 pub mod paper;
 mod paper_sql;
 pub mod paper_store;
+mod sql_modes;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -132,28 +136,23 @@ pub trait Broker: Send + Sync + Debug {
     async fn holdings(&self) -> Result<BrokerHoldings, BrokerError>;
 }
 
-/// Which broker the service trades through.
+/// Which live broker the service trades through, beside the paper broker.
 #[derive(Debug, Clone, Default)]
 pub enum BrokerConfig {
-    /// Fills against the market-data source, books in the service's database.
+    /// None: every tenant trades paper (fills against the market data,
+    /// booked in the service's database).
     #[default]
     Paper,
-    /// A FIX 4.4 session with a real broker.
-    Fix(Box<fix::config::FixConfig>),
+    /// A FIX 4.4 session with a real broker; tenants that never chose a
+    /// mode trade in `default_mode`.
+    Fix {
+        config: Box<fix::config::FixConfig>,
+        default_mode: brokers::TradingMode,
+    },
 }
 
-impl BrokerConfig {
-    /// The adapter's name, as runs and logs show it.
-    #[must_use]
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Paper => "paper",
-            Self::Fix(_) => "fix",
-        }
-    }
-}
-
-/// Builds the configured broker adapter (a FIX session starts connecting).
+/// Builds the paper broker and the configured live one (a FIX session
+/// starts connecting).
 ///
 /// # Errors
 /// When the adapter cannot start (its stored session state unreadable).
@@ -162,9 +161,21 @@ pub async fn connect(
     store: Arc<dyn ExecutionStore>,
     market: Arc<dyn MarketData>,
     clock: Arc<dyn Clock>,
-) -> anyhow::Result<Arc<dyn Broker>> {
+) -> anyhow::Result<brokers::Brokers> {
+    let paper: Arc<dyn Broker> = Arc::new(paper::PaperBroker::new(
+        store.clone(),
+        market,
+        clock.clone(),
+    ));
     Ok(match config {
-        BrokerConfig::Paper => Arc::new(paper::PaperBroker::new(store, market, clock)),
-        BrokerConfig::Fix(config) => Arc::new(fix::FixBroker::start(*config, store, clock).await?),
+        BrokerConfig::Paper => brokers::Brokers::paper_only(paper),
+        BrokerConfig::Fix {
+            config,
+            default_mode,
+        } => {
+            let fix: Arc<dyn Broker> =
+                Arc::new(fix::FixBroker::start(*config, store, clock).await?);
+            brokers::Brokers::with_live(paper, "fix", fix, default_mode)
+        }
     })
 }

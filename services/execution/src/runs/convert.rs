@@ -352,6 +352,7 @@ pub fn run_to_wire(run: &RunRecord) -> pb::Run {
         started_at: run.started_at.map(timestamp),
         completed_at: run.completed_at.map(timestamp),
         expires_at: run.expires_at.map(timestamp),
+        broker: run.broker.clone().unwrap_or_default(),
         canceled_at: run.canceled_at.map(timestamp),
         failed_orders: run
             .orders

@@ -462,6 +462,7 @@ impl Execution {
             completed_at: status.is_terminal().then_some(now),
             canceled_at: None,
             expires_at: Some(expires_at),
+            broker: None,
             orders,
         };
         Ok(run)

@@ -17,7 +17,8 @@ use crate::store::{Created, IdempotencyClaim, PageRequest, StoreError};
 pub(crate) const RUN_COLUMNS: &str = "id, account_id, kind, status, initiated_from, reason, amount, portfolio_id, \
      portfolio_version, approval_mode, batch_id, cash_movement_id, transmission_id, cancel_requested, equity, \
      cash_before, minimum_order_notional, weights_json, algorithm_json, drift_json, skipped_json, adjustments_json, \
-     approved_by, revision, created_at, updated_at, approved_at, started_at, completed_at, canceled_at, expires_at";
+     approved_by, revision, created_at, updated_at, approved_at, started_at, completed_at, canceled_at, expires_at, \
+     broker";
 
 pub(crate) const ORDER_COLUMNS: &str = "id, run_id, account_id, position, symbol, side, quantity, notional, \
      whole_shares, estimated_price, status, filled_quantity, filled_notional, filled_amount, client_order_id, \
@@ -543,6 +544,7 @@ pub(crate) fn run_from_row<R>(row: &R) -> Result<RunRecord, StoreError> {
         completed_at: row.try_get("completed_at")?,
         canceled_at: row.try_get("canceled_at")?,
         expires_at: row.try_get("expires_at")?,
+        broker: row.try_get("broker")?,
         orders: Vec::new(),
     })
 }

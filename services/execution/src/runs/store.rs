@@ -118,6 +118,8 @@ pub struct RunRecord {
     pub canceled_at: Option<DateTime<Utc>>,
     /// Still proposed or queued at this time, the run ends TIMEOUT.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The broker its blocks were sent to, once transmitted.
+    pub broker: Option<String>,
     pub orders: Vec<OrderRecord>,
 }
 

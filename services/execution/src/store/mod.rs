@@ -17,6 +17,7 @@ pub use rebalancer_kit::page::PageRequest;
 use crate::blocks::store::{BlockStore, OrderBook};
 use crate::book::reconcile_store::ReconciliationStore;
 use crate::book::store::{AccountStore, CashStore};
+use crate::broker::brokers::TradingModeStore;
 use crate::broker::fix::store::FixBook;
 use crate::broker::paper_store::PaperBook;
 use crate::market::store::{AssetStore, MasterStore};
@@ -36,6 +37,7 @@ pub trait ExecutionStore:
     + PaperBook
     + FixBook
     + ReconciliationStore
+    + TradingModeStore
 {
 }
 
@@ -51,6 +53,7 @@ impl<T> ExecutionStore for T where
         + PaperBook
         + FixBook
         + ReconciliationStore
+        + TradingModeStore
 {
 }
 
