@@ -195,6 +195,16 @@ pub const MAX_CASH: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 
 /// Most decimals of a share quantity.
 pub const QUANTITY_SCALE: u32 = 9;
 
+/// The largest share quantity an account may hold of one symbol (a
+/// trillion), and the largest cost per share (a billion dollars): bounds
+/// under which no valuation (quantity × price, summed over positions)
+/// can overflow.
+pub const MAX_QUANTITY: Decimal = MAX_CASH;
+pub const MAX_COST: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
+
+/// Most positions one account may state.
+pub const MAX_POSITIONS: usize = 10_000;
+
 impl AccountInput {
     /// Checks every field.
     ///
@@ -255,8 +265,20 @@ impl AccountInput {
             };
             violations.add("cash", problem);
         }
-        let mut positions: Vec<Position> = Vec::with_capacity(self.positions.len());
-        for (index, input) in self.positions.iter().enumerate() {
+        if self.positions.len() > MAX_POSITIONS {
+            violations.add(
+                "positions",
+                format!(
+                    "at most {MAX_POSITIONS} positions per account ({} sent)",
+                    self.positions.len()
+                ),
+            );
+        }
+        let mut positions: Vec<Position> =
+            Vec::with_capacity(self.positions.len().min(MAX_POSITIONS));
+        let mut seen: std::collections::HashMap<crate::Symbol, usize> =
+            std::collections::HashMap::new();
+        for (index, input) in self.positions.iter().take(MAX_POSITIONS).enumerate() {
             let at = |field: &str| format!("positions[{index}].{field}");
             let symbol = match crate::Symbol::parse(&input.symbol) {
                 Ok(symbol) => symbol,
@@ -265,13 +287,14 @@ impl AccountInput {
                     continue;
                 }
             };
-            if let Some(earlier) = positions.iter().position(|p| p.symbol == symbol) {
+            if let Some(earlier) = seen.get(&symbol) {
                 violations.add(
                     at("symbol"),
                     format!("duplicate symbol {symbol} (also in positions[{earlier}])"),
                 );
                 continue;
             }
+            seen.insert(symbol.clone(), index);
             let quantity = match parse_decimal(&input.quantity) {
                 Ok(quantity) if quantity.is_sign_negative() && !quantity.is_zero() => {
                     violations.add(at("quantity"), "must be 0 or more (no short positions)");
@@ -279,6 +302,10 @@ impl AccountInput {
                 }
                 Ok(quantity) if significant_scale(quantity) > QUANTITY_SCALE => {
                     violations.add(at("quantity"), "must have at most 9 decimal places");
+                    continue;
+                }
+                Ok(quantity) if quantity > MAX_QUANTITY => {
+                    violations.add(at("quantity"), "must be at most 1000000000000 shares");
                     continue;
                 }
                 Ok(quantity) => quantity.normalize(),
@@ -293,6 +320,13 @@ impl AccountInput {
                 match parse_decimal(&input.average_cost) {
                     Ok(cost) if cost.is_sign_negative() && !cost.is_zero() => {
                         violations.add(at("average_cost"), "must be 0 or more");
+                        continue;
+                    }
+                    Ok(cost) if cost > MAX_COST || significant_scale(cost) > QUANTITY_SCALE => {
+                        violations.add(
+                            at("average_cost"),
+                            "must be at most 1000000000 dollars with at most 9 decimal places",
+                        );
                         continue;
                     }
                     Ok(cost) => cost.normalize(),

@@ -78,6 +78,8 @@ impl Default for Algorithm {
 pub struct AlgorithmInput {
     /// `None` for unspecified (market).
     pub kind: Option<AlgorithmKind>,
+    /// The wire value when it names no known algorithm.
+    pub unknown_kind: Option<i32>,
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
     pub horizon_secs: Option<i64>,
@@ -99,6 +101,14 @@ impl AlgorithmInput {
     pub fn validate(self, prefix: &str) -> Result<Algorithm, Violations> {
         let mut violations = Violations::new();
         let at = |field: &str| format!("{prefix}.{field}");
+        if let Some(code) = self.unknown_kind {
+            violations.add(at("type"), format!("{code} is not a known algorithm"));
+        }
+        for (field, moment) in [("start_time", self.start), ("end_time", self.end)] {
+            if moment.is_some_and(|moment| !crate::ids::plausible_time(moment)) {
+                violations.add(at(field), "must be between the years 2000 and 2100");
+            }
+        }
         if let (Some(start), Some(end)) = (self.start, self.end)
             && end <= start
         {
@@ -149,9 +159,17 @@ impl AlgorithmInput {
                 }
             };
             match parse_decimal(price) {
-                Ok(price) if price > Decimal::ZERO => {
+                Ok(price)
+                    if price > Decimal::ZERO
+                        && price <= crate::account::MAX_COST
+                        && crate::decimal::significant_scale(price) <= 9 =>
+                {
                     limit_prices.insert(symbol, price);
                 }
+                Ok(price) if price > Decimal::ZERO => violations.add(
+                    format!("{prefix}.limit_prices[{index}].price"),
+                    "must be at most 1000000000 with at most 9 decimal places",
+                ),
                 Ok(_) => violations.add(
                     format!("{prefix}.limit_prices[{index}].price"),
                     "must be greater than 0",

@@ -96,6 +96,9 @@ pub fn parse_amount(text: &str) -> Result<Decimal, String> {
     if significant_scale(amount) > 2 {
         return Err("must have at most 2 decimal places".to_owned());
     }
+    if amount > crate::account::MAX_CASH {
+        return Err("must be at most 1000000000000 dollars".to_owned());
+    }
     Ok(amount.normalize())
 }
 
@@ -175,5 +178,8 @@ mod tests {
         assert!(parse_amount("0").is_err());
         assert!(parse_amount("-5").is_err());
         assert!(parse_amount("1.005").is_err());
+        assert!(parse_amount("7922816251426433759354395033.5").is_err());
+        assert!(parse_amount("1000000000000.01").is_err());
+        assert_eq!(parse_amount("1000000000000"), Ok(dec!(1000000000000)));
     }
 }

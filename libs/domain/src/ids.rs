@@ -37,6 +37,15 @@ pub fn idempotency_key_problem(text: &str) -> Option<String> {
     None
 }
 
+/// Whether a time a caller sent is plausible for this system: from 2000 to
+/// 2100 (anything else is a mistake, and years past 9999 break RFC 3339
+/// clients).
+#[must_use]
+pub fn plausible_time(moment: chrono::DateTime<chrono::Utc>) -> bool {
+    use chrono::Datelike;
+    (2000..2100).contains(&moment.year())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

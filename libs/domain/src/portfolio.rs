@@ -473,6 +473,10 @@ fn validate_amount(
             violations.add(field, "must have at most 2 decimal places");
             default
         }
+        Ok(amount) if amount > crate::account::MAX_CASH => {
+            violations.add(field, "must be at most 1000000000000");
+            default
+        }
         Ok(amount) => amount.normalize(),
         Err(error) => {
             violations.add(field, error.to_string());

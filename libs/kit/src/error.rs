@@ -98,11 +98,13 @@ impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Self {
         match error {
             ServiceError::Invalid(violations) => invalid_argument(&violations),
-            ServiceError::NotFound(message) => Status::not_found(message),
-            ServiceError::AlreadyExists(message) => Status::already_exists(message),
-            ServiceError::FailedPrecondition(message) => Status::failed_precondition(message),
-            ServiceError::Aborted(message) => Status::aborted(message),
-            ServiceError::Unavailable(message) => Status::unavailable(message),
+            ServiceError::NotFound(message) => Status::not_found(bounded(message)),
+            ServiceError::AlreadyExists(message) => Status::already_exists(bounded(message)),
+            ServiceError::FailedPrecondition(message) => {
+                Status::failed_precondition(bounded(message))
+            }
+            ServiceError::Aborted(message) => Status::aborted(bounded(message)),
+            ServiceError::Unavailable(message) => Status::unavailable(bounded(message)),
             error @ ServiceError::Store(_) => internal(&error),
         }
     }
@@ -113,14 +115,41 @@ impl From<ServiceError> for Status {
 #[must_use]
 pub fn invalid_argument(violations: &Violations) -> Status {
     let mut details = ErrorDetails::new();
-    for violation in violations.as_slice() {
-        details.add_bad_request_violation(violation.field.clone(), violation.description.clone());
+    let all = violations.as_slice();
+    for violation in all.iter().take(MAX_VIOLATIONS) {
+        details.add_bad_request_violation(
+            bounded(violation.field.clone()),
+            bounded(violation.description.clone()),
+        );
+    }
+    if all.len() > MAX_VIOLATIONS {
+        details.add_bad_request_violation(
+            "",
+            format!("and {} more problems", all.len() - MAX_VIOLATIONS),
+        );
     }
     Status::with_error_details(
         Code::InvalidArgument,
-        format!("invalid request: {violations}"),
+        bounded(format!("invalid request: {violations}")),
         details,
     )
+}
+
+/// Most field violations one refusal lists.
+const MAX_VIOLATIONS: usize = 100;
+/// Longest message or violation text: an oversized input is never echoed whole.
+const MAX_MESSAGE: usize = 1024;
+
+/// `message`, cut to [`MAX_MESSAGE`] bytes (on a character boundary).
+fn bounded(message: String) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message;
+    }
+    let mut end = MAX_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &message[..end], message.len())
 }
 
 /// `INVALID_ARGUMENT` for a single field.
@@ -172,6 +201,24 @@ mod tests {
 
     fn status_of(error: StoreError) -> Status {
         Status::from(ServiceError::from(error))
+    }
+
+    #[test]
+    fn oversized_input_is_never_echoed_whole() {
+        let huge = "x".repeat(200_000);
+        let status = Status::from(ServiceError::NotFound(format!("account {huge} not found")));
+        assert!(status.message().len() < 1_100, "{}", status.message().len());
+        let mut violations = Violations::new();
+        for index in 0..1_000 {
+            violations.add(format!("positions[{index}].symbol"), huge.clone());
+        }
+        let status = invalid_argument(&violations);
+        assert!(status.message().len() < 1_100);
+        let details = status.get_error_details();
+        let listed = details
+            .bad_request()
+            .map_or(0, |b| b.field_violations.len());
+        assert_eq!(listed, MAX_VIOLATIONS + 1);
     }
 
     #[test]

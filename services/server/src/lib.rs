@@ -77,6 +77,10 @@ pub struct ServeArgs {
     pub market_seed: u64,
     #[command(flatten)]
     pub venue: VenueOptions,
+    /// Lets `--default-tenant` work in `serve`: any caller that sends no
+    /// tenant acts as that tenant, without credentials. Refused otherwise.
+    #[arg(long, env = "REBALANCER_INSECURE_ACCEPT_UNAUTHENTICATED")]
+    pub insecure_accept_unauthenticated: bool,
     /// Database connections per replica.
     #[arg(long, env = "REBALANCER_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,

@@ -12,6 +12,15 @@ use crate::{MigrateArgs, ServeArgs};
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     args.server.validate()?;
+    if let Some(tenant) = &args.server.default_tenant {
+        anyhow::ensure!(
+            args.insecure_accept_unauthenticated,
+            "--default-tenant {tenant:?} lets any caller act as that tenant without credentials; \
+             `serve` refuses it unless --insecure-accept-unauthenticated is also given \
+             (`rebalancer dev` sets it for local use)"
+        );
+        tracing::warn!(%tenant, "serving requests without a tenant as {tenant}: no authentication");
+    }
     let database = ServiceDatabase {
         url: DatabaseUrl::parse(&args.database_url)?,
         pool: PoolOptions {

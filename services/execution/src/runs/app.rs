@@ -468,6 +468,12 @@ fn edit_order(
                     .to_owned(),
             );
         }
+        if value > rebalancer_domain::account::MAX_QUANTITY
+            || rebalancer_domain::decimal::significant_scale(value)
+                > rebalancer_domain::account::QUANTITY_SCALE
+        {
+            return Err("must be at most 1000000000000 with at most 9 decimal places".to_owned());
+        }
         Ok(Some(value))
     };
     let quantity = parse(&adjustment.quantity).map_err(|problem| ("quantity", problem))?;

@@ -144,6 +144,9 @@ pub fn algorithm_input(algorithm: Option<&pb::ExecutionAlgorithm>) -> AlgorithmI
     };
     AlgorithmInput {
         kind,
+        unknown_kind: pb::AlgorithmType::try_from(algorithm.r#type)
+            .is_err()
+            .then_some(algorithm.r#type),
         start: algorithm.start_time.as_ref().and_then(datetime),
         end: algorithm.end_time.as_ref().and_then(datetime),
         horizon_secs: algorithm.horizon.as_ref().map(|d| d.seconds),

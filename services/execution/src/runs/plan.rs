@@ -99,11 +99,17 @@ impl Execution {
             None
         } else {
             match parse_decimal(&spec.minimum_order_notional) {
-                Ok(value) if value >= Decimal::ZERO && significant_scale(value) <= 2 => Some(value),
+                Ok(value)
+                    if value >= Decimal::ZERO
+                        && significant_scale(value) <= 2
+                        && value <= rebalancer_domain::account::MAX_CASH =>
+                {
+                    Some(value)
+                }
                 _ => {
                     violations.add(
                         at("minimum_order_notional"),
-                        "must be 0 or more with at most 2 decimals",
+                        "must be between 0 and 1000000000000 with at most 2 decimals",
                     );
                     None
                 }
