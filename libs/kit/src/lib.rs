@@ -15,6 +15,7 @@ pub mod context;
 pub mod db;
 pub mod error;
 pub mod idempotency;
+pub mod limits;
 pub mod page;
 pub mod server;
 pub mod telemetry;

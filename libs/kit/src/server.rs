@@ -1,8 +1,8 @@
 //! The gRPC server every service runs on: health (`grpc.health.v1`, one entry
 //! per service), reflection v1 and v1alpha (grpcurl 1.8.6 asks v1alpha),
 //! tracing with W3C context extraction, a default tenant for the dev stack,
-//! explicit limits (deadline, global concurrency with load shedding, message
-//! sizes), and graceful shutdown: health flips to NOT_SERVING, new
+//! explicit limits (deadline, global concurrency with load shedding that
+//! health checks bypass, message sizes), and graceful shutdown: health flips to NOT_SERVING, new
 //! connections stop, in-flight requests get a grace period to finish.
 
 use std::future::Future;
@@ -14,8 +14,6 @@ use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
-use tower::limit::GlobalConcurrencyLimitLayer;
-use tower::load_shed::LoadShedLayer;
 use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier};
 use tower_http::trace::{DefaultOnFailure, MakeSpan, TraceLayer};
 use tracing::{Level, Span};
@@ -23,6 +21,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::ServerOptions;
 use crate::context::DefaultTenantLayer;
+use crate::limits::LoadLimitLayer;
 
 /// Encoding and decoding limits applied to each generated service.
 #[derive(Debug, Clone, Copy)]
@@ -94,8 +93,7 @@ pub async fn serve(
         .timeout(options.request_timeout())
         .layer(trace_layer)
         .layer(DefaultTenantLayer::new(options.default_tenant.as_deref())?)
-        .layer(LoadShedLayer::new())
-        .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit))
+        .layer(LoadLimitLayer::new(options.concurrency_limit))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop_rx.await;
