@@ -229,8 +229,13 @@ impl SqlStore<DB> {
         tenant: &str,
         claim: &IdempotencyClaim,
     ) -> Result<Option<BatchRecord>, StoreError> {
-        let mut conn = self.pool().acquire().await?;
-        match find_claimed::<DB>(&mut conn, tenant, claim).await? {
+        // The connection goes back before the read below takes one: holding
+        // it would deadlock the pool under many overlapping retries.
+        let found = {
+            let mut conn = self.pool().acquire().await?;
+            find_claimed::<DB>(&mut conn, tenant, claim).await?
+        };
+        match found {
             Some(id) => self.get_batch(tenant, &id).await,
             None => Ok(None),
         }

@@ -61,6 +61,27 @@ fn unjson<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
 }
 
 #[rebalancer_kit::sql_store]
+impl SqlStore<DB> {
+    /// The cycle created under a claimed key, if any. The connection goes
+    /// back before the cycle is read: holding it would deadlock the pool
+    /// under many overlapping retries.
+    async fn replay_cycle(
+        &self,
+        tenant: &str,
+        claim: &IdempotencyClaim,
+    ) -> Result<Option<CycleRecord>, StoreError> {
+        let found = {
+            let mut conn = self.pool.acquire().await?;
+            find_claimed::<DB>(&mut conn, tenant, claim).await?
+        };
+        match found {
+            Some(id) => self.get_cycle(tenant, &id).await,
+            None => Ok(None),
+        }
+    }
+}
+
+#[rebalancer_kit::sql_store]
 #[tonic::async_trait]
 impl MonitorStore for SqlStore<DB> {
     async fn create_cycle(
@@ -69,13 +90,10 @@ impl MonitorStore for SqlStore<DB> {
         cycle: NewCycle,
         claim: Option<IdempotencyClaim>,
     ) -> Result<Created<CycleRecord>, StoreError> {
-        if let Some(claim) = &claim {
-            let mut conn = self.pool.acquire().await?;
-            if let Some(id) = find_claimed::<DB>(&mut conn, tenant, claim).await?
-                && let Some(existing) = self.get_cycle(tenant, &id).await?
-            {
-                return Ok(Created::Replayed(existing));
-            }
+        if let Some(claim) = &claim
+            && let Some(existing) = self.replay_cycle(tenant, claim).await?
+        {
+            return Ok(Created::Replayed(existing));
         }
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         if let Some(claim) = &claim
@@ -83,13 +101,10 @@ impl MonitorStore for SqlStore<DB> {
                 insert_claim::<DB>(&mut tx, tenant, claim, &cycle.id, cycle.now).await
         {
             drop(tx);
-            if classify(&error) == DbErrorKind::UniqueViolation {
-                let mut conn = self.pool.acquire().await?;
-                if let Some(id) = find_claimed::<DB>(&mut conn, tenant, claim).await?
-                    && let Some(existing) = self.get_cycle(tenant, &id).await?
-                {
-                    return Ok(Created::Replayed(existing));
-                }
+            if classify(&error) == DbErrorKind::UniqueViolation
+                && let Some(existing) = self.replay_cycle(tenant, claim).await?
+            {
+                return Ok(Created::Replayed(existing));
             }
             return Err(error.into());
         }

@@ -34,6 +34,13 @@ impl AssignmentStore for SqlStore<DB> {
         if let Some(current) = &current
             && current.status == AssignmentStatus::Active
         {
+            // A retry overlapping the first call can find the assignment
+            // that call just made: it gets that call's answer.
+            if let Some(claim) = &claim
+                && let Some(existing) = self.replay_assignment(tenant, claim).await?
+            {
+                return Ok(Created::Replayed(existing));
+            }
             return Err(StoreError::Conflict(format!(
                 "account {} already has an active assignment ({}) to portfolio {}",
                 assignment.account_id,
@@ -300,8 +307,13 @@ impl SqlStore<DB> {
         tenant: &str,
         claim: &IdempotencyClaim,
     ) -> Result<Option<AssignmentRecord>, StoreError> {
-        let mut conn = self.pool().acquire().await?;
-        match find_claimed::<DB>(&mut conn, tenant, claim).await? {
+        // The connection goes back before the read below takes one: holding
+        // it would deadlock the pool under many overlapping retries.
+        let found = {
+            let mut conn = self.pool().acquire().await?;
+            find_claimed::<DB>(&mut conn, tenant, claim).await?
+        };
+        match found {
             Some(id) => self.get_assignment(tenant, &id).await,
             None => Ok(None),
         }
