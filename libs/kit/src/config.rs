@@ -15,6 +15,14 @@ pub struct ServerOptions {
     /// Requests handled at once across all connections; more are shed with RESOURCE_EXHAUSTED.
     #[arg(long, env = "REBALANCER_CONCURRENCY_LIMIT", default_value_t = 1024)]
     pub concurrency_limit: usize,
+    /// Requests of one tenant handled at once; more are answered
+    /// RESOURCE_EXHAUSTED, so one tenant's burst sheds only its own calls.
+    #[arg(
+        long,
+        env = "REBALANCER_TENANT_CONCURRENCY_LIMIT",
+        default_value_t = 256
+    )]
+    pub tenant_concurrency_limit: usize,
     /// Largest request or response message, in bytes.
     #[arg(long, env = "REBALANCER_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_message_bytes: usize,
@@ -51,6 +59,10 @@ impl ServerOptions {
             "--concurrency-limit must be positive"
         );
         anyhow::ensure!(
+            self.tenant_concurrency_limit > 0,
+            "--tenant-concurrency-limit must be positive"
+        );
+        anyhow::ensure!(
             self.max_message_bytes >= 4096,
             "--max-message-bytes must be at least 4096"
         );
@@ -69,6 +81,7 @@ impl Default for ServerOptions {
         Self {
             request_timeout_secs: 30,
             concurrency_limit: 1024,
+            tenant_concurrency_limit: 256,
             max_message_bytes: 16 * 1024 * 1024,
             shutdown_grace_secs: 20,
             default_tenant: None,

@@ -21,7 +21,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::ServerOptions;
 use crate::context::DefaultTenantLayer;
-use crate::limits::LoadLimitLayer;
+use crate::limits::{LoadLimitLayer, TenantLimitLayer};
 
 /// Encoding and decoding limits applied to each generated service.
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +94,7 @@ pub async fn serve(
         .layer(trace_layer)
         .layer(DefaultTenantLayer::new(options.default_tenant.as_deref())?)
         .layer(LoadLimitLayer::new(options.concurrency_limit))
+        .layer(TenantLimitLayer::new(options.tenant_concurrency_limit))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop_rx.await;
