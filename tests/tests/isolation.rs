@@ -203,7 +203,6 @@ async fn tenants_cannot_reach_each_other(backend: Backend) {
             .delete_portfolio(b.request(DeletePortfolioRequest {
                 portfolio_id: portfolio.id.clone(),
                 etag: "r1".to_owned(),
-                ..DeletePortfolioRequest::default()
             }))
             .await,
     );
@@ -301,7 +300,6 @@ async fn tenants_cannot_reach_each_other(backend: Backend) {
         runs.approve_run(b.request(ApproveRunRequest {
             run_id: run.id.clone(),
             etag: "r1".to_owned(),
-            ..ApproveRunRequest::default()
         }))
         .await,
     );
