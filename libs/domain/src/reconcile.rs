@@ -82,8 +82,8 @@ pub fn parse_statement(field: &str, text: &str) -> Result<Vec<StatementLine>, Vi
             violations.add(at, format!("{} columns, expected 4", columns.len()));
             continue;
         };
-        if account_id.is_empty() || account_id.len() > 128 {
-            violations.add(format!("{at}.account_id"), "must be 1 to 128 characters");
+        if let Some(problem) = crate::ids::external_id_problem(account_id) {
+            violations.add(format!("{at}.account_id"), problem);
         }
         let symbol = match kind.to_ascii_lowercase().as_str() {
             "position" => match Symbol::parse(symbol) {

@@ -83,6 +83,19 @@ impl From<StoreError> for ServiceError {
                 "idempotency_key",
                 "was already used for a different request",
             )),
+            // PostgreSQL cannot hold a NUL character in text: the request
+            // carried one in a field no check looked at.
+            StoreError::Database(error)
+                if error
+                    .as_database_error()
+                    .and_then(|db| db.code())
+                    .is_some_and(|code| code == "22021") =>
+            {
+                Self::Invalid(Violations::one(
+                    "request",
+                    "a text field holds a NUL character or bytes that are not UTF-8",
+                ))
+            }
             error @ (StoreError::Database(_) | StoreError::Corrupt(_)) => Self::Store(error),
         }
     }
@@ -114,19 +127,24 @@ impl From<ServiceError> for Status {
 /// humans and grpcurl) and as `BadRequest` details (for programs).
 #[must_use]
 pub fn invalid_argument(violations: &Violations) -> Status {
+    // The details travel in one HTTP/2 header: they stay well under the
+    // 16 KiB a client accepts, however many problems the request had.
     let mut details = ErrorDetails::new();
     let all = violations.as_slice();
-    for violation in all.iter().take(MAX_VIOLATIONS) {
-        details.add_bad_request_violation(
-            bounded(violation.field.clone()),
-            bounded(violation.description.clone()),
-        );
+    let mut listed = 0;
+    let mut size = 0;
+    for violation in all {
+        let field = cut(violation.field.clone(), MAX_DETAIL);
+        let description = cut(violation.description.clone(), MAX_DETAIL);
+        size += field.len() + description.len();
+        if listed == MAX_VIOLATIONS || size > MAX_DETAILS {
+            break;
+        }
+        details.add_bad_request_violation(field, description);
+        listed += 1;
     }
-    if all.len() > MAX_VIOLATIONS {
-        details.add_bad_request_violation(
-            "",
-            format!("and {} more problems", all.len() - MAX_VIOLATIONS),
-        );
+    if all.len() > listed {
+        details.add_bad_request_violation("", format!("and {} more problems", all.len() - listed));
     }
     Status::with_error_details(
         Code::InvalidArgument,
@@ -140,16 +158,26 @@ const MAX_VIOLATIONS: usize = 100;
 /// Longest message or violation text: an oversized input is never echoed whole.
 const MAX_MESSAGE: usize = 1024;
 
+/// Longest field or description of one listed violation.
+const MAX_DETAIL: usize = 256;
+/// Most bytes of violations listed in the details.
+const MAX_DETAILS: usize = 6 * 1024;
+
 /// `message`, cut to [`MAX_MESSAGE`] bytes (on a character boundary).
 fn bounded(message: String) -> String {
-    if message.len() <= MAX_MESSAGE {
-        return message;
+    cut(message, MAX_MESSAGE)
+}
+
+/// `text`, cut to `max` bytes on a character boundary, saying how long it was.
+fn cut(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
     }
-    let mut end = MAX_MESSAGE;
-    while !message.is_char_boundary(end) {
+    let mut end = max;
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}… ({} bytes in all)", &message[..end], message.len())
+    format!("{}… ({} bytes in all)", &text[..end], text.len())
 }
 
 /// `INVALID_ARGUMENT` for a single field.
@@ -218,7 +246,12 @@ mod tests {
         let listed = details
             .bad_request()
             .map_or(0, |b| b.field_violations.len());
-        assert_eq!(listed, MAX_VIOLATIONS + 1);
+        assert!((2..=MAX_VIOLATIONS + 1).contains(&listed), "{listed}");
+        assert!(
+            status.details().len() < 10 * 1024,
+            "{}",
+            status.details().len()
+        );
     }
 
     #[test]

@@ -200,3 +200,18 @@ mod tests {
         assert_eq!(datetime(&timestamp(moment)), Some(moment));
     }
 }
+
+/// An optional id filter of a listing: empty is no filter; anything else
+/// must look like an id.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` on `field` for a malformed id.
+pub fn id_filter(field: &str, value: String) -> Result<Option<String>, tonic::Status> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match rebalancer_domain::ids::external_id_problem(&value) {
+        Some(problem) => Err(crate::error::invalid_field(field, problem)),
+        None => Ok(Some(value)),
+    }
+}

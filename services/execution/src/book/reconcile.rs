@@ -52,6 +52,8 @@ impl Execution {
         }
         if source.len() > MAX_SOURCE {
             violations.add("source", format!("at most {MAX_SOURCE} characters"));
+        } else if source.chars().any(char::is_control) {
+            violations.add("source", "must not contain control characters");
         }
         if as_of.is_some_and(|as_of| as_of > now + Duration::minutes(1)) {
             violations.add("as_of", "is in the future");

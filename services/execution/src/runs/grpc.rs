@@ -7,8 +7,8 @@ use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::invalid_field;
 use rebalancer_kit::idempotency::required_claim;
 use rebalancer_kit::page::Page;
-use rebalancer_kit::wire::enum_filter;
 use rebalancer_kit::wire::{datetime, decimal_text, money_text, timestamp};
+use rebalancer_kit::wire::{enum_filter, id_filter};
 use rebalancer_proto::execution as pb;
 use rebalancer_proto::execution::run_service_server::RunService;
 use rust_decimal::Decimal;
@@ -112,10 +112,10 @@ impl RunService for ExecutionApi {
         }
         let kind = enum_filter("type", message.r#type, run_kind_from_wire, "run type")?;
         let filter = RunFilter {
-            account_id: Some(message.account_id).filter(|id| !id.is_empty()),
+            account_id: id_filter("account_id", message.account_id)?,
             statuses,
             kind,
-            batch_id: Some(message.batch_id).filter(|id| !id.is_empty()),
+            batch_id: id_filter("batch_id", message.batch_id)?,
             created_after: message.created_after.as_ref().and_then(datetime),
             created_before: message.created_before.as_ref().and_then(datetime),
         };

@@ -158,6 +158,11 @@ impl Monitor {
                 violations.add(format!("account_ids[{index}]"), problem);
             }
         }
+        if !input.portfolio_id.is_empty()
+            && let Some(problem) = external_id_problem(&input.portfolio_id)
+        {
+            violations.add("portfolio_id", problem);
+        }
         if !input.portfolio_id.is_empty() && !input.account_ids.is_empty() {
             violations.add(
                 "portfolio_id",
