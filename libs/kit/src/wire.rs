@@ -169,6 +169,21 @@ pub fn datetime(timestamp: &Timestamp) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(timestamp.seconds, nanos)
 }
 
+/// An optional id filter of a listing: empty is no filter; anything else
+/// must look like an id.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` on `field` for a malformed id.
+pub fn id_filter(field: &str, value: String) -> Result<Option<String>, tonic::Status> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match rebalancer_domain::ids::external_id_problem(&value) {
+        Some(problem) => Err(crate::error::invalid_field(field, problem)),
+        None => Ok(Some(value)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rust_decimal_macros::dec;
@@ -198,20 +213,5 @@ mod tests {
     fn timestamps_round_trip() {
         let moment = Utc::now();
         assert_eq!(datetime(&timestamp(moment)), Some(moment));
-    }
-}
-
-/// An optional id filter of a listing: empty is no filter; anything else
-/// must look like an id.
-///
-/// # Errors
-/// `INVALID_ARGUMENT` on `field` for a malformed id.
-pub fn id_filter(field: &str, value: String) -> Result<Option<String>, tonic::Status> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    match rebalancer_domain::ids::external_id_problem(&value) {
-        Some(problem) => Err(crate::error::invalid_field(field, problem)),
-        None => Ok(Some(value)),
     }
 }
