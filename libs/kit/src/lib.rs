@@ -17,6 +17,7 @@ pub mod error;
 pub mod idempotency;
 pub mod limits;
 pub mod page;
+pub mod request_id;
 pub mod server;
 pub mod telemetry;
 pub mod wire;

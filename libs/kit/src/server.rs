@@ -14,14 +14,15 @@ use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
-use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier};
-use tower_http::trace::{DefaultOnFailure, MakeSpan, TraceLayer};
-use tracing::{Level, Span};
+use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, GrpcFailureClass, SharedClassifier};
+use tower_http::trace::{MakeSpan, TraceLayer};
+use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::ServerOptions;
 use crate::context::DefaultTenantLayer;
 use crate::limits::{LoadLimitLayer, TenantLimitLayer};
+use crate::request_id::RequestIdLayer;
 
 /// Encoding and decoding limits applied to each generated service.
 #[derive(Debug, Clone, Copy)]
@@ -82,7 +83,7 @@ pub async fn serve(
 
     let trace_layer = TraceLayer::new(SharedClassifier::new(server_errors_only()))
         .make_span_with(GrpcMakeSpan)
-        .on_failure(DefaultOnFailure::new().level(Level::WARN));
+        .on_failure(GrpcOnFailure);
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // `Server::tcp_nodelay` only applies to listeners tonic binds itself: set
@@ -91,6 +92,7 @@ pub async fn serve(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = Server::builder()
         .timeout(options.request_timeout())
+        .layer(RequestIdLayer)
         .layer(trace_layer)
         .layer(DefaultTenantLayer::new(options.default_tenant.as_deref())?)
         .layer(LoadLimitLayer::new(options.concurrency_limit))
@@ -144,6 +146,26 @@ fn server_errors_only() -> GrpcErrorsAsFailures {
     )
 }
 
+/// Records a failed call's status on its span (ERROR, with the gRPC code)
+/// and logs it.
+#[derive(Debug, Clone, Copy)]
+struct GrpcOnFailure;
+
+impl tower_http::trace::OnFailure<GrpcFailureClass> for GrpcOnFailure {
+    fn on_failure(&mut self, failure: GrpcFailureClass, latency: std::time::Duration, span: &Span) {
+        let message = match &failure {
+            GrpcFailureClass::Status(status) => {
+                span.record("rpc.grpc.status_code", status.code_raw());
+                status.to_string()
+            }
+            other => other.to_string(),
+        };
+        span.record("otel.status_code", "ERROR");
+        span.record("otel.status_message", message.as_str());
+        tracing::warn!(parent: span, failure = %message, latency_ms = latency.as_millis(), "response failed");
+    }
+}
+
 /// A span per request, continuing the caller's trace from `traceparent`.
 #[derive(Debug, Clone, Copy)]
 struct GrpcMakeSpan;
@@ -155,11 +177,25 @@ impl<B> MakeSpan<B> for GrpcMakeSpan {
             .get(rebalancer_proto::client::TENANT_HEADER)
             .and_then(|value| value.to_str().ok())
             .unwrap_or("");
+        let path = request.uri().path();
+        let request_id = request
+            .headers()
+            .get(rebalancer_proto::client::REQUEST_ID_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("");
+        // Named `package.Service/Method` in the trace backend; the status is
+        // recorded when the call fails (`GrpcOnFailure`).
         let span = tracing::info_span!(
             "grpc",
+            otel.name = %path.trim_start_matches('/'),
             otel.kind = "server",
-            rpc.method = %request.uri().path(),
+            otel.status_code = tracing::field::Empty,
+            otel.status_message = tracing::field::Empty,
+            rpc.system = "grpc",
+            rpc.method = %path,
+            rpc.grpc.status_code = tracing::field::Empty,
             tenant = %tenant,
+            request_id = %request_id,
         );
         let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.extract(&HeaderExtractor(request.headers()))
