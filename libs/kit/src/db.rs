@@ -262,6 +262,28 @@ where
     Ok(Some(row.try_get("resource_id")?))
 }
 
+/// [`find_claimed`] on a pooled connection that goes back before the caller
+/// reads the resource: a replay that held it while taking a second one
+/// deadlocked the pool under many overlapping retries.
+///
+/// # Errors
+/// [`ClaimError::Mismatch`] when the key was used for a different request.
+pub async fn claimed_id<DB>(
+    pool: &sqlx::Pool<DB>,
+    tenant: &str,
+    claim: &crate::idempotency::IdempotencyClaim,
+) -> Result<Option<String>, ClaimError>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'a> String: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
+    for<'a> &'a str: sqlx::ColumnIndex<DB::Row>,
+{
+    let mut conn = pool.acquire().await?;
+    find_claimed::<DB>(&mut conn, tenant, claim).await
+}
+
 /// Records a key as claimed for `resource_id`, inside the create's
 /// transaction; a concurrent create with the same key fails on the primary key.
 ///

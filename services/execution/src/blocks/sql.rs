@@ -148,15 +148,6 @@ impl BlockStore for SqlStore<DB> {
             .bind(block.broker.clone())
             .execute(&mut *tx)
             .await?;
-            // The runs of the transmission record where their orders went.
-            sqlx::query(
-                "UPDATE runs SET broker = $3 WHERE tenant_id = $1 AND transmission_id = $2 AND broker IS NULL",
-            )
-            .bind(tenant.to_owned())
-            .bind(block.transmission_id.clone())
-            .bind(block.broker.clone())
-            .execute(&mut *tx)
-            .await?;
             for chunk in new.order_ids.chunks(CHUNK) {
                 // Only orders no block has taken: another worker may have
                 // grouped the same transmission after a crash.
@@ -180,6 +171,18 @@ impl BlockStore for SqlStore<DB> {
             let breaks = Self::book_allocations(&mut tx, tenant, &new.allocations, now).await?;
             Self::update_orders(&mut tx, tenant, &new.orders, now).await?;
             Self::set_order_reasons(&mut tx, tenant, &breaks, now).await?;
+        }
+        // The transmission's runs record where their orders went (one
+        // broker per transmission: the tenant's mode when it was grouped).
+        if let Some(first) = blocks.first() {
+            sqlx::query(
+                "UPDATE runs SET broker = $3 WHERE tenant_id = $1 AND transmission_id = $2 AND broker IS NULL",
+            )
+            .bind(tenant.to_owned())
+            .bind(first.block.transmission_id.clone())
+            .bind(first.block.broker.clone())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(true)

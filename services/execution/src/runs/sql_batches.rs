@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use rebalancer_domain::run::RunStatus;
-use rebalancer_kit::db::{DbErrorKind, classify, find_claimed, insert_claim};
+use rebalancer_kit::db::{DbErrorKind, claimed_id, classify, insert_claim};
 use sqlx::{QueryBuilder, Row};
 
 use crate::runs::sql::{json, moving_to, parsed, unjson};
@@ -229,13 +229,7 @@ impl SqlStore<DB> {
         tenant: &str,
         claim: &IdempotencyClaim,
     ) -> Result<Option<BatchRecord>, StoreError> {
-        // The connection goes back before the read below takes one: holding
-        // it would deadlock the pool under many overlapping retries.
-        let found = {
-            let mut conn = self.pool().acquire().await?;
-            find_claimed::<DB>(&mut conn, tenant, claim).await?
-        };
-        match found {
+        match claimed_id::<DB>(self.pool(), tenant, claim).await? {
             Some(id) => self.get_batch(tenant, &id).await,
             None => Ok(None),
         }

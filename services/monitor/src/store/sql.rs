@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rebalancer_domain::evaluation::Flag;
-use rebalancer_kit::db::{DbErrorKind, Dec, classify, find_claimed, insert_claim};
+use rebalancer_kit::db::{DbErrorKind, Dec, claimed_id, classify, insert_claim};
 use sqlx::{Database, Pool, QueryBuilder, Row};
 
 use super::tickers;
@@ -62,19 +62,13 @@ fn unjson<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
 
 #[rebalancer_kit::sql_store]
 impl SqlStore<DB> {
-    /// The cycle created under a claimed key, if any. The connection goes
-    /// back before the cycle is read: holding it would deadlock the pool
-    /// under many overlapping retries.
+    /// The cycle created under a claimed key, if any.
     async fn replay_cycle(
         &self,
         tenant: &str,
         claim: &IdempotencyClaim,
     ) -> Result<Option<CycleRecord>, StoreError> {
-        let found = {
-            let mut conn = self.pool.acquire().await?;
-            find_claimed::<DB>(&mut conn, tenant, claim).await?
-        };
-        match found {
+        match claimed_id::<DB>(&self.pool, tenant, claim).await? {
             Some(id) => self.get_cycle(tenant, &id).await,
             None => Ok(None),
         }

@@ -1,7 +1,7 @@
 //! Assignments of accounts to targets.
 
 use chrono::{DateTime, Utc};
-use rebalancer_kit::db::{DbErrorKind, classify, find_claimed, insert_claim};
+use rebalancer_kit::db::{DbErrorKind, claimed_id, classify, insert_claim};
 use sqlx::{QueryBuilder, Row};
 
 use super::SqlStore;
@@ -307,13 +307,7 @@ impl SqlStore<DB> {
         tenant: &str,
         claim: &IdempotencyClaim,
     ) -> Result<Option<AssignmentRecord>, StoreError> {
-        // The connection goes back before the read below takes one: holding
-        // it would deadlock the pool under many overlapping retries.
-        let found = {
-            let mut conn = self.pool().acquire().await?;
-            find_claimed::<DB>(&mut conn, tenant, claim).await?
-        };
-        match found {
+        match claimed_id::<DB>(self.pool(), tenant, claim).await? {
             Some(id) => self.get_assignment(tenant, &id).await,
             None => Ok(None),
         }

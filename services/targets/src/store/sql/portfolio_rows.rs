@@ -7,7 +7,7 @@ use rebalancer_domain::portfolio::{
     BandKind, ConditionSubKind, DriftBand, OrderSizing, PortfolioStatus, RebalanceCondition, Scope,
     TargetSpec, Weight, WeightTarget, calendar_rule,
 };
-use rebalancer_kit::db::{Dec, find_claimed};
+use rebalancer_kit::db::{Dec, claimed_id};
 use sqlx::Row;
 
 use super::SqlStore;
@@ -24,13 +24,7 @@ impl SqlStore<DB> {
         tenant: &str,
         claim: &IdempotencyClaim,
     ) -> Result<Option<PortfolioRecord>, StoreError> {
-        // The connection goes back before the read below takes one: holding
-        // it would deadlock the pool under many overlapping retries.
-        let found = {
-            let mut conn = self.pool().acquire().await?;
-            find_claimed::<DB>(&mut conn, tenant, claim).await?
-        };
-        match found {
+        match claimed_id::<DB>(self.pool(), tenant, claim).await? {
             Some(id) => self.get_portfolio(tenant, &id, None).await,
             None => Ok(None),
         }
