@@ -67,6 +67,7 @@ impl TargetBench {
             broker: rebalancer_execution::broker::BrokerConfig::Paper,
             limits: MessageLimits::from(&options),
             workers: WorkerMode::DrivenByCaller,
+            credentials: None,
         })
         .await
         .context("open the target service")?;
@@ -80,6 +81,7 @@ impl TargetBench {
                 stack.routes.routes(),
                 &stack.health_names,
                 &options,
+                rebalancer_kit::Authenticator::insecure(None),
                 shutdown,
             )
             .await

@@ -6,13 +6,17 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rebalancer_kit::SimClock;
+use rebalancer_kit::auth::ServiceCredentials;
 use rebalancer_kit::config::ServerOptions;
+use rebalancer_kit::testing::identity::IdentityProvider;
+use rebalancer_kit::{Authenticator, SimClock};
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
 use rebalancer_kit::server::{self, MessageLimits};
 use rebalancer_kit::testing::TestDatabase;
 use rebalancer_monitor::MonitorConfig;
-use rebalancer_proto::client::{CallContext, TracedChannel};
+use rebalancer_proto::client::{
+    CallContext, ClientOptions, Credentials, TracedChannel, lazy_channel,
+};
 use rebalancer_server::stack::{
     MarketChoice, ServiceDatabase, Services, Stack, StackConfig, WorkerMode,
 };
@@ -38,6 +42,10 @@ pub struct StackOptions {
     pub market: MarketChoice,
     /// Where child orders go (the paper broker by default).
     pub broker: rebalancer_execution::broker::BrokerConfig,
+    /// Callers must present tokens of this identity provider (and the
+    /// services sign their calls with its service secret); `None` accepts
+    /// unauthenticated calls as the tenant they name.
+    pub identity: Option<Arc<IdentityProvider>>,
 }
 
 impl Default for StackOptions {
@@ -46,6 +54,7 @@ impl Default for StackOptions {
             monitor_shard_size: 500,
             market: MarketChoice::Simulated { seed: MARKET_SEED },
             broker: rebalancer_execution::broker::BrokerConfig::Paper,
+            identity: None,
         }
     }
 }
@@ -157,6 +166,16 @@ impl TestStack {
         self.channel.clone()
     }
 
+    /// A channel without the services' credentials, as an outside caller
+    /// has: calls carry only the token their [`CallContext`] gives.
+    ///
+    /// # Panics
+    /// Never: the address is valid.
+    #[must_use]
+    pub fn outside_channel(&self) -> TracedChannel {
+        lazy_channel(&ClientOptions::new(format!("http://{}", self.address))).expect("channel")
+    }
+
     /// One pass of the execution worker at the current simulated time.
     ///
     /// # Panics
@@ -258,9 +277,21 @@ impl Running {
             url: url.clone(),
             pool: PoolOptions::default(),
         };
-        let server_options = ServerOptions {
+        let mut server_options = ServerOptions {
             max_message_bytes: 64 * 1024 * 1024,
             ..ServerOptions::default()
+        };
+        let (auth, credentials) = match &options.identity {
+            Some(identity) => {
+                server_options.auth = identity.options();
+                let auth = server_options.authenticator(None).await.expect("auth");
+                let credentials: Arc<dyn Credentials> = Arc::new(
+                    ServiceCredentials::new("stack", &identity.service_secret())
+                        .expect("service credentials"),
+                );
+                (auth, Some(credentials))
+            }
+            None => (Authenticator::insecure(None), None),
         };
         let stack = Stack::build(StackConfig {
             services: Services::All {
@@ -282,6 +313,7 @@ impl Running {
             broker: options.broker.clone(),
             limits: MessageLimits::from(&server_options),
             workers: WorkerMode::DrivenByCaller,
+            credentials,
         })
         .await
         .expect("stack");
@@ -305,6 +337,7 @@ impl Running {
                 routes.routes(),
                 &health_names,
                 &server_options,
+                auth,
                 shutdown,
             )
             .await

@@ -525,6 +525,8 @@ async fn kill_and_restart(backend: &str, venue: Venue) {
             database,
             peer.0,
             peer.1,
+            // Authentication is tested on its own (tests/tests/auth.rs).
+            "--insecure-accept-unauthenticated",
         ]
         .map(str::to_owned)
         .to_vec();

@@ -29,9 +29,12 @@ pub struct ServerOptions {
     /// Seconds to let in-flight requests finish after a shutdown signal.
     #[arg(long, env = "REBALANCER_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
-    /// Tenant assumed when a request carries no `x-tenant-id` (dev only; empty refuses such requests).
+    /// Tenant assumed when an unauthenticated request carries no
+    /// `x-tenant-id` (dev only: needs `--insecure-accept-unauthenticated`).
     #[arg(long, env = "REBALANCER_DEFAULT_TENANT")]
     pub default_tenant: Option<String>,
+    #[command(flatten)]
+    pub auth: crate::auth::AuthOptions,
 }
 
 impl ServerOptions {
@@ -74,6 +77,23 @@ impl ServerOptions {
         }
         Ok(())
     }
+
+    /// The authenticator these options describe (see
+    /// [`crate::auth::Authenticator::from_options`]).
+    ///
+    /// # Errors
+    /// When callers could not be authenticated, or the keys cannot be loaded.
+    pub async fn authenticator(
+        &self,
+        dev_secret: Option<Vec<u8>>,
+    ) -> anyhow::Result<crate::auth::Authenticator> {
+        crate::auth::Authenticator::from_options(
+            &self.auth,
+            dev_secret,
+            self.default_tenant.clone(),
+        )
+        .await
+    }
 }
 
 impl Default for ServerOptions {
@@ -85,6 +105,7 @@ impl Default for ServerOptions {
             max_message_bytes: 16 * 1024 * 1024,
             shutdown_grace_secs: 20,
             default_tenant: None,
+            auth: crate::auth::AuthOptions::default(),
         }
     }
 }

@@ -1,14 +1,14 @@
 //! Who a request is for: the tenant (an advisor firm or platform client) every
-//! resource belongs to, the actor (person or system) and the request id. Taken
-//! from request metadata; real authentication will fill the same slot.
+//! resource belongs to, the actor (person or system) and the request id.
+//! Taken from the [`Principal`] the auth layer verified; a request that did
+//! not pass through it (a handler called directly in a test) falls back to
+//! its metadata.
 
-use std::task::{Context, Poll};
-
-use http::HeaderValue;
 use rebalancer_proto::client::{ACTOR_HEADER, CallContext, REQUEST_ID_HEADER, TENANT_HEADER};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
-use tower::{Layer, Service};
+
+use crate::auth::Principal;
 
 /// Longest tenant id.
 const MAX_TENANT_LEN: usize = 64;
@@ -55,7 +55,20 @@ impl RequestContext {
     /// # Errors
     /// `UNAUTHENTICATED` when the tenant is missing or malformed.
     pub fn of<T>(request: &tonic::Request<T>) -> Result<Self, Status> {
-        Self::from_metadata(request.metadata())
+        let Some(principal) = request.extensions().get::<Principal>() else {
+            return Self::from_metadata(request.metadata());
+        };
+        let request_id = request
+            .metadata()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .filter(|value| !value.is_empty())
+            .map(str::to_owned);
+        Ok(Self {
+            tenant: principal.tenant.clone(),
+            actor: principal.actor.clone(),
+            request_id,
+        })
     }
 
     /// A context for work the system does on its own (schedules, workers).
@@ -75,6 +88,7 @@ impl RequestContext {
             tenant: self.tenant.clone(),
             actor: Some(self.actor.clone()),
             request_id: self.request_id.clone(),
+            token: None,
         }
     }
 }
@@ -93,71 +107,6 @@ pub fn tenant_problem(tenant: &str) -> Option<&'static str> {
         return Some("may contain only letters, digits and - _ .");
     }
     None
-}
-
-/// Inserts a default tenant into requests that carry none (the dev stack, so
-/// grpcurl sessions stay short). Without a default it does nothing and such
-/// requests are refused by the handlers.
-#[derive(Debug, Clone)]
-pub struct DefaultTenantLayer {
-    tenant: Option<HeaderValue>,
-}
-
-impl DefaultTenantLayer {
-    /// # Errors
-    /// When the tenant id is malformed.
-    pub fn new(tenant: Option<&str>) -> anyhow::Result<Self> {
-        let tenant = match tenant {
-            Some(tenant) => {
-                if let Some(problem) = tenant_problem(tenant) {
-                    anyhow::bail!("default tenant {tenant:?} {problem}");
-                }
-                Some(HeaderValue::from_str(tenant)?)
-            }
-            None => None,
-        };
-        Ok(Self { tenant })
-    }
-}
-
-impl<S> Layer<S> for DefaultTenantLayer {
-    type Service = DefaultTenant<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        DefaultTenant {
-            inner,
-            tenant: self.tenant.clone(),
-        }
-    }
-}
-
-/// Service produced by [`DefaultTenantLayer`].
-#[derive(Debug, Clone)]
-pub struct DefaultTenant<S> {
-    inner: S,
-    tenant: Option<HeaderValue>,
-}
-
-impl<S, B> Service<http::Request<B>> for DefaultTenant<S>
-where
-    S: Service<http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        if let Some(tenant) = &self.tenant
-            && !request.headers().contains_key(TENANT_HEADER)
-        {
-            request.headers_mut().insert(TENANT_HEADER, tenant.clone());
-        }
-        self.inner.call(request)
-    }
 }
 
 #[cfg(test)]

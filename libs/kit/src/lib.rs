@@ -9,6 +9,7 @@
 //! No business rules live here (they are `rebalancer_domain`'s), and nothing
 //! here knows one service from another.
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod context;
@@ -22,9 +23,10 @@ pub mod server;
 pub mod telemetry;
 pub mod wire;
 
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use auth::{Authenticator, Principal};
 pub use clock::{Clock, SimClock, SystemClock};
 pub use context::RequestContext;
 pub use error::{ServiceError, StoreError};

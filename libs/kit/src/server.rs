@@ -1,7 +1,7 @@
 //! The gRPC server every service runs on: health (`grpc.health.v1`, one entry
 //! per service), reflection v1 and v1alpha (grpcurl 1.8.6 asks v1alpha),
-//! tracing with W3C context extraction, a default tenant for the dev stack,
-//! explicit limits (deadline, global concurrency with load shedding that
+//! tracing with W3C context extraction, authentication and the permission
+//! of every RPC ([`crate::auth`]), explicit limits (deadline, global concurrency with load shedding that
 //! health checks bypass, message sizes), and graceful shutdown: health flips to NOT_SERVING, new
 //! connections stop, in-flight requests get a grace period to finish.
 
@@ -20,7 +20,7 @@ use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::ServerOptions;
-use crate::context::DefaultTenantLayer;
+use crate::auth::{AuthLayer, Authenticator};
 use crate::limits::{LoadLimitLayer, TenantLimitLayer};
 use crate::request_id::RequestIdLayer;
 
@@ -48,7 +48,8 @@ pub async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
 }
 
 /// Serves `routes` (plus health and reflection) on `listener` until `shutdown`
-/// completes, then drains.
+/// completes, then drains. Every call but health and reflection is
+/// authenticated and authorized by `auth`.
 ///
 /// # Errors
 /// When the options are invalid or the transport fails.
@@ -57,6 +58,7 @@ pub async fn serve(
     routes: Routes,
     service_names: &[&'static str],
     options: &ServerOptions,
+    auth: Authenticator,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     options.validate()?;
@@ -94,7 +96,7 @@ pub async fn serve(
         .timeout(options.request_timeout())
         .layer(RequestIdLayer)
         .layer(trace_layer)
-        .layer(DefaultTenantLayer::new(options.default_tenant.as_deref())?)
+        .layer(AuthLayer::new(auth))
         .layer(LoadLimitLayer::new(options.concurrency_limit))
         .layer(TenantLimitLayer::new(options.tenant_concurrency_limit))
         .add_routes(routes)
@@ -172,11 +174,6 @@ struct GrpcMakeSpan;
 
 impl<B> MakeSpan<B> for GrpcMakeSpan {
     fn make_span(&mut self, request: &http::Request<B>) -> Span {
-        let tenant = request
-            .headers()
-            .get(rebalancer_proto::client::TENANT_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("");
         let path = request.uri().path();
         let request_id = request
             .headers()
@@ -194,7 +191,9 @@ impl<B> MakeSpan<B> for GrpcMakeSpan {
             rpc.system = "grpc",
             rpc.method = %path,
             rpc.grpc.status_code = tracing::field::Empty,
-            tenant = %tenant,
+            // Verified by the auth layer, which records them.
+            tenant = tracing::field::Empty,
+            actor = tracing::field::Empty,
             request_id = %request_id,
         );
         let parent = opentelemetry::global::get_text_map_propagator(|propagator| {

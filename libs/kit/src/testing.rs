@@ -5,6 +5,8 @@
 //! PostgreSQL tests never pass silently: when the server is unreachable they
 //! fail under `CI=true`, and elsewhere they print a loud SKIPPED line.
 
+pub mod identity;
+
 use std::str::FromStr;
 
 use sqlx::Connection;

@@ -1,7 +1,10 @@
 //! A ready client channel for calling Rebalancer services: lazy connection,
-//! per-call timeout, W3C trace-context propagation, and the request metadata
-//! (tenant, actor, request id) every call carries.
+//! per-call timeout, W3C trace-context propagation, the caller's credentials
+//! (a bearer token on every call), and the request metadata (tenant, actor,
+//! request id) every call carries.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::propagation::Injector;
@@ -17,6 +20,15 @@ pub const TENANT_HEADER: &str = "x-tenant-id";
 pub const ACTOR_HEADER: &str = "x-actor";
 /// Metadata key correlating one request across services.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Metadata key of the caller's credentials (`Bearer <JWT>`).
+pub const AUTHORIZATION_HEADER: &str = "authorization";
+
+/// Where a client's bearer token comes from (a service's own identity, or a
+/// user's token). Asked on every call, so it can renew tokens.
+pub trait Credentials: Send + Sync + fmt::Debug {
+    /// The token to send (without `Bearer `), or `None` to send none.
+    fn token(&self) -> Option<String>;
+}
 
 /// Errors building a client channel.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +49,8 @@ pub struct ClientOptions {
     /// Deadline of every unary call.
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Sent as `authorization: Bearer <token>` on every call.
+    pub credentials: Option<Arc<dyn Credentials>>,
 }
 
 impl ClientOptions {
@@ -46,11 +60,20 @@ impl ClientOptions {
             endpoint: endpoint.into(),
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
+            credentials: None,
         }
+    }
+
+    /// The same endpoint, calling with `credentials`.
+    #[must_use]
+    pub fn with_credentials(mut self, credentials: Option<Arc<dyn Credentials>>) -> Self {
+        self.credentials = credentials;
+        self
     }
 }
 
-/// A channel that injects the current span's trace context into every call.
+/// A channel that injects the current span's trace context (and the
+/// credentials, if any) into every call.
 pub type TracedChannel = InterceptedService<Channel, TraceContextInterceptor>;
 
 /// Builds a channel that connects on first use, so services can start in any order.
@@ -70,13 +93,18 @@ pub fn lazy_channel(options: &ClientOptions) -> Result<TracedChannel, ClientErro
         .keep_alive_while_idle(true);
     Ok(InterceptedService::new(
         endpoint.connect_lazy(),
-        TraceContextInterceptor,
+        TraceContextInterceptor {
+            credentials: options.credentials.clone(),
+        },
     ))
 }
 
-/// Injects the W3C `traceparent` of the current tracing span.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TraceContextInterceptor;
+/// Injects the W3C `traceparent` of the current tracing span, and the
+/// bearer token unless the request carries one already.
+#[derive(Debug, Clone, Default)]
+pub struct TraceContextInterceptor {
+    credentials: Option<Arc<dyn Credentials>>,
+}
 
 impl Interceptor for TraceContextInterceptor {
     fn call(
@@ -87,6 +115,13 @@ impl Interceptor for TraceContextInterceptor {
         opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.inject_context(&context, &mut MetadataInjector(request.metadata_mut()));
         });
+        if let Some(credentials) = &self.credentials
+            && !request.metadata().contains_key(AUTHORIZATION_HEADER)
+            && let Some(token) = credentials.token()
+            && let Ok(value) = MetadataValue::try_from(format!("Bearer {token}"))
+        {
+            request.metadata_mut().insert(AUTHORIZATION_HEADER, value);
+        }
         Ok(request)
     }
 }
@@ -111,6 +146,9 @@ pub struct CallContext {
     pub tenant: String,
     pub actor: Option<String>,
     pub request_id: Option<String>,
+    /// A bearer token to send instead of the channel's own credentials (a
+    /// user's token).
+    pub token: Option<String>,
 }
 
 impl CallContext {
@@ -120,7 +158,15 @@ impl CallContext {
             tenant: tenant.into(),
             actor: None,
             request_id: None,
+            token: None,
         }
+    }
+
+    /// The same context, sending `token` as the caller's credentials.
+    #[must_use]
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
     }
 
     /// Wraps a message in a request carrying this context's metadata.
@@ -134,6 +180,9 @@ impl CallContext {
         }
         if let Some(request_id) = &self.request_id {
             insert_ascii(metadata, REQUEST_ID_HEADER, request_id);
+        }
+        if let Some(token) = &self.token {
+            insert_ascii(metadata, AUTHORIZATION_HEADER, &format!("Bearer {token}"));
         }
         request
     }

@@ -11,6 +11,7 @@ pub use prost;
 pub use prost_types;
 pub use tonic;
 
+pub mod access;
 pub mod client;
 
 /// Generated code, one module per protobuf package.

@@ -9,9 +9,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use rebalancer_kit::config::ServerOptions;
+use rebalancer_kit::auth::{ServiceCredentials, mint_dev_token};
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
 use rebalancer_kit::server::{self, MessageLimits};
 use rebalancer_kit::{Clock, SimClock};
+
+use rebalancer_proto::access::Role;
+use rebalancer_proto::client::Credentials;
 
 use crate::stack::{ServiceDatabase, Services, Stack, StackConfig, WorkerMode};
 
@@ -45,7 +49,14 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
     if args.server.default_tenant.is_none() {
         args.server.default_tenant = Some(DEV_TENANT.to_owned());
     }
+    // Zero configuration: calls without a token act as the tenant they name
+    // (or `default`); tokens minted by `rebalancer token` are checked.
+    args.server.auth.insecure_accept_unauthenticated = true;
     args.server.validate()?;
+    let secret = dev_secret(&args.data_dir)?;
+    let auth = args.server.authenticator(Some(secret.clone())).await?;
+    let credentials: Arc<dyn Credentials> = Arc::new(ServiceCredentials::new("stack", &secret)?);
+    let secret_dir = args.data_dir.clone();
     if args.demo.demo {
         // The demo starts from empty databases of its own, on a fixed date,
         // its runs worked as VWAP blocks unless told otherwise.
@@ -94,6 +105,7 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
         workers: WorkerMode::Start {
             owner: format!("dev-{}", std::process::id()),
         },
+        credentials: Some(credentials),
     })
     .await?;
     let Stack {
@@ -105,9 +117,13 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
     } = stack;
     let own = own_channel.context("the dev stack calls its own listener")?;
     println!(
-        "rebalancer dev listening on {address} (data in {}, default tenant {:?})",
+        "rebalancer dev listening on {address} (data in {}, default tenant {:?})\n\
+         no authentication: calls without a token act as the tenant in x-tenant-id \
+         (or {DEV_TENANT:?}); to try roles, send a token from \
+         `rebalancer token --data-dir {} --role viewer`",
         args.data_dir.display(),
-        DEV_TENANT
+        DEV_TENANT,
+        secret_dir.display(),
     );
     let options = args.server.clone();
     let server = tokio::spawn(async move {
@@ -116,6 +132,7 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
             routes.routes(),
             &health_names,
             &options,
+            auth,
             server::shutdown_signal(),
         )
         .await
@@ -137,4 +154,76 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
         .and_then(|result| result);
     workers.stop().await;
     served
+}
+
+/// Name of the dev stack's signing secret in its data directory.
+const DEV_SECRET_FILE: &str = "dev-secret";
+
+/// The dev stack's signing secret (service tokens, and user tokens minted by
+/// `rebalancer token`), created on first use.
+fn dev_secret(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join(DEV_SECRET_FILE);
+    if let Ok(secret) = std::fs::read(&path) {
+        return Ok(secret);
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(secret.into_bytes())
+}
+
+/// `rebalancer token`: a user token the dev stack accepts.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The dev stack's data directory (where its secret is).
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// The tenant the token is for.
+    #[arg(long, default_value = DEV_TENANT)]
+    pub tenant: String,
+    /// Who the token names (recorded as the actor).
+    #[arg(long, default_value = "dev-user")]
+    pub subject: String,
+    /// A role: viewer, advisor, trader, operator, admin or platform (repeat for more).
+    #[arg(long = "role", required = true, value_parser = parse_role)]
+    pub roles: Vec<Role>,
+    /// Lifetime, seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl_secs: u64,
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = Role::ALL.iter().map(|role| role.name()).collect();
+        format!("{text:?} is not a role ({})", names.join(", "))
+    })
+}
+
+/// Prints a token for `rebalancer dev`.
+///
+/// # Errors
+/// When the tenant is malformed or the secret cannot be read or made.
+pub fn token(args: &TokenArgs) -> anyhow::Result<()> {
+    if let Some(problem) = rebalancer_kit::context::tenant_problem(&args.tenant) {
+        anyhow::bail!("--tenant {:?} {problem}", args.tenant);
+    }
+    let secret = dev_secret(&args.data_dir)?;
+    let token = mint_dev_token(
+        &secret,
+        &args.tenant,
+        &args.subject,
+        &args.roles,
+        args.ttl_secs,
+    )?;
+    println!("{token}");
+    Ok(())
 }

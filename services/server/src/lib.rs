@@ -1,8 +1,8 @@
 //! The `rebalancer` command line: `dev` runs the whole system in one process
 //! on SQLite (the embedded default), `serve <service>` runs one service on its
 //! own database for Kubernetes, `migrate <service>` applies a service's
-//! migrations and exits (a Kubernetes Job). All three wire the services
-//! through [`stack`].
+//! migrations and exits (a Kubernetes Job), `token` mints a token for the dev
+//! stack. The first three wire the services through [`stack`].
 
 mod demo;
 mod dev;
@@ -37,6 +37,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply one service's database migrations and exit.
     Migrate(MigrateArgs),
+    /// Mint a token for the dev stack, to try roles locally (signed with the
+    /// data directory's dev secret; `rebalancer dev` trusts it).
+    Token(dev::TokenArgs),
 }
 
 /// One of the three services.
@@ -77,10 +80,6 @@ pub struct ServeArgs {
     pub market_seed: u64,
     #[command(flatten)]
     pub venue: VenueOptions,
-    /// Lets `--default-tenant` work in `serve`: any caller that sends no
-    /// tenant acts as that tenant, without credentials. Refused otherwise.
-    #[arg(long, env = "REBALANCER_INSECURE_ACCEPT_UNAUTHENTICATED")]
-    pub insecure_accept_unauthenticated: bool,
     /// Database connections per replica.
     #[arg(long, env = "REBALANCER_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
@@ -261,6 +260,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev(args) => dev::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Migrate(args) => serve::migrate(args).await,
+        Command::Token(args) => dev::token(&args),
     }
 }
 

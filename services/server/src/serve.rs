@@ -3,24 +3,32 @@
 
 use std::sync::Arc;
 
+use rebalancer_kit::auth::ServiceCredentials;
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
 use rebalancer_kit::server::{self, MessageLimits};
 use rebalancer_kit::{Clock, SystemClock};
 
 use crate::stack::{self, PeerUrls, ServiceDatabase, Services, Stack, StackConfig, WorkerMode};
-use crate::{MigrateArgs, ServeArgs};
+use rebalancer_proto::client::Credentials;
+
+use crate::{MigrateArgs, ServeArgs, ServiceKind};
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     args.server.validate()?;
-    if let Some(tenant) = &args.server.default_tenant {
-        anyhow::ensure!(
-            args.insecure_accept_unauthenticated,
-            "--default-tenant {tenant:?} lets any caller act as that tenant without credentials; \
-             `serve` refuses it unless --insecure-accept-unauthenticated is also given \
-             (`rebalancer dev` sets it for local use)"
+    let auth = args.server.authenticator(None).await?;
+    if auth.is_insecure() {
+        tracing::warn!(
+            default_tenant = ?args.server.default_tenant,
+            "--insecure-accept-unauthenticated: calls without a token act as the tenant they name"
         );
-        tracing::warn!(%tenant, "serving requests without a tenant as {tenant}: no authentication");
     }
+    let credentials: Option<Arc<dyn Credentials>> = match args.server.auth.service_secret()? {
+        Some(secret) => Some(Arc::new(ServiceCredentials::new(
+            service_name(args.service),
+            &secret,
+        )?)),
+        None => None,
+    };
     let database = ServiceDatabase {
         url: DatabaseUrl::parse(&args.database_url)?,
         pool: PoolOptions {
@@ -56,6 +64,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         workers: WorkerMode::Start {
             owner: format!("{}-{}", hostname(), std::process::id()),
         },
+        credentials,
     })
     .await?;
     let listener = server::bind(args.listen).await?;
@@ -70,11 +79,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         stack.routes.routes(),
         &stack.health_names,
         &args.server,
+        auth,
         server::shutdown_signal(),
     )
     .await;
     stack.workers.stop().await;
     served
+}
+
+/// The name a service signs its calls with.
+const fn service_name(service: ServiceKind) -> &'static str {
+    match service {
+        ServiceKind::Target => "target",
+        ServiceKind::Monitor => "monitor",
+        ServiceKind::Execution => "execution",
+    }
 }
 
 /// This replica's name (the pod name on Kubernetes).

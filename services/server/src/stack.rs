@@ -19,7 +19,7 @@ use rebalancer_kit::Clock;
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
 use rebalancer_kit::server::MessageLimits;
 use rebalancer_monitor::{MonitorConfig, MonitorDeps, MonitorService};
-use rebalancer_proto::client::{ClientOptions, TracedChannel, lazy_channel};
+use rebalancer_proto::client::{ClientOptions, Credentials, TracedChannel, lazy_channel};
 use rebalancer_target::{TargetDeps, TargetService};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -48,6 +48,9 @@ pub struct StackConfig {
     /// Message size limits of every gRPC service.
     pub limits: MessageLimits,
     pub workers: WorkerMode,
+    /// The identity the services present on their calls to each other (a
+    /// service token); `None` sends none (insecure deployments, tests).
+    pub credentials: Option<Arc<dyn Credentials>>,
 }
 
 /// Which services run in this process.
@@ -235,7 +238,7 @@ struct Placement {
 }
 
 impl Services {
-    fn place(self) -> anyhow::Result<Placement> {
+    fn place(self, credentials: Option<Arc<dyn Credentials>>) -> anyhow::Result<Placement> {
         match self {
             Self::All {
                 target,
@@ -246,9 +249,9 @@ impl Services {
                 target: Some(target),
                 monitor: Some(monitor),
                 execution: Some(execution),
-                peers: Peers::Own(lazy_channel(&ClientOptions::new(format!(
-                    "http://{address}"
-                )))?),
+                peers: Peers::Own(lazy_channel(
+                    &ClientOptions::new(format!("http://{address}")).with_credentials(credentials),
+                )?),
             }),
             Self::One {
                 service,
@@ -259,7 +262,7 @@ impl Services {
                     target: None,
                     monitor: None,
                     execution: None,
-                    peers: Peers::Remote(peers),
+                    peers: Peers::Remote(peers, credentials),
                 };
                 let slot = match service {
                     ServiceKind::Target => &mut placement.target,
@@ -277,27 +280,30 @@ impl Services {
 /// channel per peer URL, made only for the services that call it.
 enum Peers {
     Own(TracedChannel),
-    Remote(PeerUrls),
+    Remote(PeerUrls, Option<Arc<dyn Credentials>>),
 }
 
 impl Peers {
     fn target(&self) -> anyhow::Result<Option<TracedChannel>> {
         match self {
             Self::Own(channel) => Ok(Some(channel.clone())),
-            Self::Remote(urls) => remote(urls.target.as_deref()),
+            Self::Remote(urls, credentials) => remote(urls.target.as_deref(), credentials),
         }
     }
 
     fn execution(&self) -> anyhow::Result<Option<TracedChannel>> {
         match self {
             Self::Own(channel) => Ok(Some(channel.clone())),
-            Self::Remote(urls) => remote(urls.execution.as_deref()),
+            Self::Remote(urls, credentials) => remote(urls.execution.as_deref(), credentials),
         }
     }
 }
 
-fn remote(url: Option<&str>) -> anyhow::Result<Option<TracedChannel>> {
-    url.map(|url| lazy_channel(&ClientOptions::new(url)))
+fn remote(
+    url: Option<&str>,
+    credentials: &Option<Arc<dyn Credentials>>,
+) -> anyhow::Result<Option<TracedChannel>> {
+    url.map(|url| lazy_channel(&ClientOptions::new(url).with_credentials(credentials.clone())))
         .transpose()
         .map_err(anyhow::Error::from)
 }
@@ -321,16 +327,17 @@ impl Stack {
             broker,
             limits,
             workers: worker_mode,
+            credentials,
         } = config;
         let Placement {
             target: target_database,
             monitor: monitor_database,
             execution: execution_database,
             peers,
-        } = services.place()?;
+        } = services.place(credentials)?;
         let own_channel = match &peers {
             Peers::Own(channel) => Some(channel.clone()),
-            Peers::Remote(_) => None,
+            Peers::Remote(..) => None,
         };
 
         let mut routes = RoutesBuilder::default();

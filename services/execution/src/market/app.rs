@@ -203,8 +203,7 @@ impl Execution {
         for tenant in tenants {
             let call = CallContext {
                 tenant,
-                actor: Some(context.actor.clone()),
-                request_id: context.request_id.clone(),
+                ..context.call()
             };
             let request = call.request(ReportAssetStatusRequest {
                 symbol: asset.symbol.clone(),
