@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use rebalancer_kit::auth::ServiceCredentials;
 use rebalancer_kit::config::ServerOptions;
-use rebalancer_kit::testing::identity::IdentityProvider;
-use rebalancer_kit::{Authenticator, SimClock};
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
 use rebalancer_kit::server::{self, MessageLimits};
 use rebalancer_kit::testing::TestDatabase;
+use rebalancer_kit::testing::identity::IdentityProvider;
+use rebalancer_kit::{Authenticator, SimClock};
 use rebalancer_monitor::MonitorConfig;
 use rebalancer_proto::client::{
     CallContext, ClientOptions, Credentials, TracedChannel, lazy_channel,

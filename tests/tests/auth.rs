@@ -216,7 +216,10 @@ async fn roles_tenants_and_service_identity(backend: Backend) {
         .cloned()
         .expect("error info");
     assert_eq!(info.reason, "MISSING_PERMISSION");
-    assert_eq!(info.metadata.get("permission").map(String::as_str), Some("trade"));
+    assert_eq!(
+        info.metadata.get("permission").map(String::as_str),
+        Some("trade")
+    );
     let approved = runs
         .approve_run(trader.request(ApproveRunRequest {
             run_id: run.id.clone(),

@@ -19,8 +19,8 @@ use tower_http::trace::{MakeSpan, TraceLayer};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::config::ServerOptions;
 use crate::auth::{AuthLayer, Authenticator};
+use crate::config::ServerOptions;
 use crate::limits::{LoadLimitLayer, TenantLimitLayer};
 use crate::request_id::RequestIdLayer;
 

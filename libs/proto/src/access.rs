@@ -177,7 +177,10 @@ pub const RPCS: &[(&str, Permission)] = {
         ("execution.v1.AccountService/ListAccounts", Read),
         ("execution.v1.AccountService/CreateCashMovement", Operate),
         ("execution.v1.AccountService/ListCashMovements", Read),
-        ("execution.v1.AccountService/AcknowledgeCashMovement", Internal),
+        (
+            "execution.v1.AccountService/AcknowledgeCashMovement",
+            Internal,
+        ),
         ("execution.v1.AccountService/SettleCashMovement", Operate),
         ("execution.v1.AccountService/CancelCashMovement", Operate),
         ("execution.v1.AccountService/GetHoldings", Read),
@@ -187,7 +190,10 @@ pub const RPCS: &[(&str, Permission)] = {
         // execution: market data (shared by every tenant)
         ("execution.v1.MarketDataService/UpsertAssets", Platform),
         ("execution.v1.MarketDataService/UpsertQuotes", Platform),
-        ("execution.v1.MarketDataService/UpsertCalendarDays", Platform),
+        (
+            "execution.v1.MarketDataService/UpsertCalendarDays",
+            Platform,
+        ),
         ("execution.v1.MarketDataService/DeleteCalendarDay", Platform),
         ("execution.v1.MarketDataService/ListCalendarDays", Read),
         ("execution.v1.MarketDataService/GetAsset", Read),
@@ -219,7 +225,10 @@ pub const RPCS: &[(&str, Permission)] = {
 /// public path, `Some(None)` for a path that is not an RPC of Rebalancer.
 #[must_use]
 pub fn required(path: &str) -> Option<Option<Permission>> {
-    if PUBLIC_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
+    if PUBLIC_PREFIXES
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+    {
         return None;
     }
     let method = path.strip_prefix("/rebalancer.").unwrap_or_default();
@@ -256,7 +265,11 @@ mod tests {
             let listed = RPCS.iter().filter(|(name, _)| name == method).count();
             assert_eq!(listed, 1, "{method} is listed {listed} times in RPCS");
         }
-        assert_eq!(methods.len(), RPCS.len(), "RPCS lists a method proto/ lacks");
+        assert_eq!(
+            methods.len(),
+            RPCS.len(),
+            "RPCS lists a method proto/ lacks"
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use rebalancer_kit::config::ServerOptions;
 use rebalancer_kit::auth::{ServiceCredentials, mint_dev_token};
+use rebalancer_kit::config::ServerOptions;
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
 use rebalancer_kit::server::{self, MessageLimits};
 use rebalancer_kit::{Clock, SimClock};

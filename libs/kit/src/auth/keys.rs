@@ -74,7 +74,10 @@ impl KeySet {
             .build()
             .map_err(|error| anyhow::anyhow!("cannot build the JWKS client: {error}"))?;
         let keys = fetch_all(&sources, &http).await?;
-        anyhow::ensure!(!keys.is_empty(), "the JWKS sources hold no RS256 or ES256 key");
+        anyhow::ensure!(
+            !keys.is_empty(),
+            "the JWKS sources hold no RS256 or ES256 key"
+        );
         tracing::info!(keys = keys.len(), "identity provider keys loaded");
         let shared = Arc::new(Shared {
             sources,
@@ -170,9 +173,9 @@ async fn refresh_periodically(shared: Weak<Shared>, period: Duration) {
 async fn fetch_all(sources: &Sources, http: &reqwest::Client) -> anyhow::Result<Vec<Key>> {
     let mut keys = Vec::new();
     for path in &sources.files {
-        let text = tokio::fs::read_to_string(path)
-            .await
-            .map_err(|error| anyhow::anyhow!("cannot read JWKS file {}: {error}", path.display()))?;
+        let text = tokio::fs::read_to_string(path).await.map_err(|error| {
+            anyhow::anyhow!("cannot read JWKS file {}: {error}", path.display())
+        })?;
         keys.extend(parse(&text).map_err(|error| {
             anyhow::anyhow!("JWKS file {} is not a key set: {error}", path.display())
         })?);

@@ -101,7 +101,13 @@ where
 fn header_value(text: &str) -> HeaderValue {
     let ascii: String = text
         .chars()
-        .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
     HeaderValue::from_str(&ascii).unwrap_or_else(|_| HeaderValue::from_static("?"))
 }

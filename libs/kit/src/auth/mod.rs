@@ -39,7 +39,11 @@ use crate::context::tenant_problem;
 pub struct AuthOptions {
     /// Accepted token issuers (`iss`), comma-separated. With
     /// `--auth-oidc-discovery`, each is also where its keys are discovered.
-    #[arg(long = "auth-issuer", env = "REBALANCER_AUTH_ISSUERS", value_delimiter = ',')]
+    #[arg(
+        long = "auth-issuer",
+        env = "REBALANCER_AUTH_ISSUERS",
+        value_delimiter = ','
+    )]
     pub issuers: Vec<String>,
     /// Accepted audiences (`aud`), comma-separated.
     #[arg(
@@ -50,10 +54,18 @@ pub struct AuthOptions {
     )]
     pub audiences: Vec<String>,
     /// JWKS files (air-gapped installs), comma-separated; re-read on refresh.
-    #[arg(long = "auth-jwks-file", env = "REBALANCER_AUTH_JWKS_FILES", value_delimiter = ',')]
+    #[arg(
+        long = "auth-jwks-file",
+        env = "REBALANCER_AUTH_JWKS_FILES",
+        value_delimiter = ','
+    )]
     pub jwks_files: Vec<PathBuf>,
     /// JWKS URLs, comma-separated.
-    #[arg(long = "auth-jwks-url", env = "REBALANCER_AUTH_JWKS_URLS", value_delimiter = ',')]
+    #[arg(
+        long = "auth-jwks-url",
+        env = "REBALANCER_AUTH_JWKS_URLS",
+        value_delimiter = ','
+    )]
     pub jwks_urls: Vec<String>,
     /// Find each issuer's keys through `<issuer>/.well-known/openid-configuration`.
     #[arg(long = "auth-oidc-discovery", env = "REBALANCER_AUTH_OIDC_DISCOVERY")]
@@ -67,10 +79,18 @@ pub struct AuthOptions {
     )]
     pub refresh_secs: u64,
     /// The claim naming the caller's tenant.
-    #[arg(long = "auth-tenant-claim", env = "REBALANCER_AUTH_TENANT_CLAIM", default_value = "tenant")]
+    #[arg(
+        long = "auth-tenant-claim",
+        env = "REBALANCER_AUTH_TENANT_CLAIM",
+        default_value = "tenant"
+    )]
     pub tenant_claim: String,
     /// The claim listing the caller's roles (an array, or a space-separated string).
-    #[arg(long = "auth-roles-claim", env = "REBALANCER_AUTH_ROLES_CLAIM", default_value = "roles")]
+    #[arg(
+        long = "auth-roles-claim",
+        env = "REBALANCER_AUTH_ROLES_CLAIM",
+        default_value = "roles"
+    )]
     pub roles_claim: String,
     /// File holding the secret (at least 32 bytes) the services sign their
     /// calls to each other with; the same secret on every service.

@@ -112,7 +112,10 @@ async fn expired_early_foreign_and_tampered_tokens_are_refused() {
         ("other issuer", with("iss", json!("https://evil.example"))),
         ("no tenant", with("tenant", json!(null))),
         ("bad tenant", with("tenant", json!("firm a"))),
-        ("unpublished key", IdentityProvider::sign(TestKey::Unpublished, &base)),
+        (
+            "unpublished key",
+            IdentityProvider::sign(TestKey::Unpublished, &base),
+        ),
         ("garbage", "not.a.token".to_owned()),
     ];
     for (name, token) in cases {
@@ -156,7 +159,8 @@ async fn a_rotated_key_is_trusted_without_a_restart() {
 async fn service_tokens_act_for_the_tenant_they_name() {
     let idp = IdentityProvider::new();
     let auth = secure(&idp).await;
-    let credentials = ServiceCredentials::new("monitor", &idp.service_secret()).expect("credentials");
+    let credentials =
+        ServiceCredentials::new("monitor", &idp.service_secret()).expect("credentials");
     let token = credentials.token().expect("service token");
     let principal = auth
         .authenticate(&headers(&[
@@ -178,11 +182,16 @@ async fn service_tokens_act_for_the_tenant_they_name() {
         .expect("service call for a user");
     assert_eq!(for_user.actor, "monitor on behalf of alice");
     let code = code_of(&auth, &headers(&[("authorization", &bearer(&token))])).await;
-    assert_eq!(code, Code::InvalidArgument, "a service call names its tenant");
+    assert_eq!(
+        code,
+        Code::InvalidArgument,
+        "a service call names its tenant"
+    );
     // A service token signed with another secret is nobody's.
     let stranger = ServiceCredentials::new("monitor", &[7; 32])
         .expect("credentials")
-        .token().expect("token");
+        .token()
+        .expect("token");
     let code = code_of(&auth, &headers(&[("authorization", &bearer(&stranger))])).await;
     assert_eq!(code, Code::Unauthenticated);
 }
@@ -216,7 +225,11 @@ async fn serve_without_keys_or_with_a_default_tenant_refuses_to_start() {
     let error = Authenticator::from_options(&AuthOptions::default(), None, None)
         .await
         .expect_err("no keys");
-    assert!(error.to_string().contains("--insecure-accept-unauthenticated"));
+    assert!(
+        error
+            .to_string()
+            .contains("--insecure-accept-unauthenticated")
+    );
     let idp = IdentityProvider::new();
     let error = Authenticator::from_options(&idp.options(), None, Some("default".into()))
         .await

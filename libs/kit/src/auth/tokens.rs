@@ -42,43 +42,44 @@ impl Authenticator {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|error| Status::unauthenticated(format!("malformed token: {error}")))?;
         let inner = &self.inner;
-        let claims = match header.alg {
-            Algorithm::HS256 => {
-                // Ours: a service token, or a dev user token.
-                if let Some(secret) = &inner.service_secret
-                    && let Ok(claims) = decode_hs256(token, secret, SERVICE_ISSUER)
-                {
-                    return service(&claims);
+        let claims =
+            match header.alg {
+                Algorithm::HS256 => {
+                    // Ours: a service token, or a dev user token.
+                    if let Some(secret) = &inner.service_secret
+                        && let Ok(claims) = decode_hs256(token, secret, SERVICE_ISSUER)
+                    {
+                        return service(&claims);
+                    }
+                    let secret = inner.dev_secret.as_ref().ok_or_else(|| {
+                        Status::unauthenticated("token signed with an untrusted key")
+                    })?;
+                    if let Ok(claims) = decode_hs256(token, secret, SERVICE_ISSUER) {
+                        return service(&claims);
+                    }
+                    decode_hs256(token, secret, DEV_ISSUER).map_err(rejected)?
                 }
-                let secret = inner.dev_secret.as_ref().ok_or_else(|| {
-                    Status::unauthenticated("token signed with an untrusted key")
-                })?;
-                if let Ok(claims) = decode_hs256(token, secret, SERVICE_ISSUER) {
-                    return service(&claims);
+                Algorithm::RS256 | Algorithm::ES256 => {
+                    let keys = inner.users.as_ref().ok_or_else(|| {
+                        Status::unauthenticated("no identity provider is configured")
+                    })?;
+                    let key = keys.find(header.kid.as_deref(), header.alg).await?;
+                    let mut validation = Validation::new(header.alg);
+                    validation.set_issuer(&inner.issuers);
+                    validation.set_audience(&inner.audiences);
+                    validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+                    validation.validate_nbf = true;
+                    validation.leeway = LEEWAY_SECS;
+                    jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+                        .map_err(rejected)?
+                        .claims
                 }
-                decode_hs256(token, secret, DEV_ISSUER).map_err(rejected)?
-            }
-            Algorithm::RS256 | Algorithm::ES256 => {
-                let keys = inner.users.as_ref().ok_or_else(|| {
-                    Status::unauthenticated("no identity provider is configured")
-                })?;
-                let key = keys.find(header.kid.as_deref(), header.alg).await?;
-                let mut validation = Validation::new(header.alg);
-                validation.set_issuer(&inner.issuers);
-                validation.set_audience(&inner.audiences);
-                validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
-                validation.validate_nbf = true;
-                validation.leeway = LEEWAY_SECS;
-                jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
-                    .map_err(rejected)?
-                    .claims
-            }
-            other => {
-                return Err(Status::unauthenticated(format!(
-                    "token algorithm {other:?} is not accepted (RS256, ES256)"
-                )));
-            }
-        };
+                other => {
+                    return Err(Status::unauthenticated(format!(
+                        "token algorithm {other:?} is not accepted (RS256, ES256)"
+                    )));
+                }
+            };
         self.user(&claims)
     }
 

@@ -85,7 +85,11 @@ impl IdentityProvider {
         provider.publish(&[TestKey::Es256, TestKey::Rs256]);
         std::fs::write(
             &provider.secret_file,
-            format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()),
+            format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            ),
         )
         .expect("service secret");
         provider

@@ -1,0 +1,193 @@
+//! `rebalancer serve` as Kubernetes runs it, with authentication on: the
+//! target and execution processes trust a JWKS file and sign their calls to
+//! each other with a shared service secret. A call with only `x-tenant-id`
+//! is refused; a user's token works, including where the target service
+//! calls execution for the user (symbol checks); and `serve` refuses to
+//! start with no way to authenticate callers.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rebalancer_kit::testing::identity::{ISSUER, IdentityProvider};
+use rebalancer_proto::access::Role;
+use rebalancer_proto::client::{CallContext, ClientOptions, TracedChannel, lazy_channel};
+use rebalancer_proto::common::{Weight, WeightType};
+use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
+use rebalancer_proto::target::{CreatePortfolioRequest, ListPortfoliosRequest};
+use rebalancer_tests::binary::rebalancer_binary;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("free port")
+}
+
+fn serve(
+    service: &str,
+    address: &str,
+    database: &str,
+    peer: &str,
+    idp: &IdentityProvider,
+) -> Process {
+    let options = idp.options();
+    let secret = options.service_secret_file.expect("secret file");
+    let child = Command::new(rebalancer_binary())
+        .args([
+            "serve",
+            service,
+            "--listen",
+            address,
+            "--database-url",
+            database,
+        ])
+        .args(["--target-url", peer, "--execution-url", peer])
+        .args(["--auth-issuer", ISSUER])
+        .arg("--auth-jwks-file")
+        .arg(idp.jwks_file())
+        .arg("--service-secret-file")
+        .arg(secret)
+        .env_remove("REBALANCER_INSECURE_ACCEPT_UNAUTHENTICATED")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rebalancer");
+    Process(child)
+}
+
+/// Polls health (which needs no token) until the process serves.
+async fn wait_ready(process: &mut Process, channel: &TracedChannel) {
+    let started = Instant::now();
+    let mut health = HealthClient::new(channel.clone());
+    loop {
+        if let Ok(Some(status)) = process.0.try_wait() {
+            panic!("serve exited with {status} while starting");
+        }
+        if health.check(HealthCheckRequest::default()).await.is_ok() {
+            return;
+        }
+        assert!(
+            started.elapsed() < READY_WITHIN,
+            "not serving after {READY_WITHIN:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn serve_refuses_header_only_calls_and_services_call_each_other_as_themselves() {
+    let idp = IdentityProvider::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+    let target_address = format!("127.0.0.1:{}", free_port());
+    let execution_address = format!("127.0.0.1:{}", free_port());
+    let target_url = format!("http://{target_address}");
+    let execution_url = format!("http://{execution_address}");
+    let mut execution = serve(
+        "execution",
+        &execution_address,
+        &database("execution.db"),
+        &target_url,
+        &idp,
+    );
+    let mut target = serve(
+        "target",
+        &target_address,
+        &database("target.db"),
+        &execution_url,
+        &idp,
+    );
+    let to_target = lazy_channel(&ClientOptions::new(target_url.clone())).expect("channel");
+    let to_execution = lazy_channel(&ClientOptions::new(execution_url.clone())).expect("channel");
+    wait_ready(&mut execution, &to_execution).await;
+    wait_ready(&mut target, &to_target).await;
+
+    let mut portfolios = PortfolioServiceClient::new(to_target);
+    let refused = portfolios
+        .list_portfolios(CallContext::tenant("firm-a").request(ListPortfoliosRequest::default()))
+        .await
+        .expect_err("a header is not a credential");
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+
+    let advisor = CallContext::tenant("firm-a").with_token(idp.token(
+        "firm-a",
+        "alice@firm-a",
+        &[Role::Advisor],
+    ));
+    let weights = [("", "10"), ("SPY", "90")].map(|(symbol, percent)| Weight {
+        r#type: if symbol.is_empty() {
+            WeightType::Cash
+        } else {
+            WeightType::Asset
+        }
+        .into(),
+        symbol: symbol.to_owned(),
+        percent: percent.to_owned(),
+        portfolio_id: String::new(),
+    });
+    // Unknown symbols are refused by the execution service's asset master:
+    // the target service reached it with its service token.
+    let unknown = portfolios
+        .create_portfolio(advisor.request(CreatePortfolioRequest {
+            name: "Typo".to_owned(),
+            weights: vec![
+                weights[0].clone(),
+                Weight {
+                    symbol: "SPYY".to_owned(),
+                    ..weights[1].clone()
+                },
+            ],
+            ..CreatePortfolioRequest::default()
+        }))
+        .await
+        .expect_err("unknown symbol");
+    assert_eq!(unknown.code(), Code::InvalidArgument, "{unknown:?}");
+    let created = portfolios
+        .create_portfolio(advisor.request(CreatePortfolioRequest {
+            name: "Core".to_owned(),
+            weights: weights.to_vec(),
+            ..CreatePortfolioRequest::default()
+        }))
+        .await
+        .expect("advisor creates a portfolio")
+        .into_inner()
+        .portfolio
+        .expect("portfolio");
+    assert_eq!(created.name, "Core");
+}
+
+#[test]
+fn serve_without_a_way_to_authenticate_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(rebalancer_binary())
+        .args(["serve", "target", "--listen", "127.0.0.1:0"])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.path().join("t.db").display()))
+        .env_remove("REBALANCER_INSECURE_ACCEPT_UNAUTHENTICATED")
+        .env_remove("REBALANCER_AUTH_JWKS_FILES")
+        .env_remove("REBALANCER_AUTH_JWKS_URLS")
+        .output()
+        .expect("run serve");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no way to authenticate callers"),
+        "{stderr}"
+    );
+}
