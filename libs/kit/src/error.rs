@@ -36,6 +36,10 @@ pub enum ServiceError {
     /// A service this one depends on failed.
     #[error("{0}")]
     Unavailable(String),
+    /// The caller may call the RPC, but a rule forbids this caller this
+    /// change (the four-eyes rule).
+    #[error("{0}")]
+    PermissionDenied(String),
     /// Unexpected: the client sees only "internal error", the log the causes.
     #[error("storage failure")]
     Store(#[source] StoreError),
@@ -118,6 +122,7 @@ impl From<ServiceError> for Status {
             }
             ServiceError::Aborted(message) => Status::aborted(bounded(message)),
             ServiceError::Unavailable(message) => Status::unavailable(bounded(message)),
+            ServiceError::PermissionDenied(message) => Status::permission_denied(bounded(message)),
             error @ ServiceError::Store(_) => internal(&error),
         }
     }

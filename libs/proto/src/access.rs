@@ -19,9 +19,10 @@ pub enum Permission {
     /// Run the book: accounts and cash movements from the custodian,
     /// reconciliation, evaluating now.
     Operate,
-    /// Change the tenant's settings (trading mode, approval policy).
+    /// Change the tenant's settings (trading mode, four-eyes rule, monitor schedule).
     Admin,
-    /// Change what every tenant shares: the asset master, quotes, calendars.
+    /// Change what every tenant shares: the asset master, quotes, calendars,
+    /// the tenant registry.
     Platform,
     /// Calls the services make to each other (asset status reports, cash
     /// acknowledgements, the holdings stream); never granted to people.
@@ -145,6 +146,11 @@ pub const RPCS: &[(&str, Permission)] = {
         ("target.v1.AssignmentService/Unassign", Advise),
         ("target.v1.AssignmentService/StreamAssignments", Read),
         ("target.v1.AssignmentService/ListAssignmentEvents", Read),
+        // target: the tenant registry
+        ("target.v1.TenantService/CreateTenant", Platform),
+        ("target.v1.TenantService/GetTenant", Read),
+        ("target.v1.TenantService/ListTenants", Platform),
+        ("target.v1.TenantService/UpdateTenant", Admin),
         // monitor
         ("monitor.v1.MonitorService/EvaluateNow", Operate),
         ("monitor.v1.MonitorService/GetEvaluation", Read),

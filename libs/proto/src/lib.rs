@@ -49,11 +49,12 @@ pub use rebalancer::target::v1 as target;
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/rebalancer_descriptor.bin"));
 
-/// Fully qualified names of the eight services, as health checks and
+/// Fully qualified names of the nine services, as health checks and
 /// reflection list them.
 pub mod service_names {
     pub const PORTFOLIO: &str = "rebalancer.target.v1.PortfolioService";
     pub const ASSIGNMENT: &str = "rebalancer.target.v1.AssignmentService";
+    pub const TENANT: &str = "rebalancer.target.v1.TenantService";
     pub const MONITOR: &str = "rebalancer.monitor.v1.MonitorService";
     pub const ACCOUNT: &str = "rebalancer.execution.v1.AccountService";
     pub const MARKET_DATA: &str = "rebalancer.execution.v1.MarketDataService";
@@ -61,7 +62,7 @@ pub mod service_names {
     pub const BATCH: &str = "rebalancer.execution.v1.BatchService";
     pub const ORDER: &str = "rebalancer.execution.v1.OrderService";
 
-    pub const TARGET_SERVICES: &[&str] = &[PORTFOLIO, ASSIGNMENT];
+    pub const TARGET_SERVICES: &[&str] = &[PORTFOLIO, ASSIGNMENT, TENANT];
     pub const MONITOR_SERVICES: &[&str] = &[MONITOR];
     pub const EXECUTION_SERVICES: &[&str] = &[ACCOUNT, MARKET_DATA, RUN, BATCH, ORDER];
 }

@@ -23,6 +23,7 @@ use rebalancer_kit::server::MessageLimits;
 use rebalancer_proto::client::TracedChannel;
 use rebalancer_proto::target::assignment_service_server::AssignmentServiceServer;
 use rebalancer_proto::target::portfolio_service_server::PortfolioServiceServer;
+use rebalancer_proto::target::tenant_service_server::TenantServiceServer;
 use tonic::service::RoutesBuilder;
 
 pub use app::Target;
@@ -75,6 +76,12 @@ impl TargetService {
             AssignmentServiceServer::new(grpc::AssignmentApi::new(self.target.clone()))
                 .max_decoding_message_size(limits.max_bytes)
                 .max_encoding_message_size(limits.max_bytes);
-        routes.add_service(portfolios).add_service(assignments);
+        let tenants = TenantServiceServer::new(grpc::TenantApi::new(self.target.clone()))
+            .max_decoding_message_size(limits.max_bytes)
+            .max_encoding_message_size(limits.max_bytes);
+        routes
+            .add_service(portfolios)
+            .add_service(assignments)
+            .add_service(tenants);
     }
 }

@@ -192,6 +192,13 @@ impl Execution {
                 run.expires_at.map(|at| at.to_rfc3339()).unwrap_or_default()
             )));
         }
+        let creator = run
+            .adjustments
+            .iter()
+            .find(|entry| entry.action == "created")
+            .map_or("", |entry| entry.actor.as_str());
+        self.check_four_eyes(context, &format!("run {id}"), creator)
+            .await?;
         let changes = self.plan_changes(context, &run).await?;
         if !changes.is_empty() {
             return Err(ExecutionError::FailedPrecondition(format!(

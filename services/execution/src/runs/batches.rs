@@ -406,6 +406,8 @@ impl Execution {
             Some(input) => input.validate("algorithm")?,
             None => view.batch.algorithm.clone(),
         };
+        self.check_four_eyes(context, &format!("batch {id}"), &view.batch.created_by)
+            .await?;
         let now = self.clock.now();
         let batch = self
             .store

@@ -8,6 +8,7 @@ mod app;
 mod batches;
 mod checks;
 pub mod convert;
+mod four_eyes;
 mod grpc;
 mod grpc_batches;
 mod plan;

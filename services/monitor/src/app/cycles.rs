@@ -45,17 +45,20 @@ impl Monitor {
     pub(super) async fn schedule(&self) -> Result<(), MonitorError> {
         let now = self.clock.now();
         let today = exchange_date(now);
-        let Some(run_at) = at_new_york(today, self.config.run_at) else {
-            return Ok(());
-        };
-        if now < run_at {
+        let tenants = self.scheduled_tenants().await;
+        let due: Vec<&String> = tenants
+            .iter()
+            .filter(|(_, run_at)| at_new_york(today, *run_at).is_some_and(|at| now >= at))
+            .map(|(tenant, _)| tenant)
+            .collect();
+        if due.is_empty() {
             return Ok(());
         }
         self.fetch_calendar_once(today).await;
         if !is_trading_day(today) {
             return Ok(());
         }
-        for tenant in &self.config.tenants {
+        for tenant in due {
             if self.store.scheduled_cycle(tenant, today).await?.is_some() {
                 continue;
             }
@@ -80,9 +83,7 @@ impl Monitor {
     /// Fetches the operators' calendar days once per exchange date, when the
     /// daily cycle is due (a failure keeps the days fetched before).
     async fn fetch_calendar_once(&self, today: chrono::NaiveDate) {
-        let Some(tenant) = self.config.tenants.first() else {
-            return;
-        };
+        let tenant = self.config.tenants.first().map_or("system", String::as_str);
         {
             let fetched = self
                 .calendar_fetched_for

@@ -6,6 +6,7 @@ mod calendar;
 mod cycles;
 mod inputs;
 mod shard;
+mod tenants;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +25,8 @@ use crate::store::MonitorStore;
 pub struct MonitorConfig {
     /// When the daily cycle starts, New York time (default 09:45, after the open).
     pub run_at: NaiveTime,
-    /// Tenants evaluated by the daily schedule.
+    /// Tenants evaluated by the daily schedule at `run_at`, besides those
+    /// the tenant registry enables (at their own time).
     pub tenants: Vec<String>,
     /// Accounts per shard.
     pub shard_size: i64,
@@ -62,6 +64,8 @@ pub struct Monitor {
     config: MonitorConfig,
     /// The exchange date the calendar overrides were last fetched for.
     calendar_fetched_for: Arc<std::sync::Mutex<Option<chrono::NaiveDate>>>,
+    /// The tenant registry's scheduled tenants, as last read.
+    registry: Arc<std::sync::Mutex<tenants::RegistryCache>>,
 }
 
 /// Simulated time between scheduler ticks.
@@ -83,6 +87,7 @@ impl Monitor {
             execution,
             config,
             calendar_fetched_for: Arc::default(),
+            registry: Arc::default(),
         }
     }
 

@@ -6,6 +6,7 @@ mod assets;
 mod assignments;
 mod portfolios;
 mod resolve;
+mod tenants;
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use rebalancer_proto::client::TracedChannel;
 pub use assignments::{AssignInput, AssignmentUpdate, ResolvedAssignment};
 pub use portfolios::PortfolioPatch;
 pub use resolve::{ResolvedTarget, TargetCache};
+pub use tenants::{TenantPatch, TenantView};
 
 use crate::store::TargetStore;
 

@@ -3,6 +3,8 @@
 
 mod assignments;
 mod portfolios;
+mod tenants;
 
 pub use assignments::AssignmentApi;
 pub use portfolios::PortfolioApi;
+pub use tenants::TenantApi;

@@ -302,10 +302,68 @@ pub trait AuditStore: Send + Sync + Debug {
     ) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
-/// Everything the Target service keeps.
-pub trait TargetStore: PortfolioStore + AssignmentStore + AuditStore {}
+/// A tenant's settings in the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TenantSettings {
+    pub display_name: String,
+    pub monitor_enabled: bool,
+    /// "HH:MM" New York time; empty for the Monitor's default.
+    pub monitor_run_at: String,
+    pub four_eyes: bool,
+}
 
-impl<T: PortfolioStore + AssignmentStore + AuditStore> TargetStore for T {}
+/// A registered tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRecord {
+    pub tenant_id: String,
+    pub settings: TenantSettings,
+    /// Bumped on every change; the etag.
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+}
+
+/// The tenant registry. Not scoped by tenant: it is the list of tenants.
+#[tonic::async_trait]
+pub trait TenantStore: Send + Sync + Debug {
+    /// Registers a tenant, with its audit event: `Replayed` when it exists
+    /// with the same settings, `Conflict` when it exists with others.
+    async fn create_tenant(
+        &self,
+        tenant_id: &str,
+        settings: TenantSettings,
+        now: DateTime<Utc>,
+        audit: AuditEntry,
+    ) -> Result<Created<TenantRecord>, StoreError>;
+
+    async fn get_tenant(&self, tenant_id: &str) -> Result<Option<TenantRecord>, StoreError>;
+
+    /// Tenants by id, after `after`.
+    async fn list_tenants(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+        monitor_enabled_only: bool,
+    ) -> Result<Vec<TenantRecord>, StoreError>;
+
+    /// Writes a tenant's settings (registering it if needed) when its
+    /// revision is `expected_revision` (any with `None`; 0 for "not
+    /// registered"), with its audit event; `StaleRevision` otherwise.
+    async fn put_tenant(
+        &self,
+        tenant_id: &str,
+        settings: TenantSettings,
+        expected_revision: Option<i64>,
+        now: DateTime<Utc>,
+        audit: AuditEntry,
+    ) -> Result<TenantRecord, StoreError>;
+}
+
+/// Everything the Target service keeps.
+pub trait TargetStore: PortfolioStore + AssignmentStore + AuditStore + TenantStore {}
+
+impl<T: PortfolioStore + AssignmentStore + AuditStore + TenantStore> TargetStore for T {}
 
 /// Opens the store at `url`, applying migrations.
 ///

@@ -6,6 +6,7 @@ mod assignments;
 mod audit;
 mod portfolio_rows;
 mod portfolios;
+mod tenants;
 
 use chrono::{DateTime, Utc};
 use rebalancer_kit::db::new_id;
