@@ -23,6 +23,14 @@ pub struct ServerOptions {
         default_value_t = 256
     )]
     pub tenant_concurrency_limit: usize,
+    /// Calls one tenant may make per second (0: no limit); the services'
+    /// own calls are not counted. More are answered RESOURCE_EXHAUSTED with
+    /// a retry delay.
+    #[arg(long, env = "REBALANCER_TENANT_RATE_LIMIT", default_value_t = 0)]
+    pub tenant_rate_limit: u32,
+    /// Calls one tenant may make at once above its rate (0: one second's worth).
+    #[arg(long, env = "REBALANCER_TENANT_RATE_BURST", default_value_t = 0)]
+    pub tenant_rate_burst: u32,
     /// Largest request or response message, in bytes.
     #[arg(long, env = "REBALANCER_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_message_bytes: usize,
@@ -102,6 +110,8 @@ impl Default for ServerOptions {
             request_timeout_secs: 30,
             concurrency_limit: 1024,
             tenant_concurrency_limit: 256,
+            tenant_rate_limit: 0,
+            tenant_rate_burst: 0,
             max_message_bytes: 16 * 1024 * 1024,
             shutdown_grace_secs: 20,
             default_tenant: None,

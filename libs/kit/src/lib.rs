@@ -18,6 +18,7 @@ pub mod error;
 pub mod idempotency;
 pub mod limits;
 pub mod page;
+pub mod rate;
 pub mod request_id;
 pub mod server;
 pub mod telemetry;

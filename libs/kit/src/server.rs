@@ -22,6 +22,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::auth::{AuthLayer, Authenticator};
 use crate::config::ServerOptions;
 use crate::limits::{LoadLimitLayer, TenantLimitLayer};
+use crate::rate::TenantRateLayer;
 use crate::request_id::RequestIdLayer;
 
 /// Encoding and decoding limits applied to each generated service.
@@ -98,6 +99,10 @@ pub async fn serve(
         .layer(trace_layer)
         .layer(AuthLayer::new(auth))
         .layer(LoadLimitLayer::new(options.concurrency_limit))
+        .layer(TenantRateLayer::new(
+            options.tenant_rate_limit,
+            options.tenant_rate_burst,
+        ))
         .layer(TenantLimitLayer::new(options.tenant_concurrency_limit))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, async move {
