@@ -68,6 +68,7 @@ impl TargetBench {
             limits: MessageLimits::from(&options),
             workers: WorkerMode::DrivenByCaller,
             credentials: None,
+            client_tls: None,
         })
         .await
         .context("open the target service")?;

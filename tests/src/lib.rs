@@ -7,6 +7,8 @@ pub mod bench;
 pub mod binary;
 pub mod book_model;
 pub mod fix_acceptor;
+pub mod pki;
+pub mod process;
 pub mod stack;
 
 pub use stack::{Backend, StackOptions, TestStack};

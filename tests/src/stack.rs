@@ -314,6 +314,7 @@ impl Running {
             limits: MessageLimits::from(&server_options),
             workers: WorkerMode::DrivenByCaller,
             credentials,
+            client_tls: None,
         })
         .await
         .expect("stack");

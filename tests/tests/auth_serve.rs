@@ -5,37 +5,18 @@
 //! calls execution for the user (symbol checks); and `serve` refuses to
 //! start with no way to authenticate callers.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
 use rebalancer_kit::testing::identity::{ISSUER, IdentityProvider};
 use rebalancer_proto::access::Role;
-use rebalancer_proto::client::{CallContext, ClientOptions, TracedChannel, lazy_channel};
+use rebalancer_proto::client::{CallContext, ClientOptions, lazy_channel};
 use rebalancer_proto::common::{Weight, WeightType};
 use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
 use rebalancer_proto::target::{CreatePortfolioRequest, ListPortfoliosRequest};
 use rebalancer_tests::binary::rebalancer_binary;
+use rebalancer_tests::process::{Process, free_port};
 use tonic::Code;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_client::HealthClient;
-
-const READY_WITHIN: Duration = Duration::from_secs(60);
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("free port")
-}
 
 fn serve(
     service: &str,
@@ -43,51 +24,33 @@ fn serve(
     database: &str,
     peer: &str,
     idp: &IdentityProvider,
+    dir: &Path,
 ) -> Process {
     let options = idp.options();
     let secret = options.service_secret_file.expect("secret file");
-    let child = Command::new(rebalancer_binary())
-        .args([
-            "serve",
-            service,
-            "--listen",
-            address,
-            "--database-url",
-            database,
-        ])
-        .args(["--target-url", peer, "--execution-url", peer])
-        .args(["--auth-issuer", ISSUER])
-        .arg("--auth-jwks-file")
-        .arg(idp.jwks_file())
-        .arg("--service-secret-file")
-        .arg(secret)
-        .env_remove("REBALANCER_INSECURE_ACCEPT_UNAUTHENTICATED")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn rebalancer");
-    Process(child)
-}
-
-/// Polls health (which needs no token) until the process serves.
-async fn wait_ready(process: &mut Process, channel: &TracedChannel) {
-    let started = Instant::now();
-    let mut health = HealthClient::new(channel.clone());
-    loop {
-        if let Ok(Some(status)) = process.0.try_wait() {
-            panic!("serve exited with {status} while starting");
-        }
-        if health.check(HealthCheckRequest::default()).await.is_ok() {
-            return;
-        }
-        assert!(
-            started.elapsed() < READY_WITHIN,
-            "not serving after {READY_WITHIN:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let mut args: Vec<String> = [
+        "serve",
+        service,
+        "--listen",
+        address,
+        "--database-url",
+        database,
+        "--target-url",
+        peer,
+        "--execution-url",
+        peer,
+        "--auth-issuer",
+        ISSUER,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.extend([
+        "--auth-jwks-file".to_owned(),
+        idp.jwks_file().display().to_string(),
+        "--service-secret-file".to_owned(),
+        secret.display().to_string(),
+    ]);
+    Process::spawn(service, &args, dir)
 }
 
 #[tokio::test]
@@ -105,6 +68,7 @@ async fn serve_refuses_header_only_calls_and_services_call_each_other_as_themsel
         &database("execution.db"),
         &target_url,
         &idp,
+        dir.path(),
     );
     let mut target = serve(
         "target",
@@ -112,11 +76,12 @@ async fn serve_refuses_header_only_calls_and_services_call_each_other_as_themsel
         &database("target.db"),
         &execution_url,
         &idp,
+        dir.path(),
     );
     let to_target = lazy_channel(&ClientOptions::new(target_url.clone())).expect("channel");
     let to_execution = lazy_channel(&ClientOptions::new(execution_url.clone())).expect("channel");
-    wait_ready(&mut execution, &to_execution).await;
-    wait_ready(&mut target, &to_target).await;
+    execution.wait_ready(&to_execution).await;
+    target.wait_ready(&to_target).await;
 
     let mut portfolios = PortfolioServiceClient::new(to_target);
     let refused = portfolios

@@ -41,8 +41,14 @@ pub struct ServerOptions {
     /// `x-tenant-id` (dev only: needs `--insecure-accept-unauthenticated`).
     #[arg(long, env = "REBALANCER_DEFAULT_TENANT")]
     pub default_tenant: Option<String>,
+    /// Plaintext port serving only the health service, for Kubernetes
+    /// probes (which cannot speak TLS); for example 0.0.0.0:9090.
+    #[arg(long, env = "REBALANCER_ADMIN_LISTEN")]
+    pub admin_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub auth: crate::auth::AuthOptions,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsOptions,
 }
 
 impl ServerOptions {
@@ -115,7 +121,9 @@ impl Default for ServerOptions {
             max_message_bytes: 16 * 1024 * 1024,
             shutdown_grace_secs: 20,
             default_tenant: None,
+            admin_listen: None,
             auth: crate::auth::AuthOptions::default(),
+            tls: crate::tls::TlsOptions::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod rate;
 pub mod request_id;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 pub mod wire;
 
 #[cfg(any(test, feature = "testing"))]

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 
 use opentelemetry::propagation::Extractor;
 use tokio::net::TcpListener;
@@ -80,7 +81,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let routes = routes
-        .add_service(health_service)
+        .add_service(health_service.clone())
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
@@ -89,11 +90,15 @@ pub async fn serve(
         .on_failure(GrpcOnFailure);
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    // `Server::tcp_nodelay` only applies to listeners tonic binds itself: set
-    // it on the accepted connections, or Nagle holds each frame of a
-    // streaming response until the peer's delayed ACK (about 40 ms).
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server = Server::builder()
+    let stopped = async move {
+        let _ = stop_rx.await;
+    };
+    let acceptor = options.tls.acceptor()?;
+    let admin = match options.admin_listen {
+        Some(address) => Some(serve_admin(address, health_service.clone()).await?),
+        None => None,
+    };
+    let router = Server::builder()
         .timeout(options.request_timeout())
         .layer(RequestIdLayer)
         .layer(trace_layer)
@@ -104,14 +109,30 @@ pub async fn serve(
             options.tenant_rate_burst,
         ))
         .layer(TenantLimitLayer::new(options.tenant_concurrency_limit))
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, async move {
-            let _ = stop_rx.await;
-        });
-    tokio::pin!(server);
+        .add_routes(routes);
+    let mut server: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+        match acceptor {
+            Some(acceptor) => {
+                Box::pin(router.serve_with_incoming_shutdown(
+                    crate::tls::incoming(listener, acceptor),
+                    stopped,
+                ))
+            }
+            // `Server::tcp_nodelay` only applies to listeners tonic binds
+            // itself: set it on the accepted connections, or Nagle holds each
+            // frame of a streaming response until the peer's delayed ACK
+            // (about 40 ms).
+            None => Box::pin(router.serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                stopped,
+            )),
+        };
 
     tokio::select! {
-        result = &mut server => return Ok(result?),
+        result = &mut server => {
+            stop_admin(admin).await;
+            return Ok(result?);
+        }
         () = shutdown => {}
     }
     tracing::info!("shutting down: health NOT_SERVING, draining requests");
@@ -128,7 +149,45 @@ pub async fn serve(
         Ok(result) => result?,
         Err(_) => tracing::warn!("grace period over, closing remaining streams"),
     }
+    stop_admin(admin).await;
     Ok(())
+}
+
+/// The plaintext admin server: health only.
+type Admin = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+);
+
+async fn serve_admin<H>(address: SocketAddr, health: H) -> anyhow::Result<Admin>
+where
+    H: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    H::Future: Send + 'static,
+{
+    let listener = bind(address).await?;
+    tracing::info!(address = %listener.local_addr()?, "admin port serving health");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::builder()
+        .add_service(health)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
+            let _ = stop_rx.await;
+        });
+    Ok((stop_tx, tokio::spawn(server)))
+}
+
+async fn stop_admin(admin: Option<Admin>) {
+    if let Some((stop, server)) = admin {
+        let _ = stop.send(());
+        let _ = server.await;
+    }
 }
 
 /// Client mistakes (invalid argument, not found, ...) are not server failures.

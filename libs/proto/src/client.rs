@@ -51,6 +51,9 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Sent as `authorization: Bearer <token>` on every call.
     pub credentials: Option<Arc<dyn Credentials>>,
+    /// TLS settings for an `https://` endpoint (trusted CAs, and the
+    /// client certificate for mutual TLS).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ClientOptions {
@@ -61,7 +64,15 @@ impl ClientOptions {
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             credentials: None,
+            tls: None,
         }
+    }
+
+    /// The same endpoint, over TLS with `tls` when given.
+    #[must_use]
+    pub fn with_tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// The same endpoint, calling with `credentials`.
@@ -91,12 +102,73 @@ pub fn lazy_channel(options: &ClientOptions) -> Result<TracedChannel, ClientErro
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
+    let channel = match &options.tls {
+        Some(config) => endpoint.connect_with_connector_lazy(tls::Connector::new(config.clone())),
+        None => endpoint.connect_lazy(),
+    };
     Ok(InterceptedService::new(
-        endpoint.connect_lazy(),
+        channel,
         TraceContextInterceptor {
             credentials: options.credentials.clone(),
         },
     ))
+}
+
+mod tls {
+    //! Connections to `https://` endpoints with rustls: the CAs and client
+    //! certificate of a [`rustls::ClientConfig`], ALPN h2.
+
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use hyper_util::rt::TokioIo;
+    use rustls::pki_types::ServerName;
+    use tokio::net::TcpStream;
+    use tokio_rustls::TlsConnector;
+    use tokio_rustls::client::TlsStream;
+
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+    #[derive(Clone)]
+    pub(super) struct Connector {
+        config: Arc<rustls::ClientConfig>,
+    }
+
+    impl Connector {
+        pub(super) fn new(config: Arc<rustls::ClientConfig>) -> Self {
+            Self { config }
+        }
+    }
+
+    impl tower::Service<http::Uri> for Connector {
+        type Response = TokioIo<TlsStream<TcpStream>>;
+        type Error = BoxError;
+        type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, uri: http::Uri) -> Self::Future {
+            let config = self.config.clone();
+            Box::pin(async move {
+                let host = uri
+                    .host()
+                    .ok_or("the endpoint has no host")?
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned();
+                let port = uri.port_u16().unwrap_or(443);
+                let tcp = TcpStream::connect((host.as_str(), port)).await?;
+                tcp.set_nodelay(true)?;
+                let name = ServerName::try_from(host)?;
+                let stream = TlsConnector::from(config).connect(name, tcp).await?;
+                Ok(TokioIo::new(stream))
+            })
+        }
+    }
 }
 
 /// Injects the W3C `traceparent` of the current tracing span, and the

@@ -53,6 +53,10 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
     // (or `default`); tokens minted by `rebalancer token` are checked.
     args.server.auth.insecure_accept_unauthenticated = true;
     args.server.validate()?;
+    anyhow::ensure!(
+        !args.server.tls.serves_tls() && args.server.tls.tls_ca_file.is_none(),
+        "`rebalancer dev` runs on localhost without TLS; TLS is for `serve`"
+    );
     let secret = dev_secret(&args.data_dir)?;
     let auth = args.server.authenticator(Some(secret.clone())).await?;
     let credentials: Arc<dyn Credentials> = Arc::new(ServiceCredentials::new("stack", &secret)?);
@@ -106,6 +110,7 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
             owner: format!("dev-{}", std::process::id()),
         },
         credentials: Some(credentials),
+        client_tls: None,
     })
     .await?;
     let Stack {

@@ -65,6 +65,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             owner: format!("{}-{}", hostname(), std::process::id()),
         },
         credentials,
+        client_tls: args.server.tls.client_config()?,
     })
     .await?;
     let listener = server::bind(args.listen).await?;

@@ -51,6 +51,8 @@ pub struct StackConfig {
     /// The identity the services present on their calls to each other (a
     /// service token); `None` sends none (insecure deployments, tests).
     pub credentials: Option<Arc<dyn Credentials>>,
+    /// TLS of the calls to `https://` peers (trusted CAs, client certificate).
+    pub client_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Which services run in this process.
@@ -238,7 +240,7 @@ struct Placement {
 }
 
 impl Services {
-    fn place(self, credentials: Option<Arc<dyn Credentials>>) -> anyhow::Result<Placement> {
+    fn place(self, client: PeerClient) -> anyhow::Result<Placement> {
         match self {
             Self::All {
                 target,
@@ -250,7 +252,8 @@ impl Services {
                 monitor: Some(monitor),
                 execution: Some(execution),
                 peers: Peers::Own(lazy_channel(
-                    &ClientOptions::new(format!("http://{address}")).with_credentials(credentials),
+                    &ClientOptions::new(format!("http://{address}"))
+                        .with_credentials(client.credentials),
                 )?),
             }),
             Self::One {
@@ -262,7 +265,7 @@ impl Services {
                     target: None,
                     monitor: None,
                     execution: None,
-                    peers: Peers::Remote(peers, credentials),
+                    peers: Peers::Remote(peers, client),
                 };
                 let slot = match service {
                     ServiceKind::Target => &mut placement.target,
@@ -280,32 +283,50 @@ impl Services {
 /// channel per peer URL, made only for the services that call it.
 enum Peers {
     Own(TracedChannel),
-    Remote(PeerUrls, Option<Arc<dyn Credentials>>),
+    Remote(PeerUrls, PeerClient),
+}
+
+/// How this process calls the others: its service token and TLS settings.
+#[derive(Clone)]
+struct PeerClient {
+    credentials: Option<Arc<dyn Credentials>>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Peers {
     fn target(&self) -> anyhow::Result<Option<TracedChannel>> {
         match self {
             Self::Own(channel) => Ok(Some(channel.clone())),
-            Self::Remote(urls, credentials) => remote(urls.target.as_deref(), credentials),
+            Self::Remote(urls, client) => remote(urls.target.as_deref(), client),
         }
     }
 
     fn execution(&self) -> anyhow::Result<Option<TracedChannel>> {
         match self {
             Self::Own(channel) => Ok(Some(channel.clone())),
-            Self::Remote(urls, credentials) => remote(urls.execution.as_deref(), credentials),
+            Self::Remote(urls, client) => remote(urls.execution.as_deref(), client),
         }
     }
 }
 
-fn remote(
-    url: Option<&str>,
-    credentials: &Option<Arc<dyn Credentials>>,
-) -> anyhow::Result<Option<TracedChannel>> {
-    url.map(|url| lazy_channel(&ClientOptions::new(url).with_credentials(credentials.clone())))
-        .transpose()
-        .map_err(anyhow::Error::from)
+fn remote(url: Option<&str>, client: &PeerClient) -> anyhow::Result<Option<TracedChannel>> {
+    if let Some(url) = url
+        && url.starts_with("https://")
+    {
+        anyhow::ensure!(
+            client.tls.is_some(),
+            "{url} is https: give --tls-ca-file to trust its certificate"
+        );
+    }
+    url.map(|url| {
+        lazy_channel(
+            &ClientOptions::new(url)
+                .with_credentials(client.credentials.clone())
+                .with_tls(client.tls.clone()),
+        )
+    })
+    .transpose()
+    .map_err(anyhow::Error::from)
 }
 
 impl Stack {
@@ -328,13 +349,17 @@ impl Stack {
             limits,
             workers: worker_mode,
             credentials,
+            client_tls,
         } = config;
         let Placement {
             target: target_database,
             monitor: monitor_database,
             execution: execution_database,
             peers,
-        } = services.place(credentials)?;
+        } = services.place(PeerClient {
+            credentials,
+            tls: client_tls,
+        })?;
         let own_channel = match &peers {
             Peers::Own(channel) => Some(channel.clone()),
             Peers::Remote(..) => None,
