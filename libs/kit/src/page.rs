@@ -1,14 +1,44 @@
 //! Pagination: page sizes, opaque page tokens and the page a list request
-//! asks for. A token is the sort key of the last item returned,
-//! base64url-encoded; the next page starts after it. A store is asked for one
-//! item more than the page holds, so the handler knows whether another page
-//! follows without counting.
+//! asks for. A token is the sort key of the last item returned and a MAC of
+//! it, base64url-encoded: the next page starts after it, and a caller cannot
+//! make up a token the server did not hand out. Tokens are signed with a key
+//! derived from the service secret ([`set_token_key`]), the same on every
+//! replica; without one (dev, tests), with a built-in key. A store is asked
+//! for one item more than the page holds, so the handler knows whether
+//! another page follows without counting.
+
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use tonic::Status;
 
 use crate::error::invalid_field;
+
+/// Bytes of the MAC kept in a token.
+const MAC_LEN: usize = 16;
+
+static TOKEN_KEY: OnceLock<Vec<u8>> = OnceLock::new();
+
+/// Signs this process's page tokens with a key derived from `secret` (the
+/// service secret, shared by the replicas). Only the first call counts.
+pub fn set_token_key(secret: &[u8]) {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new_from_slice(b"page").expect("hmac key"));
+    mac.update(b"rebalancer page tokens");
+    let _ = TOKEN_KEY.set(mac.finalize().into_bytes().to_vec());
+}
+
+fn token_mac(key: &str) -> Hmac<Sha256> {
+    let secret = TOKEN_KEY
+        .get()
+        .map_or(b"rebalancer page tokens (built-in key)".as_slice(), Vec::as_slice);
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("hmac takes any key");
+    mac.update(key.as_bytes());
+    mac
+}
 
 /// Page size when the request leaves it 0.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -30,7 +60,10 @@ pub fn page_size(requested: i32) -> Result<u32, Status> {
 /// Encodes the sort key of the last item of a page.
 #[must_use]
 pub fn encode_token(last_key: &str) -> String {
-    URL_SAFE_NO_PAD.encode(last_key.as_bytes())
+    let tag = token_mac(last_key).finalize().into_bytes();
+    let mut bytes = last_key.as_bytes().to_vec();
+    bytes.extend_from_slice(&tag[..MAC_LEN]);
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Decodes a request's `page_token`; empty means the first page.
@@ -41,12 +74,13 @@ pub fn decode_token(token: &str) -> Result<Option<String>, Status> {
     if token.is_empty() {
         return Ok(None);
     }
-    let bytes = URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| invalid_field("page_token", "is not a token returned by this API"))?;
-    let key = String::from_utf8(bytes)
-        .map_err(|_| invalid_field("page_token", "is not a token returned by this API"))?;
-    Ok(Some(key))
+    let refused = || invalid_field("page_token", "is not a token returned by this API");
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| refused())?;
+    let split = bytes.len().checked_sub(MAC_LEN).ok_or_else(refused)?;
+    let (key, tag) = bytes.split_at(split);
+    let key = std::str::from_utf8(key).map_err(|_| refused())?;
+    token_mac(key).verify_truncated_left(tag).map_err(|_| refused())?;
+    Ok(Some(key.to_owned()))
 }
 
 /// The page a list request asks for, read from its `page_size` and
@@ -135,6 +169,17 @@ mod tests {
         );
         assert!(decode_token("not base64!").is_err());
         assert_eq!(decode_token("").expect("empty"), None);
+    }
+
+    #[test]
+    fn made_up_and_altered_tokens_are_refused() {
+        let forged = URL_SAFE_NO_PAD.encode(b"0191e0c4-7b7a-7000-8000-000000000001");
+        assert!(decode_token(&forged).is_err(), "an unsigned key");
+        let token = encode_token("acct-0100");
+        let mut bytes = URL_SAFE_NO_PAD.decode(&token).expect("base64");
+        bytes[5] ^= 1;
+        assert!(decode_token(&URL_SAFE_NO_PAD.encode(&bytes)).is_err(), "an altered key");
+        assert!(decode_token(&URL_SAFE_NO_PAD.encode(b"x")).is_err(), "too short");
     }
 
     #[test]

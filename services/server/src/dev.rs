@@ -58,6 +58,7 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
         "`rebalancer dev` runs on localhost without TLS; TLS is for `serve`"
     );
     let secret = dev_secret(&args.data_dir)?;
+    rebalancer_kit::page::set_token_key(&secret);
     let auth = args.server.authenticator(Some(secret.clone())).await?;
     let credentials: Arc<dyn Credentials> = Arc::new(ServiceCredentials::new("stack", &secret)?);
     let secret_dir = args.data_dir.clone();

@@ -22,7 +22,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             "--insecure-accept-unauthenticated: calls without a token act as the tenant they name"
         );
     }
-    let credentials: Option<Arc<dyn Credentials>> = match args.server.auth.service_secret()? {
+    let secret = args.server.auth.service_secret()?;
+    if let Some(secret) = &secret {
+        // Replicas share the secret, so a page token works on any of them.
+        rebalancer_kit::page::set_token_key(secret);
+    }
+    let credentials: Option<Arc<dyn Credentials>> = match secret {
         Some(secret) => Some(Arc::new(ServiceCredentials::new(
             service_name(args.service),
             &secret,
