@@ -32,9 +32,10 @@ pub fn set_token_key(secret: &[u8]) {
 }
 
 fn token_mac(key: &str) -> Hmac<Sha256> {
-    let secret = TOKEN_KEY
-        .get()
-        .map_or(b"rebalancer page tokens (built-in key)".as_slice(), Vec::as_slice);
+    let secret = TOKEN_KEY.get().map_or(
+        b"rebalancer page tokens (built-in key)".as_slice(),
+        Vec::as_slice,
+    );
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("hmac takes any key");
     mac.update(key.as_bytes());
     mac
@@ -79,7 +80,9 @@ pub fn decode_token(token: &str) -> Result<Option<String>, Status> {
     let split = bytes.len().checked_sub(MAC_LEN).ok_or_else(refused)?;
     let (key, tag) = bytes.split_at(split);
     let key = std::str::from_utf8(key).map_err(|_| refused())?;
-    token_mac(key).verify_truncated_left(tag).map_err(|_| refused())?;
+    token_mac(key)
+        .verify_truncated_left(tag)
+        .map_err(|_| refused())?;
     Ok(Some(key.to_owned()))
 }
 
@@ -178,8 +181,14 @@ mod tests {
         let token = encode_token("acct-0100");
         let mut bytes = URL_SAFE_NO_PAD.decode(&token).expect("base64");
         bytes[5] ^= 1;
-        assert!(decode_token(&URL_SAFE_NO_PAD.encode(&bytes)).is_err(), "an altered key");
-        assert!(decode_token(&URL_SAFE_NO_PAD.encode(b"x")).is_err(), "too short");
+        assert!(
+            decode_token(&URL_SAFE_NO_PAD.encode(&bytes)).is_err(),
+            "an altered key"
+        );
+        assert!(
+            decode_token(&URL_SAFE_NO_PAD.encode(b"x")).is_err(),
+            "too short"
+        );
     }
 
     #[test]
