@@ -83,6 +83,7 @@ impl TargetBench {
                 &stack.health_names,
                 &options,
                 rebalancer_kit::Authenticator::insecure(None),
+                stack.readiness.clone(),
                 shutdown,
             )
             .await

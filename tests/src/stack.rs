@@ -321,6 +321,7 @@ impl Running {
         let Stack {
             routes,
             health_names,
+            readiness,
             monitor: Some(monitor),
             execution: Some(execution),
             own_channel: Some(channel),
@@ -339,6 +340,7 @@ impl Running {
                 &health_names,
                 &server_options,
                 auth,
+                readiness,
                 shutdown,
             )
             .await

@@ -14,7 +14,7 @@ use rebalancer_proto::client::{CallContext, ClientOptions, lazy_channel};
 use rebalancer_proto::common::{Weight, WeightType};
 use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
 use rebalancer_proto::target::{CreatePortfolioRequest, ListPortfoliosRequest};
-use rebalancer_tests::binary::rebalancer_binary;
+use rebalancer_tests::binary::{grpcurl, rebalancer_binary};
 use rebalancer_tests::process::{Process, free_port};
 use tonic::Code;
 
@@ -82,6 +82,25 @@ async fn serve_refuses_header_only_calls_and_services_call_each_other_as_themsel
     let to_execution = lazy_channel(&ClientOptions::new(execution_url.clone())).expect("channel");
     execution.wait_ready(&to_execution).await;
     target.wait_ready(&to_target).await;
+
+    // Reflection (public, like health) lists what this process serves only.
+    if let Some(grpcurl) = grpcurl() {
+        let listed = Command::new(grpcurl)
+            .args(["-plaintext", &target_address, "list"])
+            .output()
+            .expect("grpcurl list");
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert!(
+            listed.contains("rebalancer.target.v1.PortfolioService"),
+            "{listed}"
+        );
+        assert!(
+            listed.contains("rebalancer.target.v1.TenantService"),
+            "{listed}"
+        );
+        assert!(!listed.contains("rebalancer.execution.v1"), "{listed}");
+        assert!(!listed.contains("rebalancer.monitor.v1"), "{listed}");
+    }
 
     let mut portfolios = PortfolioServiceClient::new(to_target);
     let refused = portfolios

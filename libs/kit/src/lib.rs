@@ -15,6 +15,7 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod health;
 pub mod idempotency;
 pub mod limits;
 pub mod page;

@@ -1,9 +1,12 @@
 //! The gRPC server every service runs on: health (`grpc.health.v1`, one entry
-//! per service), reflection v1 and v1alpha (grpcurl 1.8.6 asks v1alpha),
-//! tracing with W3C context extraction, authentication and the permission
-//! of every RPC ([`crate::auth`]), explicit limits (deadline, global concurrency with load shedding that
-//! health checks bypass, message sizes), and graceful shutdown: health flips to NOT_SERVING, new
-//! connections stop, in-flight requests get a grace period to finish.
+//! per service, following its database: [`crate::health`]), reflection v1
+//! and v1alpha (grpcurl 1.8.6 asks v1alpha) of the services this process
+//! serves, tracing with W3C context extraction, authentication and the
+//! permission of every RPC ([`crate::auth`]), TLS ([`crate::tls`]), explicit
+//! limits (deadline, global and per-tenant concurrency and rate, with load
+//! shedding that health checks bypass, message sizes), and graceful
+//! shutdown: health flips to NOT_SERVING, new connections stop, in-flight
+//! requests get a grace period to finish.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +25,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::auth::{AuthLayer, Authenticator};
 use crate::config::ServerOptions;
+use crate::health::ReadinessCheck;
 use crate::limits::{LoadLimitLayer, TenantLimitLayer};
 use crate::rate::TenantRateLayer;
 use crate::request_id::RequestIdLayer;
@@ -61,6 +65,7 @@ pub async fn serve(
     service_names: &[&'static str],
     options: &ServerOptions,
     auth: Authenticator,
+    readiness: Vec<ReadinessCheck>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     options.validate()?;
@@ -70,16 +75,21 @@ pub async fn serve(
             .set_service_status(*name, ServingStatus::Serving)
             .await;
     }
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(rebalancer_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(rebalancer_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    let readiness = crate::health::watch(health_reporter.clone(), readiness);
+    // Reflection lists only what this process serves (and health).
+    let reflection = || {
+        let mut builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(rebalancer_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health");
+        for name in service_names {
+            builder = builder.with_service_name(*name);
+        }
+        builder
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
     let routes = routes
         .add_service(health_service.clone())
         .add_service(reflection_v1)
@@ -130,11 +140,13 @@ pub async fn serve(
 
     tokio::select! {
         result = &mut server => {
+            readiness.abort();
             stop_admin(admin).await;
             return Ok(result?);
         }
         () = shutdown => {}
     }
+    readiness.abort();
     tracing::info!("shutting down: health NOT_SERVING, draining requests");
     health_reporter
         .set_service_status("", ServingStatus::NotServing)

@@ -117,6 +117,7 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
     let Stack {
         routes,
         health_names,
+        readiness,
         own_channel,
         workers,
         ..
@@ -139,6 +140,7 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
             &health_names,
             &options,
             auth,
+            readiness,
             server::shutdown_signal(),
         )
         .await

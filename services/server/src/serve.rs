@@ -86,6 +86,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         &stack.health_names,
         &args.server,
         auth,
+        stack.readiness.clone(),
         server::shutdown_signal(),
     )
     .await;

@@ -17,6 +17,7 @@ use rebalancer_execution::market::{MarketData, SimMarketData};
 use rebalancer_execution::{ExecutionDeps, ExecutionService};
 use rebalancer_kit::Clock;
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
+use rebalancer_kit::health::ReadinessCheck;
 use rebalancer_kit::server::MessageLimits;
 use rebalancer_monitor::{MonitorConfig, MonitorDeps, MonitorService};
 use rebalancer_proto::client::{ClientOptions, Credentials, TracedChannel, lazy_channel};
@@ -201,8 +202,10 @@ pub enum WorkerMode {
 pub struct Stack {
     /// The gRPC services to serve.
     pub routes: RoutesBuilder,
-    /// Names of the gRPC services, for health checks.
+    /// Names of the gRPC services, for health checks and reflection.
     pub health_names: Vec<&'static str>,
+    /// The dependencies each service's readiness follows (its database).
+    pub readiness: Vec<ReadinessCheck>,
     /// The opened services (`None` when not in this process).
     pub target: Option<TargetService>,
     pub monitor: Option<MonitorService>,
@@ -367,8 +370,14 @@ impl Stack {
 
         let mut routes = RoutesBuilder::default();
         let mut health_names = Vec::new();
+        let mut readiness = Vec::new();
         let target = match target_database {
             Some(database) => {
+                readiness.push(ReadinessCheck::database(
+                    "target database",
+                    rebalancer_target::SERVICE_NAMES,
+                    &database.url,
+                )?);
                 let deps = TargetDeps {
                     clock: clock.clone(),
                     execution: peers.execution()?,
@@ -382,6 +391,11 @@ impl Stack {
         };
         let monitor = match monitor_database {
             Some(database) => {
+                readiness.push(ReadinessCheck::database(
+                    "monitor database",
+                    rebalancer_monitor::SERVICE_NAMES,
+                    &database.url,
+                )?);
                 let deps = MonitorDeps {
                     clock: clock.clone(),
                     target: peers
@@ -401,6 +415,11 @@ impl Stack {
         };
         let execution = match execution_database {
             Some(database) => {
+                readiness.push(ReadinessCheck::database(
+                    "execution database",
+                    rebalancer_execution::SERVICE_NAMES,
+                    &database.url,
+                )?);
                 let deps = ExecutionDeps {
                     clock: clock.clone(),
                     market: market.open(clock.clone(), clock_speed),
@@ -430,6 +449,7 @@ impl Stack {
         Ok(Self {
             routes,
             health_names,
+            readiness,
             target,
             monitor,
             execution,

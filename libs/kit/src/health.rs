@@ -1,0 +1,145 @@
+//! Readiness that tells the truth: each service's health entry follows the
+//! dependencies it cannot work without (its database), checked every few
+//! seconds; when one fails, the services that need it answer NOT_SERVING
+//! (Kubernetes stops routing to the pod) until it is back. The server-wide
+//! entry (`""`, the liveness probe's) stays SERVING: a lost database is not
+//! cured by restarting the process.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::db::DatabaseUrl;
+
+/// How often dependencies are checked.
+pub const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// Longest a check may take before it counts as failed.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+type Probe =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// A dependency of some services, and how to check it.
+#[derive(Clone)]
+pub struct ReadinessCheck {
+    /// What is checked, for the logs ("execution database").
+    pub name: String,
+    /// The health entries that follow it.
+    pub services: Vec<&'static str>,
+    probe: Probe,
+}
+
+impl std::fmt::Debug for ReadinessCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadinessCheck")
+            .field("name", &self.name)
+            .field("services", &self.services)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReadinessCheck {
+    /// `SELECT 1` on the database at `url`, over a connection of its own
+    /// (so a busy service pool does not read as a lost database).
+    ///
+    /// # Errors
+    /// When the URL is malformed.
+    pub fn database(
+        name: impl Into<String>,
+        services: &[&'static str],
+        url: &DatabaseUrl,
+    ) -> anyhow::Result<Self> {
+        let probe: Probe = match url {
+            DatabaseUrl::Postgres(url) => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(CHECK_TIMEOUT)
+                    .idle_timeout(Duration::from_secs(60))
+                    .connect_lazy_with(PgConnectOptions::from_str(url.expose_secret())?);
+                Arc::new(move || {
+                    let pool = pool.clone();
+                    Box::pin(async move {
+                        sqlx::query("SELECT 1")
+                            .execute(&pool)
+                            .await
+                            .map(|_| ())
+                            .map_err(|error| error.to_string())
+                    })
+                })
+            }
+            DatabaseUrl::Sqlite(path) => {
+                let path = path.clone();
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(CHECK_TIMEOUT)
+                    .connect_lazy_with(SqliteConnectOptions::new().filename(&path));
+                Arc::new(move || {
+                    let pool = pool.clone();
+                    let path = path.clone();
+                    Box::pin(async move {
+                        if !path.exists() {
+                            return Err(format!("{} is gone", path.display()));
+                        }
+                        sqlx::query("SELECT 1")
+                            .execute(&pool)
+                            .await
+                            .map(|_| ())
+                            .map_err(|error| error.to_string())
+                    })
+                })
+            }
+        };
+        Ok(Self {
+            name: name.into(),
+            services: services.to_vec(),
+            probe,
+        })
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        match tokio::time::timeout(CHECK_TIMEOUT, (self.probe)()).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+        }
+    }
+}
+
+/// Checks `checks` every [`CHECK_EVERY`] and sets their services' health
+/// accordingly, logging each change once, until the task is aborted.
+pub fn watch(reporter: HealthReporter, checks: Vec<ReadinessCheck>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut healthy = vec![true; checks.len()];
+        loop {
+            for (check, was_healthy) in checks.iter().zip(healthy.iter_mut()) {
+                let result = check.check().await;
+                let now_healthy = result.is_ok();
+                if now_healthy != *was_healthy {
+                    match &result {
+                        Ok(()) => tracing::info!(check = %check.name, "dependency back: serving"),
+                        Err(reason) => {
+                            tracing::error!(check = %check.name, %reason, "dependency lost: not serving")
+                        }
+                    }
+                    let status = if now_healthy {
+                        ServingStatus::Serving
+                    } else {
+                        ServingStatus::NotServing
+                    };
+                    for service in &check.services {
+                        reporter.set_service_status(*service, status).await;
+                    }
+                    *was_healthy = now_healthy;
+                }
+            }
+            tokio::time::sleep(CHECK_EVERY).await;
+        }
+    })
+}
