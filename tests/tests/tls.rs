@@ -70,6 +70,26 @@ async fn presented(
         .map(CertificateDer::into_owned)
 }
 
+/// `GET /metrics` on an admin port, over HTTP/1.1.
+async fn scrape(admin: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = admin.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("admin port");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
 #[tokio::test]
 async fn three_services_over_tls_with_mutual_tls_and_postgres_tls() {
     let (Some(target_db), Some(monitor_db), Some(execution_db)) = (
@@ -246,6 +266,22 @@ async fn three_services_over_tls_with_mutual_tls_and_postgres_tls() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(cycle.accounts_evaluated, 1, "{cycle:?}");
+
+    // Prometheus scrapes the admin port: the calls just made, by method and
+    // status (RED), and the cycle's accounts.
+    let target_metrics = scrape(&services[0].admin).await;
+    assert!(
+        target_metrics.contains(
+            "rpc_server_call_duration_seconds_count{rpc_grpc_status_code=\"0\",rpc_method=\"/rebalancer.target.v1.PortfolioService/CreatePortfolio\"} 1"
+        ),
+        "{target_metrics}"
+    );
+    let monitor_metrics = scrape(&services[1].admin).await;
+    assert!(
+        monitor_metrics
+            .contains("rebalancer_monitor_accounts_evaluated_total{tenant=\"firm-a\"} 1"),
+        "{monitor_metrics}"
+    );
 
     // Every connection of the services to PostgreSQL is encrypted.
     let admin = sqlx::PgPool::connect(&rebalancer_kit::testing::postgres_admin_url())

@@ -18,6 +18,7 @@ pub mod error;
 pub mod health;
 pub mod idempotency;
 pub mod limits;
+pub mod metrics;
 pub mod page;
 pub mod rate;
 pub mod request_id;

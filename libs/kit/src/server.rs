@@ -111,6 +111,7 @@ pub async fn serve(
     let router = Server::builder()
         .timeout(options.request_timeout())
         .layer(RequestIdLayer)
+        .layer(crate::metrics::RpcMetricsLayer::new())
         .layer(trace_layer)
         .layer(AuthLayer::new(auth))
         .layer(LoadLimitLayer::new(options.concurrency_limit))
@@ -165,7 +166,7 @@ pub async fn serve(
     Ok(())
 }
 
-/// The plaintext admin server: health only.
+/// The plaintext admin server: gRPC health and the Prometheus scrape.
 type Admin = (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
@@ -185,10 +186,15 @@ where
     H::Future: Send + 'static,
 {
     let listener = bind(address).await?;
-    tracing::info!(address = %listener.local_addr()?, "admin port serving health");
+    tracing::info!(address = %listener.local_addr()?, "admin port serving health and /metrics");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let router = Routes::new(health).into_axum_router().route(
+        "/metrics",
+        axum::routing::get(|| async { crate::metrics::prometheus_text() }),
+    );
     let server = Server::builder()
-        .add_service(health)
+        .accept_http1(true)
+        .add_routes(Routes::from(router))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
             let _ = stop_rx.await;
         });

@@ -1,6 +1,6 @@
 //! One `init_telemetry` for every binary: an `EnvFilter`, human or JSON log
-//! lines, and, when an OTLP endpoint is configured, spans exported over
-//! OTLP/gRPC. W3C trace context is the global propagator, so clients inject
+//! lines, metrics ([`crate::metrics`]), and, when an OTLP endpoint is
+//! configured, spans and metrics exported over OTLP/gRPC. W3C trace context is the global propagator, so clients inject
 //! `traceparent` and servers continue the caller's trace.
 
 use opentelemetry::trace::TracerProvider as _;
@@ -58,6 +58,7 @@ pub fn init_telemetry(options: &TelemetryOptions) -> anyhow::Result<TelemetryGua
         }
         None => None,
     };
+    crate::metrics::install(&options.service_name, options.otlp_endpoint.as_deref())?;
     let otel_layer = provider
         .as_ref()
         .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("rebalancer")));

@@ -291,6 +291,7 @@ impl Monitor {
             finished,
             "shard done"
         );
+        shard_metrics().record(tenant, counts.evaluated, counts.runs_created);
         Ok(())
     }
 
@@ -634,4 +635,36 @@ fn record(
         run_note: evaluation.run_note.clone(),
         evaluated_at: now,
     }
+}
+
+/// `rebalancer.monitor.accounts_evaluated` and `rebalancer.monitor.runs_opened`.
+struct ShardMetrics {
+    evaluated: opentelemetry::metrics::Counter<u64>,
+    runs: opentelemetry::metrics::Counter<u64>,
+}
+
+impl ShardMetrics {
+    fn record(&self, tenant: &str, evaluated: i64, runs: i64) {
+        let labels = [opentelemetry::KeyValue::new("tenant", tenant.to_owned())];
+        self.evaluated
+            .add(u64::try_from(evaluated).unwrap_or(0), &labels);
+        self.runs.add(u64::try_from(runs).unwrap_or(0), &labels);
+    }
+}
+
+fn shard_metrics() -> &'static ShardMetrics {
+    static METRICS: std::sync::OnceLock<ShardMetrics> = std::sync::OnceLock::new();
+    METRICS.get_or_init(|| {
+        let meter = rebalancer_kit::metrics::meter();
+        ShardMetrics {
+            evaluated: meter
+                .u64_counter("rebalancer.monitor.accounts_evaluated")
+                .with_description("Accounts evaluated by cycles")
+                .build(),
+            runs: meter
+                .u64_counter("rebalancer.monitor.runs_opened")
+                .with_description("Runs opened by cycles")
+                .build(),
+        }
+    })
 }
