@@ -43,10 +43,20 @@ impl Process {
     /// When the process cannot be spawned.
     #[must_use]
     pub fn spawn(name: &str, args: &[String], dir: &Path) -> Self {
+        Self::spawn_with_env(name, args, dir, &[])
+    }
+
+    /// [`Process::spawn`] with environment variables set.
+    ///
+    /// # Panics
+    /// When the process cannot be spawned.
+    #[must_use]
+    pub fn spawn_with_env(name: &str, args: &[String], dir: &Path, env: &[(&str, &str)]) -> Self {
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(rebalancer_binary())
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("REBALANCER_INSECURE_ACCEPT_UNAUTHENTICATED")

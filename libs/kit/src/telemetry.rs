@@ -18,6 +18,7 @@ use crate::config::{LogFormat, TelemetryOptions};
 #[derive(Debug)]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    meters: Option<opentelemetry_sdk::metrics::SdkMeterProvider>,
 }
 
 impl Drop for TelemetryGuard {
@@ -26,6 +27,12 @@ impl Drop for TelemetryGuard {
             && let Err(error) = provider.shutdown()
         {
             eprintln!("trace exporter shutdown: {error}");
+        }
+        // Exports what was recorded since the last period.
+        if let Some(meters) = self.meters.take()
+            && let Err(error) = meters.shutdown()
+        {
+            eprintln!("metric exporter shutdown: {error}");
         }
     }
 }
@@ -58,7 +65,7 @@ pub fn init_telemetry(options: &TelemetryOptions) -> anyhow::Result<TelemetryGua
         }
         None => None,
     };
-    crate::metrics::install(&options.service_name, options.otlp_endpoint.as_deref())?;
+    let meters = crate::metrics::install(&options.service_name, options.otlp_endpoint.as_deref())?;
     let otel_layer = provider
         .as_ref()
         .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("rebalancer")));
@@ -77,5 +84,8 @@ pub fn init_telemetry(options: &TelemetryOptions) -> anyhow::Result<TelemetryGua
             )
             .try_init()?,
     }
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard {
+        provider,
+        meters: options.otlp_endpoint.as_ref().map(|_| meters),
+    })
 }
