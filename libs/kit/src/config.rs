@@ -34,6 +34,15 @@ pub struct ServerOptions {
     /// Largest request or response message, in bytes.
     #[arg(long, env = "REBALANCER_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_message_bytes: usize,
+    /// Seconds a client connection lives before the server asks it to
+    /// reconnect (GOAWAY), so long-lived HTTP/2 channels spread over new
+    /// replicas behind a Kubernetes Service; 0 keeps connections forever.
+    #[arg(
+        long,
+        env = "REBALANCER_MAX_CONNECTION_AGE_SECS",
+        default_value_t = 300
+    )]
+    pub max_connection_age_secs: u64,
     /// Seconds to let in-flight requests finish after a shutdown signal.
     #[arg(long, env = "REBALANCER_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
@@ -119,6 +128,7 @@ impl Default for ServerOptions {
             tenant_rate_limit: 0,
             tenant_rate_burst: 0,
             max_message_bytes: 16 * 1024 * 1024,
+            max_connection_age_secs: 300,
             shutdown_grace_secs: 20,
             default_tenant: None,
             admin_listen: None,

@@ -152,7 +152,11 @@ fn labels<'a>(
     attributes: impl Iterator<Item = &'a KeyValue>,
     extra: Option<(&str, String)>,
 ) -> String {
+    // Sorted by key: the SDK keeps attributes in no fixed order.
+    let mut attributes: Vec<&KeyValue> = attributes.collect();
+    attributes.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
     let mut parts: Vec<String> = attributes
+        .into_iter()
         .map(|kv| {
             format!(
                 "{}=\"{}\"",

@@ -108,8 +108,17 @@ pub async fn serve(
         Some(address) => Some(serve_admin(address, health_service.clone()).await?),
         None => None,
     };
-    let router = Server::builder()
-        .timeout(options.request_timeout())
+    let mut builder = Server::builder().timeout(options.request_timeout());
+    if options.max_connection_age_secs > 0 {
+        // Calls in flight (long streams included) get ten minutes to finish
+        // on the old connection; new calls go over a new one.
+        builder = builder
+            .max_connection_age(std::time::Duration::from_secs(
+                options.max_connection_age_secs,
+            ))
+            .max_connection_age_grace(std::time::Duration::from_secs(600));
+    }
+    let router = builder
         .layer(RequestIdLayer)
         .layer(crate::metrics::RpcMetricsLayer::new())
         .layer(trace_layer)

@@ -58,9 +58,8 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "REBALANCER_LISTEN", default_value = "0.0.0.0:50051")]
     pub listen: SocketAddr,
-    /// postgres://user:password@host/db (production) or sqlite://path.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
+    #[command(flatten)]
+    pub database: DatabaseArg,
     /// Where the Target service answers (used by monitor and execution).
     #[arg(
         long,
@@ -238,8 +237,39 @@ fn parse_time(text: &str) -> Result<chrono::NaiveTime, String> {
 pub struct MigrateArgs {
     #[arg(value_enum)]
     pub service: ServiceKind,
+    #[command(flatten)]
+    pub database: DatabaseArg,
+}
+
+/// The service's database: its URL, or a file holding it (a mounted
+/// secret, so the password is in no environment).
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct DatabaseArg {
+    /// postgres://user:password@host/db?sslmode=verify-full (production) or sqlite://path.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
+    pub database_url: Option<String>,
+    /// A file whose content is the database URL.
+    #[arg(long, env = "DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
+}
+
+impl DatabaseArg {
+    /// The database URL, read from its file if given that way.
+    ///
+    /// # Errors
+    /// When the file cannot be read or the URL is malformed.
+    pub fn url(&self) -> anyhow::Result<rebalancer_kit::db::DatabaseUrl> {
+        let text = match (&self.database_url, &self.database_url_file) {
+            (Some(url), _) => url.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?
+                .trim()
+                .to_owned(),
+            (None, None) => anyhow::bail!("give --database-url or --database-url-file"),
+        };
+        rebalancer_kit::db::DatabaseUrl::parse(&text)
+    }
 }
 
 /// Runs the parsed command to completion.

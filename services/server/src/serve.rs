@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use rebalancer_kit::auth::ServiceCredentials;
-use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
+use rebalancer_kit::db::PoolOptions;
 use rebalancer_kit::server::{self, MessageLimits};
 use rebalancer_kit::{Clock, SystemClock};
 
@@ -35,7 +35,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let database = ServiceDatabase {
-        url: DatabaseUrl::parse(&args.database_url)?,
+        url: args.database.url()?,
         pool: PoolOptions {
             max_connections: args.db_max_connections,
             ..PoolOptions::default()
@@ -111,7 +111,7 @@ fn hostname() -> String {
 /// Applies the migrations and exits.
 pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let database = ServiceDatabase {
-        url: DatabaseUrl::parse(&args.database_url)?,
+        url: args.database.url()?,
         pool: PoolOptions {
             max_connections: 2,
             ..PoolOptions::default()
