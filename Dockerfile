@@ -8,6 +8,10 @@ RUN cargo build --release --locked -p rebalancer-server --bin rebalancer
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/rebalancer /usr/local/bin/rebalancer
-EXPOSE 50051
+USER nonroot
+EXPOSE 50051 9090
 ENTRYPOINT ["/usr/local/bin/rebalancer"]
-CMD ["dev", "--listen", "0.0.0.0:50051", "--data-dir", "/tmp/data"]
+# No default service: the image never starts an unauthenticated dev stack on
+# all interfaces by accident. Kubernetes passes `serve <service>`; for a
+# local try, `docker run -p 50051:50051 IMAGE dev --listen 0.0.0.0:50051`.
+CMD ["--help"]
