@@ -166,7 +166,7 @@ fn operator_session_with_grpcurl() {
         address: stack.address.clone(),
     };
 
-    // Reflection lists the eight services plus health and reflection.
+    // Reflection lists the nine services plus health and reflection.
     let listed = grpcurl.call(&[], &["list"], None);
     assert!(listed.ok, "{}", listed.stderr);
     let names: Vec<&str> = listed.stdout.lines().collect();

@@ -76,13 +76,16 @@ pub async fn serve(
             .await;
     }
     let readiness = crate::health::watch(health_reporter.clone(), readiness);
-    // Reflection lists only what this process serves (and health).
+    // Reflection lists only what this process serves (with health and
+    // reflection itself).
     let reflection = || {
         let mut builder = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(rebalancer_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .with_service_name("grpc.health.v1.Health");
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection");
         for name in service_names {
             builder = builder.with_service_name(*name);
         }
