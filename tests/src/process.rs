@@ -56,10 +56,10 @@ impl Process {
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(rebalancer_binary())
             .args(args)
-            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("REBALANCER_INSECURE_ACCEPT_UNAUTHENTICATED")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::from(file.try_clone().expect("log file")))
             .stderr(Stdio::from(file))
@@ -70,6 +70,12 @@ impl Process {
             child,
             log,
         }
+    }
+
+    /// The process's log so far.
+    #[must_use]
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The last lines of the process's log.

@@ -2,7 +2,7 @@
 //! protocol, from `opentelemetry-proto`): `rebalancer serve target` exports
 //! a server span named `package.Service/Method` that continues the caller's
 //! W3C trace, and the RED histogram of the calls made (a client error among
-//! them).
+//! them); its JSON log lines carry the request's trace id.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -93,6 +93,8 @@ async fn spans_and_metrics_reach_an_otlp_receiver() {
     let args: Vec<String> = [
         "--otlp-endpoint",
         &format!("http://{collector}"),
+        "--log-format",
+        "json",
         "serve",
         "target",
         "--listen",
@@ -107,7 +109,11 @@ async fn spans_and_metrics_reach_an_otlp_receiver() {
         "target",
         &args,
         dir.path(),
-        &[("OTEL_METRIC_EXPORT_INTERVAL", "300")],
+        &[
+            ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
+            // The per-request "finished processing request" lines.
+            ("RUST_LOG", "info,tower_http=debug"),
+        ],
     );
     let channel = lazy_channel(&ClientOptions::new(format!("http://{address}"))).expect("channel");
     target.wait_ready(&channel).await;
@@ -156,6 +162,17 @@ async fn spans_and_metrics_reach_an_otlp_receiver() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // JSON log lines of the request carry its trace id.
+    let logged = target.log();
+    assert!(
+        logged.lines().any(
+            |line| line.contains(&format!("\"trace_id\":\"{trace_id}\""))
+                && line.contains("ListPortfolios")
+        ),
+        "no JSON log line with trace id {trace_id}:\n{}",
+        target.log_tail()
+    );
 }
 
 fn hex(bytes: &[u8]) -> String {

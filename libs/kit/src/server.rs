@@ -288,12 +288,28 @@ impl<B> MakeSpan<B> for GrpcMakeSpan {
             // Verified by the auth layer, which records them.
             tenant = tracing::field::Empty,
             actor = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
             request_id = %request_id,
         );
         let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.extract(&HeaderExtractor(request.headers()))
         });
         let _ = span.set_parent(parent);
+        // The ids the trace backend shows, on every log line of the request
+        // (JSON logs carry the span's fields), when traces are exported.
+        let ids = {
+            use opentelemetry::trace::TraceContextExt as _;
+            let context = span.context();
+            let otel = context.span();
+            let ids = otel.span_context();
+            ids.is_valid()
+                .then(|| (ids.trace_id().to_string(), ids.span_id().to_string()))
+        };
+        if let Some((trace_id, span_id)) = ids {
+            span.record("trace_id", trace_id.as_str());
+            span.record("span_id", span_id.as_str());
+        }
         span
     }
 }
