@@ -236,6 +236,20 @@ async fn roles_tenants_and_service_identity(backend: Backend) {
     assert_eq!(approved.status(), RunStatus::Queued);
     assert_eq!(approved.approved_by, "tom@firm-a");
 
+    // Worked and filled: the fills and their slippage are in the metrics.
+    stack
+        .advance_and_tick(chrono::Duration::seconds(30), 4)
+        .await;
+    let scraped = rebalancer_kit::metrics::prometheus_text();
+    assert!(
+        scraped.contains("rebalancer_execution_fills_total{crossed=\"false\",side=\"buy\"}"),
+        "{scraped}"
+    );
+    assert!(
+        scraped.contains("rebalancer_execution_slippage_basis_points_count{side=\"buy\"}"),
+        "{scraped}"
+    );
+
     // What every tenant shares is the platform's; the services' internal
     // RPCs are nobody's but theirs.
     let halt = |context: &CallContext, tradable: bool| {

@@ -10,6 +10,8 @@
 //! | `rpc.server.call.duration` | histogram, s | `rpc.method`, `rpc.grpc.status_code` | every call but health: rate, errors, duration (RED) |
 //! | `rebalancer.monitor.accounts_evaluated` | counter | `tenant` | accounts evaluated by cycles |
 //! | `rebalancer.monitor.runs_opened` | counter | `tenant` | runs the cycles opened |
+//! | `rebalancer.execution.fills` | counter | `side`, `crossed` | fills booked |
+//! | `rebalancer.execution.slippage` | histogram, bp | `side` | fill price against the block's arrival price, worse is positive |
 
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock, Weak};

@@ -13,6 +13,7 @@ pub mod convert;
 mod decide;
 mod fit;
 mod grpc;
+mod metrics;
 mod slices;
 pub(crate) mod sql;
 mod sql_reads;

@@ -194,8 +194,11 @@ impl Execution {
                 attempts: 0,
             });
         }
+        let fills = outcome.fills.clone();
         let recorded = self.store.record_slice(tenant, outcome, now).await?;
-        if !recorded {
+        if recorded {
+            super::metrics::record(&block, &fills);
+        } else {
             tracing::info!(block_id = %block.id, sequence = slice.sequence, "slice already recorded by another worker");
         }
         let run_ids: BTreeSet<&str> = open.iter().map(|o| o.run_id.as_str()).collect();
