@@ -8,7 +8,8 @@ use rebalancer_domain::evaluation::Flag;
 use rebalancer_kit::db::new_id;
 use rebalancer_kit::idempotency::{Created, IdempotencyClaim};
 use rebalancer_monitor::store::{
-    CycleState, CycleTrigger, EvaluationRecord, MonitorStore, NewCycle, ShardCounts, TickerRecord,
+    CycleState, CycleTrigger, EvaluationRecord, MonitorStore, NewCycle, ShardCounts, ShardFailure,
+    TickerRecord,
 };
 use rust_decimal_macros::dec;
 
@@ -18,6 +19,7 @@ rebalancer_kit::store_conformance! {
         cycle_round_trips_with_idempotency,
         scheduled_cycle_is_one_per_day,
         shards_are_claimed_once_and_leases_expire,
+        failed_shards_retry_after_a_back_off_and_can_fail_the_cycle,
         evaluations_upsert_list_count_and_complete_the_cycle,
         latest_evaluation_reaches_back_past_many_cycles,
     ],
@@ -474,4 +476,90 @@ async fn latest_evaluation_reaches_back_past_many_cycles(store: Arc<dyn MonitorS
     assert_eq!(latest("acct-0001").await, Some(oldest));
     assert_eq!(latest("acct-0002").await, Some(newest));
     assert_eq!(latest("acct-0003").await, None);
+}
+
+async fn failed_shards_retry_after_a_back_off_and_can_fail_the_cycle(store: Arc<dyn MonitorStore>) {
+    let cycle = store
+        .create_cycle("firm-a", new_cycle(CycleTrigger::OnDemand, 2), None)
+        .await
+        .expect("create")
+        .into_inner();
+    let now = at(14, 46);
+    let lease = now + Duration::minutes(10);
+    let (_, first) = store
+        .claim_shard("a", now, lease)
+        .await
+        .expect("claim")
+        .expect("shard 0");
+    let failure = ShardFailure {
+        error: "shard 0 attempt 1 of 5: target unreachable",
+        retry_at: now + Duration::minutes(2),
+        give_up: false,
+    };
+    store
+        .fail_shard("firm-a", &first, "a", failure, now)
+        .await
+        .expect("fail");
+    let running = store
+        .get_cycle("firm-a", &cycle.id)
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(running.state, CycleState::Running);
+    assert_eq!(running.error, "shard 0 attempt 1 of 5: target unreachable");
+    // Not before the back-off: the other shard is claimed instead.
+    let (_, second) = store
+        .claim_shard("b", now + Duration::minutes(1), lease)
+        .await
+        .expect("claim")
+        .expect("shard 1");
+    assert_eq!(second.sequence, 1);
+    assert_eq!(
+        store
+            .claim_shard("b", now + Duration::minutes(1), lease)
+            .await
+            .expect("claim"),
+        None
+    );
+    let (_, again) = store
+        .claim_shard("b", now + Duration::minutes(3), lease)
+        .await
+        .expect("claim")
+        .expect("shard 0 again");
+    assert_eq!((again.sequence, again.attempts), (0, 2));
+    // Out of attempts: the cycle fails and nothing is left to claim; the
+    // other shard finishing later does not complete it.
+    let failure = ShardFailure {
+        error: "shard 0 attempt 2 of 2: target unreachable",
+        retry_at: now + Duration::minutes(5),
+        give_up: true,
+    };
+    store
+        .fail_shard("firm-a", &again, "b", failure, now + Duration::minutes(3))
+        .await
+        .expect("fail");
+    assert_eq!(
+        store
+            .claim_shard("c", now + Duration::hours(2), lease)
+            .await
+            .expect("claim"),
+        None
+    );
+    let counts = ShardCounts {
+        evaluated: 1,
+        runs_created: 0,
+        errors: 0,
+    };
+    store
+        .finish_shard("firm-a", &second, "b", counts, now + Duration::minutes(4))
+        .await
+        .expect("finish");
+    let failed = store
+        .get_cycle("firm-a", &cycle.id)
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(failed.state, CycleState::Failed);
+    assert_eq!(failed.error, "shard 0 attempt 2 of 2: target unreachable");
+    assert_eq!(failed.completed_at, Some(now + Duration::minutes(3)));
 }

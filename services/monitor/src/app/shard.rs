@@ -37,11 +37,16 @@ use super::Monitor;
 use super::inputs::{self, Assigned, ParsedHoldings, TargetCache};
 use crate::error::MonitorError;
 use crate::store::{
-    CycleRecord, EvaluationRecord, ShardCounts, ShardRecord, StoreError, TickerRecord,
+    CycleRecord, EvaluationRecord, ShardCounts, ShardFailure, ShardRecord, StoreError, TickerRecord,
 };
 
 /// How long a claimed shard stays with its replica.
 const LEASE: Duration = Duration::minutes(10);
+/// Attempts of a shard before its cycle fails: with the back-off below, a
+/// cycle whose peer stays unreachable fails after about 15 minutes.
+const MAX_ATTEMPTS: i32 = 5;
+/// Wait before the next attempt of a failed shard, times the attempts made.
+const RETRY_BACKOFF: Duration = Duration::seconds(90);
 /// Accounts evaluated (and written) per step.
 const STEP: usize = 1000;
 /// Assignments and holdings per streamed message.
@@ -155,8 +160,7 @@ impl Monitor {
                 working.spawn(
                     async move {
                         if let Err(error) = monitor.work_shard(&owner, &tenant, &shard).await {
-                            tracing::warn!(%tenant, cycle_id = %shard.cycle_id, sequence = shard.sequence,
-                                %error, "shard failed; it is retried when its lease ends");
+                            monitor.shard_failed(&owner, &tenant, &shard, &error).await;
                         }
                     }
                     .in_current_span(),
@@ -293,6 +297,41 @@ impl Monitor {
         );
         shard_metrics().record(tenant, counts.evaluated, counts.runs_created);
         Ok(())
+    }
+
+    /// Records a failed attempt: the error on the cycle (seen by `GetCycle`
+    /// and `WatchCycle`) and a retry after a back-off, or, out of attempts,
+    /// the cycle FAILED with the error.
+    async fn shard_failed(
+        &self,
+        owner: &str,
+        tenant: &str,
+        shard: &ShardRecord,
+        error: &MonitorError,
+    ) {
+        let give_up = shard.attempts >= MAX_ATTEMPTS;
+        let message = format!(
+            "shard {} attempt {} of {MAX_ATTEMPTS}: {error}",
+            shard.sequence, shard.attempts
+        );
+        let now = self.clock.now();
+        let failure = ShardFailure {
+            error: &message,
+            retry_at: now + RETRY_BACKOFF * shard.attempts.max(1),
+            give_up,
+        };
+        if give_up {
+            tracing::error!(%tenant, cycle_id = %shard.cycle_id, %message, "cycle failed");
+        } else {
+            tracing::warn!(%tenant, cycle_id = %shard.cycle_id, %message, "shard failed; retried after a back-off");
+        }
+        if let Err(store_error) = self
+            .store
+            .fail_shard(tenant, shard, owner, failure, now)
+            .await
+        {
+            tracing::warn!(%store_error, "could not record the shard's failure; it is retried when its lease ends");
+        }
     }
 
     /// Fetches quotes for symbols not yet priced in this shard.

@@ -84,6 +84,16 @@ pub struct ShardRecord {
     pub attempts: i32,
 }
 
+/// Why and how a shard's attempt failed.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardFailure<'a> {
+    pub error: &'a str,
+    /// When the shard may be claimed again.
+    pub retry_at: DateTime<Utc>,
+    /// Out of attempts: the cycle fails.
+    pub give_up: bool,
+}
+
 /// A ticker as stored with an evaluation: its value against its band (its
 /// weight and drift follow from the value and the account's equity).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,6 +195,18 @@ pub trait MonitorStore: Send + Sync + Debug {
         counts: ShardCounts,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+
+    /// A shard's attempt failed: its lease (if `owner` still holds it) ends
+    /// at `failure.retry_at` and the cycle shows the error; with
+    /// `failure.give_up`, the cycle fails instead (its open shards closed).
+    async fn fail_shard(
+        &self,
+        tenant: &str,
+        shard: &ShardRecord,
+        owner: &str,
+        failure: ShardFailure<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// One account's evaluation in a cycle, or its latest.
     async fn get_evaluation(

@@ -13,7 +13,7 @@ use sqlx::{Database, Pool, QueryBuilder, Row};
 use super::tickers;
 use super::{
     Created, CycleRecord, CycleState, CycleTrigger, EvaluationRecord, IdempotencyClaim,
-    MonitorStore, NewCycle, ShardCounts, ShardRecord, StoreError,
+    MonitorStore, NewCycle, ShardCounts, ShardFailure, ShardRecord, StoreError,
 };
 
 /// The Monitor store over a PostgreSQL or SQLite pool.
@@ -367,7 +367,7 @@ impl MonitorStore for SqlStore<DB> {
             }
             sqlx::query(
                 "UPDATE cycles SET state = 'completed', completed_at = $3, status_counts_json = $4 \
-                 WHERE tenant_id = $1 AND id = $2",
+                 WHERE tenant_id = $1 AND id = $2 AND state <> 'failed'",
             )
             .bind(tenant.to_owned())
             .bind(shard.cycle_id.clone())
@@ -378,6 +378,58 @@ impl MonitorStore for SqlStore<DB> {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn fail_shard(
+        &self,
+        tenant: &str,
+        shard: &ShardRecord,
+        owner: &str,
+        failure: ShardFailure<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        // Retried once the lease (shortened to the back-off) ends.
+        sqlx::query(
+            "UPDATE shards SET lease_owner = NULL, lease_until = $5 WHERE tenant_id = $1 AND cycle_id = $2 \
+             AND sequence = $3 AND lease_owner = $4 AND status = 'claimed'",
+        )
+        .bind(tenant.to_owned())
+        .bind(shard.cycle_id.clone())
+        .bind(shard.sequence)
+        .bind(owner.to_owned())
+        .bind(failure.retry_at)
+        .execute(&mut *tx)
+        .await?;
+        if failure.give_up {
+            sqlx::query(
+                "UPDATE shards SET status = 'done', lease_owner = NULL WHERE tenant_id = $1 AND cycle_id = $2 \
+                 AND status IN ('pending', 'claimed')",
+            )
+            .bind(tenant.to_owned())
+            .bind(shard.cycle_id.clone())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE cycles SET state = 'failed', error = $3, completed_at = $4 WHERE tenant_id = $1 \
+                 AND id = $2 AND state IN ('pending', 'running')",
+            )
+            .bind(tenant.to_owned())
+            .bind(shard.cycle_id.clone())
+            .bind(failure.error.to_owned())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query("UPDATE cycles SET error = $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.to_owned())
+                .bind(shard.cycle_id.clone())
+                .bind(failure.error.to_owned())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn get_evaluation(
