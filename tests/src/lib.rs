@@ -32,3 +32,20 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// A target weight: cash when `symbol` is empty, else the asset.
+#[must_use]
+pub fn weight(symbol: &str, percent: &str) -> rebalancer_proto::common::Weight {
+    use rebalancer_proto::common::{Weight, WeightType};
+    Weight {
+        r#type: if symbol.is_empty() {
+            WeightType::Cash
+        } else {
+            WeightType::Asset
+        }
+        .into(),
+        symbol: symbol.to_owned(),
+        percent: percent.to_owned(),
+        portfolio_id: String::new(),
+    }
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use rebalancer_kit::testing::identity::{IdentityProvider, TestKey};
 use rebalancer_proto::access::Role;
 use rebalancer_proto::client::CallContext;
-use rebalancer_proto::common::{ApprovalMode, RunType, Weight, WeightType};
+use rebalancer_proto::common::{ApprovalMode, RunType};
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::execution::batch_service_client::BatchServiceClient;
 use rebalancer_proto::execution::market_data_service_client::MarketDataServiceClient;
@@ -30,25 +30,12 @@ use rebalancer_proto::target::{
     GetTenantRequest, ListPortfolioEventsRequest, ListPortfoliosRequest, ListTenantsRequest,
     ReportAssetStatusRequest, UpdateTenantRequest,
 };
+use rebalancer_tests::weight;
 use rebalancer_tests::{Backend, StackOptions, TestStack, violated_fields};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_types::StatusExt;
-
-fn weight(symbol: &str, percent: &str) -> Weight {
-    Weight {
-        r#type: if symbol.is_empty() {
-            WeightType::Cash
-        } else {
-            WeightType::Asset
-        }
-        .into(),
-        symbol: symbol.to_owned(),
-        percent: percent.to_owned(),
-        portfolio_id: String::new(),
-    }
-}
 
 fn code<T: std::fmt::Debug>(answer: Result<tonic::Response<T>, tonic::Status>) -> Code {
     match answer {

@@ -11,11 +11,12 @@ use std::process::Command;
 use rebalancer_kit::testing::identity::{ISSUER, IdentityProvider};
 use rebalancer_proto::access::Role;
 use rebalancer_proto::client::{CallContext, ClientOptions, lazy_channel};
-use rebalancer_proto::common::{Weight, WeightType};
+use rebalancer_proto::common::Weight;
 use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
 use rebalancer_proto::target::{CreatePortfolioRequest, ListPortfoliosRequest};
 use rebalancer_tests::binary::{grpcurl, rebalancer_binary};
 use rebalancer_tests::process::{Process, free_port};
+use rebalancer_tests::weight;
 use tonic::Code;
 
 fn serve(
@@ -114,17 +115,7 @@ async fn serve_refuses_header_only_calls_and_services_call_each_other_as_themsel
         "alice@firm-a",
         &[Role::Advisor],
     ));
-    let weights = [("", "10"), ("SPY", "90")].map(|(symbol, percent)| Weight {
-        r#type: if symbol.is_empty() {
-            WeightType::Cash
-        } else {
-            WeightType::Asset
-        }
-        .into(),
-        symbol: symbol.to_owned(),
-        percent: percent.to_owned(),
-        portfolio_id: String::new(),
-    });
+    let weights = [weight("", "10"), weight("SPY", "90")];
     // Unknown symbols are refused by the execution service's asset master:
     // the target service reached it with its service token.
     let unknown = portfolios

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use rebalancer_execution::blocks::store::Claimable;
 use rebalancer_kit::Clock;
 use rebalancer_proto::client::{CallContext, TracedChannel};
-use rebalancer_proto::common::{ApprovalMode, RunType, Weight, WeightType};
+use rebalancer_proto::common::{ApprovalMode, RunType};
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::execution::batch_service_client::BatchServiceClient;
 use rebalancer_proto::execution::market_data_service_client::MarketDataServiceClient;
@@ -34,6 +34,7 @@ use rebalancer_proto::execution::{
 use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
 use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
 use rebalancer_proto::target::{AssignRequest, CreatePortfolioRequest, OrderSizing};
+use rebalancer_tests::weight;
 use rebalancer_tests::{Backend, TestStack};
 use rust_decimal::Decimal;
 
@@ -47,20 +48,6 @@ fn opt(text: &str) -> Option<Decimal> {
 }
 
 const CENT: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
-
-fn weight(symbol: &str, percent: &str) -> Weight {
-    Weight {
-        r#type: if symbol.is_empty() {
-            WeightType::Cash
-        } else {
-            WeightType::Asset
-        }
-        .into(),
-        symbol: symbol.to_owned(),
-        percent: percent.to_owned(),
-        portfolio_id: String::new(),
-    }
-}
 
 /// How an account of the batch starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

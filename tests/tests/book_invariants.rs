@@ -21,7 +21,7 @@ use chrono::TimeDelta;
 use rebalancer_kit::clock::Clock;
 use rebalancer_proto::client::{CallContext, TracedChannel};
 use rebalancer_proto::common::{
-    ApprovalMode, ConditionSubType, ConditionType, RebalanceCondition, RunType, Weight, WeightType,
+    ApprovalMode, ConditionSubType, ConditionType, RebalanceCondition, RunType, Weight,
 };
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::execution::order_service_client::OrderServiceClient;
@@ -38,6 +38,7 @@ use rebalancer_proto::monitor::{EvaluateNowRequest, EvaluationStatus, GetEvaluat
 use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
 use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
 use rebalancer_proto::target::{AssignRequest, CreatePortfolioRequest, UpdatePortfolioRequest};
+use rebalancer_tests::weight;
 use rebalancer_tests::{Backend, TestStack};
 use rust_decimal::Decimal;
 use tonic::Code;
@@ -45,20 +46,6 @@ use tonic_types::StatusExt;
 
 fn d(text: &str) -> Decimal {
     Decimal::from_str(text).unwrap_or_else(|_| panic!("decimal {text:?}"))
-}
-
-fn weight(symbol: &str, percent: &str) -> Weight {
-    Weight {
-        r#type: if symbol.is_empty() {
-            WeightType::Cash
-        } else {
-            WeightType::Asset
-        }
-        .into(),
-        symbol: symbol.to_owned(),
-        percent: percent.to_owned(),
-        portfolio_id: String::new(),
-    }
 }
 
 fn position(symbol: &str, quantity: &str) -> Position {

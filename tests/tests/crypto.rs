@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rebalancer_proto::client::{CallContext, TracedChannel};
-use rebalancer_proto::common::{ApprovalMode, RunType, Weight, WeightType};
+use rebalancer_proto::common::{ApprovalMode, RunType, Weight};
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::execution::run_service_client::RunServiceClient;
 use rebalancer_proto::execution::{
@@ -19,25 +19,12 @@ use rebalancer_proto::monitor::{
 use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
 use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
 use rebalancer_proto::target::{AssignRequest, CreatePortfolioRequest};
+use rebalancer_tests::weight;
 use rebalancer_tests::{Backend, TestStack};
 use rust_decimal::Decimal;
 
 fn d(text: &str) -> Decimal {
     text.parse().expect("decimal")
-}
-
-fn weight(symbol: &str, percent: &str) -> Weight {
-    Weight {
-        r#type: if symbol.is_empty() {
-            WeightType::Cash
-        } else {
-            WeightType::Asset
-        }
-        .into(),
-        symbol: symbol.to_owned(),
-        percent: percent.to_owned(),
-        portfolio_id: String::new(),
-    }
 }
 
 fn at(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {

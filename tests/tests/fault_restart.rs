@@ -21,7 +21,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
@@ -31,7 +30,7 @@ use rebalancer_execution::store::ExecutionStore;
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
 use rebalancer_kit::testing::TestDatabase;
 use rebalancer_proto::client::{CallContext, ClientOptions, TracedChannel, lazy_channel};
-use rebalancer_proto::common::{ApprovalMode, RunType, Weight, WeightType};
+use rebalancer_proto::common::{ApprovalMode, RunType};
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::execution::batch_service_client::BatchServiceClient;
 use rebalancer_proto::execution::market_data_service_client::MarketDataServiceClient;
@@ -49,6 +48,8 @@ use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
 use rebalancer_proto::target::{AssignRequest, CreatePortfolioRequest, OrderSizing};
 use rebalancer_tests::binary::rebalancer_binary;
 use rebalancer_tests::fix_acceptor;
+use rebalancer_tests::process::free_port;
+use rebalancer_tests::weight;
 use rust_decimal::Decimal;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -67,28 +68,6 @@ const SIM_START: &str = "2026-03-02T15:00:00Z";
 
 fn d(text: &str) -> Decimal {
     Decimal::from_str(text).unwrap_or_else(|_| panic!("decimal {text:?}"))
-}
-
-fn weight(symbol: &str, percent: &str) -> Weight {
-    Weight {
-        r#type: if symbol.is_empty() {
-            WeightType::Cash
-        } else {
-            WeightType::Asset
-        }
-        .into(),
-        symbol: symbol.to_owned(),
-        percent: percent.to_owned(),
-        portfolio_id: String::new(),
-    }
-}
-
-/// A port free right now (the services must be restarted on the same one).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port()
 }
 
 /// SplitMix64: the kill schedule, reproducible from its seed.

@@ -13,7 +13,7 @@ use rebalancer_execution::broker::BrokerConfig;
 use rebalancer_execution::broker::brokers::TradingMode;
 use rebalancer_execution::broker::fix::config::FixConfig;
 use rebalancer_proto::client::CallContext;
-use rebalancer_proto::common::{ApprovalMode, RunType, Weight, WeightType};
+use rebalancer_proto::common::{ApprovalMode, RunType, Weight};
 use rebalancer_proto::execution::TradingMode as ProtoTradingMode;
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::execution::market_data_service_client::MarketDataServiceClient;
@@ -25,32 +25,13 @@ use rebalancer_proto::execution::{
     Run, RunSpec, RunStatus, SetTradingModeRequest, UpsertAccountRequest,
 };
 use rebalancer_tests::fix_acceptor::{self, Acceptor};
+use rebalancer_tests::process::free_port;
+use rebalancer_tests::weight;
 use rebalancer_tests::{Backend, StackOptions, TestStack, violated_fields};
 use rust_decimal::Decimal;
 
 fn d(text: &str) -> Decimal {
     text.parse().expect("decimal")
-}
-
-fn weight(symbol: &str, percent: &str) -> Weight {
-    Weight {
-        r#type: if symbol.is_empty() {
-            WeightType::Cash
-        } else {
-            WeightType::Asset
-        }
-        .into(),
-        symbol: symbol.to_owned(),
-        percent: percent.to_owned(),
-        portfolio_id: String::new(),
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port()
 }
 
 /// Creates an auto-approved full rebalance to `weights` and ticks until its

@@ -5,7 +5,7 @@
 //! data appears in B's lists.
 
 use chrono::Duration;
-use rebalancer_proto::common::{ApprovalMode, RunType, Weight, WeightType};
+use rebalancer_proto::common::{ApprovalMode, RunType};
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::execution::batch_service_client::BatchServiceClient;
 use rebalancer_proto::execution::order_service_client::OrderServiceClient;
@@ -31,22 +31,9 @@ use rebalancer_proto::target::{
     GetPortfolioRequest, ListAssignmentsRequest, ListPortfolioVersionsRequest,
     ListPortfoliosRequest, UnassignRequest,
 };
+use rebalancer_tests::weight;
 use rebalancer_tests::{Backend, TestStack};
 use tonic::Code;
-
-fn weight(symbol: &str, percent: &str) -> Weight {
-    Weight {
-        r#type: if symbol.is_empty() {
-            WeightType::Cash
-        } else {
-            WeightType::Asset
-        }
-        .into(),
-        symbol: symbol.to_owned(),
-        percent: percent.to_owned(),
-        portfolio_id: String::new(),
-    }
-}
 
 /// Asserts B's call failed with NOT_FOUND.
 fn not_found<T: std::fmt::Debug>(rpc: &str, answer: Result<tonic::Response<T>, tonic::Status>) {

@@ -12,7 +12,6 @@ use rebalancer_kit::Clock;
 use rebalancer_proto::client::{CallContext, TracedChannel};
 use rebalancer_proto::common::{
     ApprovalMode, ConditionSubType, ConditionType, InitiatedFrom, RebalanceCondition, RunType,
-    Weight, WeightType,
 };
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::execution::market_data_service_client::MarketDataServiceClient;
@@ -33,6 +32,7 @@ use rebalancer_proto::target::{
     AssignRequest, CreatePortfolioRequest, GetPortfolioRequest, UnassignRequest,
     UpdatePortfolioRequest,
 };
+use rebalancer_tests::weight;
 use rebalancer_tests::{Backend, TestStack};
 use rust_decimal::Decimal;
 use tokio_stream::StreamExt;
@@ -41,20 +41,6 @@ use tonic_types::StatusExt;
 
 fn d(text: &str) -> Decimal {
     Decimal::from_str(text).unwrap_or_else(|_| panic!("decimal {text:?}"))
-}
-
-fn weight(symbol: &str, percent: &str) -> Weight {
-    Weight {
-        r#type: if symbol.is_empty() {
-            WeightType::Cash
-        } else {
-            WeightType::Asset
-        }
-        .into(),
-        symbol: symbol.to_owned(),
-        percent: percent.to_owned(),
-        portfolio_id: String::new(),
-    }
 }
 
 fn band(percent: &str) -> RebalanceCondition {

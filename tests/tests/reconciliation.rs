@@ -7,7 +7,7 @@
 //! statement is refused line by line and changes nothing.
 
 use rebalancer_proto::client::{CallContext, TracedChannel};
-use rebalancer_proto::common::{ApprovalMode, Weight, WeightType};
+use rebalancer_proto::common::ApprovalMode;
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::execution::{
     GetHoldingsRequest, Holdings, ListReconciliationBreaksRequest, Position,
@@ -21,6 +21,7 @@ use rebalancer_proto::monitor::{
 use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
 use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
 use rebalancer_proto::target::{AssignRequest, CreatePortfolioRequest};
+use rebalancer_tests::weight;
 use rebalancer_tests::{Backend, TestStack, violated_fields};
 
 const FIRST: &str = "account_id,kind,symbol,quantity
@@ -37,20 +38,6 @@ acct-1,position,SPY,12
 acct-1,position,TLT,5
 acct-1,cash,,1000
 ";
-
-fn weight(symbol: &str, percent: &str) -> Weight {
-    Weight {
-        r#type: if symbol.is_empty() {
-            WeightType::Cash
-        } else {
-            WeightType::Asset
-        }
-        .into(),
-        symbol: symbol.to_owned(),
-        percent: percent.to_owned(),
-        portfolio_id: String::new(),
-    }
-}
 
 fn position(symbol: &str, quantity: &str) -> Position {
     Position {

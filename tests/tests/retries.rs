@@ -4,7 +4,7 @@
 //! ALREADY_EXISTS — and store one object, on both backends.
 
 use futures::future::join_all;
-use rebalancer_proto::common::{RunType, Weight, WeightType};
+use rebalancer_proto::common::RunType;
 use rebalancer_proto::execution::CreateBatchRequest;
 use rebalancer_proto::execution::UpsertAccountRequest;
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
@@ -14,23 +14,10 @@ use rebalancer_proto::monitor::monitor_service_client::MonitorServiceClient;
 use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
 use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
 use rebalancer_proto::target::{AssignRequest, CreatePortfolioRequest, ListPortfoliosRequest};
+use rebalancer_tests::weight;
 use rebalancer_tests::{Backend, TestStack};
 
 const CALLERS: usize = 20;
-
-fn weight(symbol: &str, percent: &str) -> Weight {
-    Weight {
-        r#type: if symbol.is_empty() {
-            WeightType::Cash
-        } else {
-            WeightType::Asset
-        }
-        .into(),
-        symbol: symbol.to_owned(),
-        percent: percent.to_owned(),
-        portfolio_id: String::new(),
-    }
-}
 
 async fn overlapping_retries_get_the_first_answer(backend: Backend) {
     let Some(stack) = TestStack::start(backend).await else {

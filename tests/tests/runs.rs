@@ -7,7 +7,7 @@
 use std::str::FromStr;
 
 use rebalancer_proto::client::{CallContext, TracedChannel};
-use rebalancer_proto::common::{ApprovalMode, InitiatedFrom, RunType, Weight, WeightType};
+use rebalancer_proto::common::{ApprovalMode, InitiatedFrom, RunType, Weight};
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::execution::order_service_client::OrderServiceClient;
 use rebalancer_proto::execution::run_service_client::RunServiceClient;
@@ -24,6 +24,7 @@ use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
 use rebalancer_proto::target::{
     AssignRequest, CreatePortfolioRequest, UnassignRequest, UpdatePortfolioRequest,
 };
+use rebalancer_tests::weight;
 use rebalancer_tests::{Backend, TestStack};
 use rust_decimal::Decimal;
 use tokio_stream::StreamExt;
@@ -32,20 +33,6 @@ use tonic_types::StatusExt;
 
 fn d(text: &str) -> Decimal {
     Decimal::from_str(text).unwrap_or_else(|_| panic!("decimal {text:?}"))
-}
-
-fn weight(symbol: &str, percent: &str) -> Weight {
-    Weight {
-        r#type: if symbol.is_empty() {
-            WeightType::Cash
-        } else {
-            WeightType::Asset
-        }
-        .into(),
-        symbol: symbol.to_owned(),
-        percent: percent.to_owned(),
-        portfolio_id: String::new(),
-    }
 }
 
 struct Desk {

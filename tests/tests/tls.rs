@@ -14,7 +14,7 @@ use rebalancer_kit::testing::identity::{ISSUER, IdentityProvider};
 use rebalancer_kit::tls::TlsOptions;
 use rebalancer_proto::access::Role;
 use rebalancer_proto::client::{CallContext, ClientOptions, TracedChannel, lazy_channel};
-use rebalancer_proto::common::{ApprovalMode, Weight, WeightType};
+use rebalancer_proto::common::ApprovalMode;
 use rebalancer_proto::execution::UpsertAccountRequest;
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::monitor::monitor_service_client::MonitorServiceClient;
@@ -24,6 +24,7 @@ use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
 use rebalancer_proto::target::{AssignRequest, CreatePortfolioRequest, ListPortfoliosRequest};
 use rebalancer_tests::pki::{CertFiles, TestCa};
 use rebalancer_tests::process::{Process, free_port};
+use rebalancer_tests::weight;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
@@ -192,17 +193,7 @@ async fn three_services_over_tls_with_mutual_tls_and_postgres_tls() {
     let to_target = channel(&services[0].url, trusted.clone());
     let to_monitor = channel(&services[1].url, trusted.clone());
     let to_execution = channel(&services[2].url, trusted.clone());
-    let weights = [("", "10"), ("SPY", "90")].map(|(symbol, percent)| Weight {
-        r#type: if symbol.is_empty() {
-            WeightType::Cash
-        } else {
-            WeightType::Asset
-        }
-        .into(),
-        symbol: symbol.to_owned(),
-        percent: percent.to_owned(),
-        portfolio_id: String::new(),
-    });
+    let weights = [weight("", "10"), weight("SPY", "90")];
     let portfolio = PortfolioServiceClient::new(to_target.clone())
         .create_portfolio(advisor.request(CreatePortfolioRequest {
             name: "Core".to_owned(),
