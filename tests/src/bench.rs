@@ -69,6 +69,7 @@ impl TargetBench {
             workers: WorkerMode::DrivenByCaller,
             credentials: None,
             client_tls: None,
+            event_retention: chrono::Duration::days(7),
         })
         .await
         .context("open the target service")?;

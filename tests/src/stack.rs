@@ -68,6 +68,8 @@ pub struct TestStack {
     pub execution: rebalancer_execution::Execution,
     /// The monitor, to drive its scheduler and shards tick by tick.
     pub monitor: rebalancer_monitor::Monitor,
+    /// The execution service, to gather and prune events by hand.
+    pub execution_service: rebalancer_execution::ExecutionService,
     channel: TracedChannel,
     monitor_url: DatabaseUrl,
     /// Databases of target, monitor and execution, kept for [`TestStack::restart`].
@@ -127,6 +129,7 @@ impl TestStack {
             clock,
             execution: running.execution,
             monitor: running.monitor,
+            execution_service: running.execution_service,
             monitor_url: urls[1].clone(),
             channel: running.channel,
             stop: running.stop,
@@ -155,6 +158,7 @@ impl TestStack {
         self.address = running.address;
         self.execution = running.execution;
         self.monitor = running.monitor;
+        self.execution_service = running.execution_service;
         self.channel = running.channel;
         self.stop = running.stop;
         self.server = Some(running.server);
@@ -174,6 +178,18 @@ impl TestStack {
     #[must_use]
     pub fn outside_channel(&self) -> TracedChannel {
         lazy_channel(&ClientOptions::new(format!("http://{}", self.address))).expect("channel")
+    }
+
+    /// Gathers the Target's and the Monitor's events into the execution
+    /// service's stream (the worker does it every 500 ms when it runs).
+    ///
+    /// # Panics
+    /// When gathering fails.
+    pub async fn gather_events(&self) -> u64 {
+        self.execution_service
+            .gather_events()
+            .await
+            .expect("gather events")
     }
 
     /// One pass of the execution worker at the current simulated time.
@@ -260,6 +276,7 @@ struct Running {
     address: SocketAddr,
     execution: rebalancer_execution::Execution,
     monitor: rebalancer_monitor::Monitor,
+    execution_service: rebalancer_execution::ExecutionService,
     channel: TracedChannel,
     stop: CancellationToken,
     server: JoinHandle<anyhow::Result<()>>,
@@ -315,6 +332,7 @@ impl Running {
             workers: WorkerMode::DrivenByCaller,
             credentials,
             client_tls: None,
+            event_retention: chrono::Duration::days(7),
         })
         .await
         .expect("stack");
@@ -349,6 +367,7 @@ impl Running {
             address,
             execution: execution.execution().clone(),
             monitor: monitor.monitor().clone(),
+            execution_service: execution,
             channel,
             stop,
             server,

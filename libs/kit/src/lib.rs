@@ -15,6 +15,7 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod idempotency;
 pub mod limits;
@@ -25,10 +26,14 @@ pub mod request_id;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
+pub mod trace;
 pub mod wire;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+
+// The store macros name `::rebalancer_kit`; this lets kit's own store code use them.
+extern crate self as rebalancer_kit;
 
 pub use auth::{Authenticator, Principal};
 pub use clock::{Clock, SimClock, SystemClock};

@@ -151,6 +151,7 @@ pub const RPCS: &[(&str, Permission)] = {
         ("target.v1.TenantService/GetTenant", Read),
         ("target.v1.TenantService/ListTenants", Platform),
         ("target.v1.TenantService/UpdateTenant", Admin),
+        ("target.v1.EventExportService/ExportEvents", Internal),
         // monitor
         ("monitor.v1.MonitorService/EvaluateNow", Operate),
         ("monitor.v1.MonitorService/GetEvaluation", Read),
@@ -159,6 +160,9 @@ pub const RPCS: &[(&str, Permission)] = {
         ("monitor.v1.MonitorService/ListCycles", Read),
         ("monitor.v1.MonitorService/WatchCycle", Read),
         ("monitor.v1.MonitorService/SimulatePolicy", Read),
+        ("monitor.v1.EventExportService/ExportEvents", Internal),
+        // the tenant's event stream (execution)
+        ("events.v1.EventService/WatchEvents", Read),
         // execution: runs
         ("execution.v1.RunService/CreateRun", Advise),
         ("execution.v1.RunService/PreviewRun", Read),

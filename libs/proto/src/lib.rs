@@ -37,9 +37,15 @@ pub mod rebalancer {
             tonic::include_proto!("rebalancer.execution.v1");
         }
     }
+    pub mod events {
+        pub mod v1 {
+            tonic::include_proto!("rebalancer.events.v1");
+        }
+    }
 }
 
 pub use rebalancer::common::v1 as common;
+pub use rebalancer::events::v1 as events;
 pub use rebalancer::execution::v1 as execution;
 pub use rebalancer::monitor::v1 as monitor;
 pub use rebalancer::target::v1 as target;
@@ -49,7 +55,7 @@ pub use rebalancer::target::v1 as target;
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/rebalancer_descriptor.bin"));
 
-/// Fully qualified names of the nine services, as health checks and
+/// Fully qualified names of the twelve services, as health checks and
 /// reflection list them.
 pub mod service_names {
     pub const PORTFOLIO: &str = "rebalancer.target.v1.PortfolioService";
@@ -61,8 +67,11 @@ pub mod service_names {
     pub const RUN: &str = "rebalancer.execution.v1.RunService";
     pub const BATCH: &str = "rebalancer.execution.v1.BatchService";
     pub const ORDER: &str = "rebalancer.execution.v1.OrderService";
+    pub const EVENTS: &str = "rebalancer.events.v1.EventService";
+    pub const TARGET_EVENT_EXPORT: &str = "rebalancer.target.v1.EventExportService";
+    pub const MONITOR_EVENT_EXPORT: &str = "rebalancer.monitor.v1.EventExportService";
 
-    pub const TARGET_SERVICES: &[&str] = &[PORTFOLIO, ASSIGNMENT, TENANT];
-    pub const MONITOR_SERVICES: &[&str] = &[MONITOR];
-    pub const EXECUTION_SERVICES: &[&str] = &[ACCOUNT, MARKET_DATA, RUN, BATCH, ORDER];
+    pub const TARGET_SERVICES: &[&str] = &[PORTFOLIO, ASSIGNMENT, TENANT, TARGET_EVENT_EXPORT];
+    pub const MONITOR_SERVICES: &[&str] = &[MONITOR, MONITOR_EVENT_EXPORT];
+    pub const EXECUTION_SERVICES: &[&str] = &[ACCOUNT, MARKET_DATA, RUN, BATCH, ORDER, EVENTS];
 }

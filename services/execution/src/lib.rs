@@ -25,6 +25,7 @@ pub mod blocks;
 pub mod book;
 pub mod broker;
 pub mod error;
+pub mod events;
 mod execution;
 pub mod grpc;
 pub mod market;
@@ -35,8 +36,10 @@ use std::sync::Arc;
 
 use rebalancer_kit::Clock;
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
+use rebalancer_kit::events::{EventLog, Gatherer};
 use rebalancer_kit::server::MessageLimits;
 use rebalancer_proto::client::TracedChannel;
+use rebalancer_proto::events::event_service_server::EventServiceServer;
 use rebalancer_proto::execution::account_service_server::AccountServiceServer;
 use rebalancer_proto::execution::batch_service_server::BatchServiceServer;
 use rebalancer_proto::execution::market_data_service_server::MarketDataServiceServer;
@@ -70,12 +73,18 @@ pub struct ExecutionDeps {
     pub broker: BrokerConfig,
     /// The Target service.
     pub target: Option<TracedChannel>,
+    /// The Monitor service (its events are gathered into the tenant's stream).
+    pub monitor: Option<TracedChannel>,
 }
 
 /// The Execution service, ready to mount on a server.
 #[derive(Debug, Clone)]
 pub struct ExecutionService {
     execution: Execution,
+    /// Changes of its objects, and those gathered from the other services.
+    events: EventLog,
+    /// Copies the Target's and the Monitor's events into `events`.
+    gatherer: Arc<Gatherer>,
 }
 
 impl ExecutionService {
@@ -88,7 +97,12 @@ impl ExecutionService {
         pool: &PoolOptions,
         deps: ExecutionDeps,
     ) -> anyhow::Result<Self> {
-        let store = store::open(url, pool).await?;
+        let (store, events) = store::open_with_events(url, pool).await?;
+        let events = EventLog::new(events, deps.clock.clone());
+        let gatherer = Arc::new(Gatherer::new(
+            events.clone(),
+            events::sources(deps.target.as_ref(), deps.monitor.as_ref()),
+        ));
         let master = Arc::new(
             MasterMarketData::open(
                 store.clone(),
@@ -107,12 +121,37 @@ impl ExecutionService {
         .await?;
         Ok(Self {
             execution: Execution::new(store, deps.clock, master, brokers, deps.target),
+            events,
+            gatherer,
         })
     }
 
     #[must_use]
     pub fn execution(&self) -> &Execution {
         &self.execution
+    }
+
+    #[must_use]
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// Copies what the Target and the Monitor recorded since the last pass
+    /// into this service's stream (the worker does it every 500 ms).
+    ///
+    /// # Errors
+    /// When a peer or the database fails.
+    pub async fn gather_events(&self) -> anyhow::Result<u64> {
+        self.gatherer.gather().await
+    }
+
+    /// Starts gathering the other services' events until `shutdown`.
+    #[must_use]
+    pub fn start_gatherer(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.gatherer.clone().run(shutdown))
     }
 
     /// Starts the execution worker (transmissions, slices, run completion)
@@ -153,6 +192,11 @@ impl ExecutionService {
             )
             .add_service(
                 OrderServiceServer::new(api)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
+            .add_service(
+                EventServiceServer::new(events::EventApi::new(self.events.clone()))
                     .max_decoding_message_size(max)
                     .max_encoding_message_size(max),
             );

@@ -470,6 +470,7 @@ fn run(account_id: &str, status: RunStatus) -> RunRecord {
         canceled_at: None,
         expires_at: None,
         broker: None,
+        trace_context: None,
         orders: Vec::new(),
     }
 }

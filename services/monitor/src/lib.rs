@@ -13,6 +13,7 @@
 pub mod app;
 pub mod convert;
 pub mod error;
+pub mod events;
 pub mod grpc;
 pub mod simulate;
 pub mod store;
@@ -21,8 +22,10 @@ use std::sync::Arc;
 
 use rebalancer_kit::Clock;
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
+use rebalancer_kit::events::EventLog;
 use rebalancer_kit::server::MessageLimits;
 use rebalancer_proto::client::TracedChannel;
+use rebalancer_proto::monitor::event_export_service_server::EventExportServiceServer;
 use rebalancer_proto::monitor::monitor_service_server::MonitorServiceServer;
 use tonic::service::RoutesBuilder;
 
@@ -47,6 +50,8 @@ pub struct MonitorDeps {
 #[derive(Debug, Clone)]
 pub struct MonitorService {
     monitor: Monitor,
+    /// Changes of its objects, recorded by its database's triggers.
+    events: EventLog,
 }
 
 impl MonitorService {
@@ -59,8 +64,10 @@ impl MonitorService {
         pool: &PoolOptions,
         deps: MonitorDeps,
     ) -> anyhow::Result<Self> {
-        let store = store::open(url, pool).await?;
+        let (store, events) = store::open_with_events(url, pool).await?;
+        let events = EventLog::new(events, deps.clock.clone());
         Ok(Self {
+            events,
             monitor: Monitor::new(store, deps.clock, deps.target, deps.execution, deps.config),
         })
     }
@@ -68,6 +75,11 @@ impl MonitorService {
     #[must_use]
     pub fn monitor(&self) -> &Monitor {
         &self.monitor
+    }
+
+    #[must_use]
+    pub fn events(&self) -> &EventLog {
+        &self.events
     }
 
     /// Starts the scheduler and shard worker until `shutdown`; `owner` names
@@ -81,12 +93,18 @@ impl MonitorService {
         tokio::spawn(self.monitor.clone().run(owner, shutdown))
     }
 
-    /// Adds the gRPC service, with message size limits, to `routes`.
+    /// Adds the gRPC services, with message size limits, to `routes`.
     pub fn register(&self, routes: &mut RoutesBuilder, limits: MessageLimits) {
-        routes.add_service(
-            MonitorServiceServer::new(grpc::MonitorApi::new(self.monitor.clone()))
-                .max_decoding_message_size(limits.max_bytes)
-                .max_encoding_message_size(limits.max_bytes),
-        );
+        routes
+            .add_service(
+                MonitorServiceServer::new(grpc::MonitorApi::new(self.monitor.clone()))
+                    .max_decoding_message_size(limits.max_bytes)
+                    .max_encoding_message_size(limits.max_bytes),
+            )
+            .add_service(
+                EventExportServiceServer::new(events::EventExportApi::new(self.events.clone()))
+                    .max_decoding_message_size(limits.max_bytes)
+                    .max_encoding_message_size(limits.max_bytes),
+            );
     }
 }

@@ -37,6 +37,7 @@ fn day() -> NaiveDate {
 
 fn new_cycle(trigger: CycleTrigger, shards: usize) -> NewCycle {
     NewCycle {
+        trace_context: None,
         id: new_id(),
         trading_date: day(),
         trigger,

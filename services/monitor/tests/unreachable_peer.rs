@@ -42,6 +42,7 @@ async fn a_cycle_with_an_unreachable_peer_fails_in_bounded_time() {
         .create_cycle(
             "firm-a",
             NewCycle {
+                trace_context: None,
                 id: new_id(),
                 trading_date: NaiveDate::from_ymd_opt(2026, 3, 3).expect("date"),
                 trigger: CycleTrigger::OnDemand,

@@ -30,6 +30,9 @@ pub struct DevArgs {
     /// Seed of the simulated market's prices.
     #[arg(long, default_value_t = 42)]
     pub market_seed: u64,
+    /// Days each service keeps its events.
+    #[arg(long, default_value_t = rebalancer_kit::events::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub event_retention_days: u32,
     #[command(flatten)]
     pub venue: crate::VenueOptions,
     #[command(flatten)]
@@ -112,6 +115,7 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
         },
         credentials: Some(credentials),
         client_tls: None,
+        event_retention: chrono::Duration::days(i64::from(args.event_retention_days)),
     })
     .await?;
     let Stack {

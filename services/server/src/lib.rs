@@ -79,6 +79,18 @@ pub struct ServeArgs {
     pub market_seed: u64,
     #[command(flatten)]
     pub venue: VenueOptions,
+    /// Where the Monitor service answers (used by execution, which gathers
+    /// its events into the tenant's stream).
+    #[arg(
+        long,
+        env = "REBALANCER_MONITOR_URL",
+        default_value = "http://monitor:50051"
+    )]
+    pub monitor_url: String,
+    /// Days each service keeps its events (`WatchEvents` resumes from an id
+    /// this recent).
+    #[arg(long, env = "REBALANCER_EVENT_RETENTION_DAYS", default_value_t = rebalancer_kit::events::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub event_retention_days: u32,
     /// Database connections per replica.
     #[arg(long, env = "REBALANCER_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,

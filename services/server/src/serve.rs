@@ -54,6 +54,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             peers: PeerUrls {
                 target: Some(args.target_url.clone()),
                 execution: Some(args.execution_url.clone()),
+                monitor: Some(args.monitor_url.clone()),
             },
         },
         clock,
@@ -71,6 +72,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         credentials,
         client_tls: args.server.tls.client_config()?,
+        event_retention: chrono::Duration::days(i64::from(args.event_retention_days)),
     })
     .await?;
     let listener = server::bind(args.listen).await?;

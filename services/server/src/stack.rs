@@ -54,6 +54,9 @@ pub struct StackConfig {
     pub credentials: Option<Arc<dyn Credentials>>,
     /// TLS of the calls to `https://` peers (trusted CAs, client certificate).
     pub client_tls: Option<Arc<rustls::ClientConfig>>,
+    /// How long each service keeps its events (`WatchEvents` can resume
+    /// from an id this recent).
+    pub event_retention: chrono::Duration,
 }
 
 /// Which services run in this process.
@@ -91,6 +94,7 @@ pub struct ServiceDatabase {
 pub struct PeerUrls {
     pub target: Option<String>,
     pub execution: Option<String>,
+    pub monitor: Option<String>,
 }
 
 /// Where market data comes from, besides the platform's asset master and
@@ -310,6 +314,13 @@ impl Peers {
             Self::Remote(urls, client) => remote(urls.execution.as_deref(), client),
         }
     }
+
+    fn monitor(&self) -> anyhow::Result<Option<TracedChannel>> {
+        match self {
+            Self::Own(channel) => Ok(Some(channel.clone())),
+            Self::Remote(urls, client) => remote(urls.monitor.as_deref(), client),
+        }
+    }
 }
 
 fn remote(url: Option<&str>, client: &PeerClient) -> anyhow::Result<Option<TracedChannel>> {
@@ -353,6 +364,7 @@ impl Stack {
             workers: worker_mode,
             credentials,
             client_tls,
+            event_retention,
         } = config;
         let Placement {
             target: target_database,
@@ -426,6 +438,7 @@ impl Stack {
                     max_quote_age,
                     broker: broker.clone(),
                     target: peers.target()?,
+                    monitor: peers.monitor()?,
                 };
                 let execution = ExecutionService::open(&database.url, &database.pool, deps).await?;
                 execution.register(&mut routes, limits);
@@ -440,6 +453,20 @@ impl Stack {
             if let Some(execution) = &execution {
                 let handle = execution.start_worker(owner.clone(), workers.stop.clone());
                 workers.handles.push(handle);
+                workers
+                    .handles
+                    .push(execution.start_gatherer(workers.stop.clone()));
+            }
+            let logs = [
+                target.as_ref().map(|service| service.events().clone()),
+                monitor.as_ref().map(|service| service.events().clone()),
+                execution.as_ref().map(|service| service.events().clone()),
+            ];
+            for log in logs.into_iter().flatten() {
+                let stop = workers.stop.clone();
+                workers
+                    .handles
+                    .push(tokio::spawn(log.run(event_retention, stop)));
             }
             if let Some(monitor) = &monitor {
                 let handle = monitor.start_worker(owner.clone(), workers.stop.clone());

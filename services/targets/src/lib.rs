@@ -19,9 +19,11 @@ use std::sync::Arc;
 
 use rebalancer_kit::Clock;
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
+use rebalancer_kit::events::EventLog;
 use rebalancer_kit::server::MessageLimits;
 use rebalancer_proto::client::TracedChannel;
 use rebalancer_proto::target::assignment_service_server::AssignmentServiceServer;
+use rebalancer_proto::target::event_export_service_server::EventExportServiceServer;
 use rebalancer_proto::target::portfolio_service_server::PortfolioServiceServer;
 use rebalancer_proto::target::tenant_service_server::TenantServiceServer;
 use tonic::service::RoutesBuilder;
@@ -44,6 +46,8 @@ pub struct TargetDeps {
 #[derive(Debug, Clone)]
 pub struct TargetService {
     target: Target,
+    /// Changes of its objects, recorded by its database's triggers.
+    events: EventLog,
 }
 
 impl TargetService {
@@ -56,8 +60,10 @@ impl TargetService {
         pool: &PoolOptions,
         deps: TargetDeps,
     ) -> anyhow::Result<Self> {
-        let store = store::open(url, pool).await?;
+        let (store, events) = store::open_with_events(url, pool).await?;
+        let events = EventLog::new(events, deps.clock.clone());
         Ok(Self {
+            events,
             target: Target::new(store, deps.clock, deps.execution),
         })
     }
@@ -65,6 +71,11 @@ impl TargetService {
     #[must_use]
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    #[must_use]
+    pub fn events(&self) -> &EventLog {
+        &self.events
     }
 
     /// Adds the gRPC services, with message size limits, to `routes`.
@@ -79,9 +90,13 @@ impl TargetService {
         let tenants = TenantServiceServer::new(grpc::TenantApi::new(self.target.clone()))
             .max_decoding_message_size(limits.max_bytes)
             .max_encoding_message_size(limits.max_bytes);
+        let export = EventExportServiceServer::new(grpc::EventExportApi::new(self.events.clone()))
+            .max_decoding_message_size(limits.max_bytes)
+            .max_encoding_message_size(limits.max_bytes);
         routes
             .add_service(portfolios)
             .add_service(assignments)
-            .add_service(tenants);
+            .add_service(tenants)
+            .add_service(export);
     }
 }

@@ -305,6 +305,7 @@ pub(super) fn group_into_blocks(
                     created_at: now,
                     completed_at: None,
                     broker: broker.to_owned(),
+                    trace_context: None,
                 },
                 order_ids: Vec::new(),
                 fills: Vec::new(),

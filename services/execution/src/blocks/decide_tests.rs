@@ -59,6 +59,7 @@ fn block(quantity: Decimal) -> BlockRecord {
         created_at: at(14, 0),
         completed_at: None,
         broker: "paper".to_owned(),
+        trace_context: None,
     }
 }
 

@@ -14,6 +14,7 @@ use rebalancer_domain::trades::Side;
 use rebalancer_domain::trading_hours::TradingHours;
 use rebalancer_kit::db::new_id;
 use rust_decimal::Decimal;
+use tracing::Instrument as _;
 
 use crate::Execution;
 use crate::blocks::decide::{
@@ -32,11 +33,37 @@ impl Execution {
     /// and records everything, the block's end included, in one transaction.
     pub(super) async fn work_slice(&self, claimed: ClaimedSlice) -> Result<(), ExecutionError> {
         let tenant = claimed.tenant.as_str();
-        let slice = claimed.slice;
-        let now = self.clock.now();
-        let Some(block) = self.store.get_block(tenant, &slice.block_order_id).await? else {
+        let Some(block) = self
+            .store
+            .get_block(tenant, &claimed.slice.block_order_id)
+            .await?
+        else {
             return Ok(());
         };
+        // Part of the trace of the transmission that made the block (and so
+        // of the request or cycle that created its runs).
+        let span = tracing::info_span!(
+            parent: None,
+            "work_slice",
+            %tenant,
+            block_id = %block.id,
+            symbol = %block.symbol,
+            side = block.side.as_str(),
+            sequence = claimed.slice.sequence,
+        );
+        rebalancer_kit::trace::continue_trace(&span, block.trace_context.as_deref());
+        self.work_block_slice(tenant, claimed.slice, block)
+            .instrument(span)
+            .await
+    }
+
+    async fn work_block_slice(
+        &self,
+        tenant: &str,
+        slice: SliceRecord,
+        block: BlockRecord,
+    ) -> Result<(), ExecutionError> {
+        let now = self.clock.now();
         let mut orders = self.store.block_orders(tenant, &block.id).await?;
         let window_end = block.window_end.unwrap_or(now);
         let hours = TradingHours::of(&block.symbol);
@@ -119,10 +146,18 @@ impl Execution {
         for (leg, amount) in amounts {
             let request = decide::child_request(&block, &slice, leg, amount);
             let Some(broker) = broker else { break };
+            let child_span = tracing::info_span!(
+                "child_order",
+                client_order_id = %request.client_order_id,
+                amount = %amount,
+                fills = tracing::field::Empty,
+            );
             let order = broker
                 .submit(request.clone())
+                .instrument(child_span.clone())
                 .await
                 .map_err(|error| ExecutionError::Unavailable(error.to_string()))?;
+            child_span.record("fills", order.fills.len());
             let child_id = new_id();
             let members: Vec<&OrderRecord> =
                 open.iter().copied().filter(|o| Leg::of(o) == leg).collect();
@@ -195,7 +230,16 @@ impl Execution {
             });
         }
         let fills = outcome.fills.clone();
-        let recorded = self.store.record_slice(tenant, outcome, now).await?;
+        let booking = tracing::info_span!(
+            "book_fills",
+            fills = outcome.fills.len(),
+            allocations = outcome.allocations.len(),
+        );
+        let recorded = self
+            .store
+            .record_slice(tenant, outcome, now)
+            .instrument(booking)
+            .await?;
         if recorded {
             super::metrics::record(&block, &fills);
         } else {

@@ -23,7 +23,7 @@ use crate::store::{PageRequest, StoreError};
 
 pub(super) const BLOCK_COLUMNS: &str = "id, transmission_id, batch_id, symbol, side, whole_shares, notional, algorithm_json, status, \
      quantity, filled_quantity, filled_notional, account_order_count, arrival_price, window_start, window_end, \
-     reason, created_at, completed_at, broker";
+     reason, created_at, completed_at, broker, trace_context";
 
 const SLICE_COLUMNS: &str = "id, block_order_id, sequence, due_at, status, attempts";
 
@@ -122,8 +122,9 @@ impl BlockStore for SqlStore<DB> {
             sqlx::query(
                 "INSERT INTO block_orders (tenant_id, id, transmission_id, batch_id, symbol, side, whole_shares, \
                  notional, algorithm_json, status, quantity, filled_quantity, filled_notional, account_order_count, \
-                 arrival_price, window_start, window_end, reason, created_at, completed_at, broker) VALUES ($1, $2, $3, \
-                 $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+                 arrival_price, window_start, window_end, reason, created_at, completed_at, broker, trace_context) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+                 $21, $22)",
             )
             .bind(tenant.to_owned())
             .bind(block.id.clone())
@@ -146,6 +147,7 @@ impl BlockStore for SqlStore<DB> {
             .bind(block.created_at)
             .bind(block.completed_at)
             .bind(block.broker.clone())
+            .bind(block.trace_context.clone())
             .execute(&mut *tx)
             .await?;
             for chunk in new.order_ids.chunks(CHUNK) {

@@ -254,6 +254,7 @@ pub(super) fn block_from_row<R>(row: &R) -> Result<BlockRecord, StoreError> {
         created_at: row.try_get("created_at")?,
         completed_at: row.try_get("completed_at")?,
         broker: row.try_get("broker")?,
+        trace_context: row.try_get("trace_context")?,
     })
 }
 

@@ -40,6 +40,9 @@ pub struct BlockRecord {
     /// The broker its child orders go to (`paper`, or the live one's name),
     /// fixed when the block is made.
     pub broker: String,
+    /// The W3C traceparent of the transmission that made it: its slices,
+    /// child orders and fills continue that trace.
+    pub trace_context: Option<String>,
 }
 
 rebalancer_kit::text_enum! {

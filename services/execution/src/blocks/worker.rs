@@ -28,6 +28,7 @@ use rebalancer_domain::trading_hours::TradingHours;
 use rebalancer_kit::db::new_id;
 use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::Execution;
 use crate::blocks::decide::{
@@ -165,9 +166,40 @@ impl Execution {
         transmission_runs: &[RunRecord],
         now: DateTime<Utc>,
     ) -> Result<(), ExecutionError> {
+        // Continues the trace that created the runs (the cycle's, for the
+        // Monitor's), linked to the others'.
+        let span = tracing::info_span!(
+            parent: None,
+            "transmit",
+            %tenant,
+            %transmission_id,
+            runs = transmission_runs.len(),
+        );
+        rebalancer_kit::trace::continue_traces(
+            &span,
+            transmission_runs
+                .iter()
+                .filter_map(|run| run.trace_context.as_deref()),
+        );
+        self.group_runs(tenant, transmission_id, transmission_runs, now)
+            .instrument(span)
+            .await
+    }
+
+    async fn group_runs(
+        &self,
+        tenant: &str,
+        transmission_id: &str,
+        transmission_runs: &[RunRecord],
+        now: DateTime<Utc>,
+    ) -> Result<(), ExecutionError> {
         // The tenant's mode now decides the broker of these blocks for good.
         let broker = self.trading_mode(tenant).await?.broker;
         let mut blocks = group_into_blocks(transmission_id, transmission_runs, broker, now, new_id);
+        let trace_context = rebalancer_kit::trace::current_traceparent();
+        for new in &mut blocks {
+            new.block.trace_context.clone_from(&trace_context);
+        }
         let orders: HashMap<&str, &OrderRecord> = transmission_runs
             .iter()
             .flat_map(|run| run.orders.iter())
@@ -367,7 +399,17 @@ impl Execution {
             let turn = block.side == Side::Sell || !sells_open;
             let open = TradingHours::of(&block.symbol).open_session(now).is_some();
             if turn && (open || block.algorithm.extended_hours) {
-                self.start_block(tenant, block, now).await?;
+                let span = tracing::info_span!(
+                    parent: None,
+                    "start_block",
+                    %tenant,
+                    block_id = %block.id,
+                    symbol = %block.symbol,
+                );
+                rebalancer_kit::trace::continue_trace(&span, block.trace_context.as_deref());
+                self.start_block(tenant, block, now)
+                    .instrument(span)
+                    .await?;
             }
         }
         let finished = self.store.finished_runs(tenant, transmission).await?;
@@ -406,7 +448,17 @@ impl Execution {
                 }
             })
             .collect();
-        self.store.complete_runs(tenant, &completions, now).await?;
+        let span = tracing::info_span!(parent: None, "complete_runs", %tenant, %transmission, runs = completions.len());
+        rebalancer_kit::trace::continue_traces(
+            &span,
+            finished
+                .iter()
+                .filter_map(|run| run.trace_context.as_deref()),
+        );
+        self.store
+            .complete_runs(tenant, &completions, now)
+            .instrument(span)
+            .await?;
         tracing::info!(%tenant, %transmission, runs = completions.len(), "runs ended");
         for completion in &completions {
             tracing::debug!(run_id = %completion.run_id, status = %completion.status, "run ended");

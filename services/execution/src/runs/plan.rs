@@ -469,6 +469,7 @@ impl Execution {
             canceled_at: None,
             expires_at: Some(expires_at),
             broker: None,
+            trace_context: rebalancer_kit::trace::current_traceparent(),
             orders,
         };
         Ok(run)

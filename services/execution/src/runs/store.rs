@@ -120,6 +120,9 @@ pub struct RunRecord {
     pub expires_at: Option<DateTime<Utc>>,
     /// The broker its blocks were sent to, once transmitted.
     pub broker: Option<String>,
+    /// The W3C traceparent of the request that created it: the worker's
+    /// transmission continues that trace.
+    pub trace_context: Option<String>,
     pub orders: Vec<OrderRecord>,
 }
 

@@ -10,6 +10,7 @@ use rebalancer_domain::evaluation::Flag;
 use rebalancer_domain::ids::external_id_problem;
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::db::new_id;
+use tracing::Instrument as _;
 
 use super::Monitor;
 use crate::error::MonitorError;
@@ -63,6 +64,9 @@ impl Monitor {
                 continue;
             }
             let shards = self.plan_shards(tenant).await?;
+            // The root of the day's trace: the cycle's shards, the runs they
+            // open and their fills continue it.
+            let span = tracing::info_span!(parent: None, "scheduled_cycle", %tenant, date = %today);
             let cycle = NewCycle {
                 id: new_id(),
                 trading_date: today,
@@ -72,8 +76,14 @@ impl Monitor {
                 account_ids: Vec::new(),
                 shards,
                 now,
+                trace_context: span.in_scope(rebalancer_kit::trace::current_traceparent),
             };
-            if let Created::New(cycle) = self.store.create_cycle(tenant, cycle, None).await? {
+            let created = self
+                .store
+                .create_cycle(tenant, cycle, None)
+                .instrument(span)
+                .await?;
+            if let Created::New(cycle) = created {
                 tracing::info!(%tenant, cycle_id = %cycle.id, date = %today, shards = cycle.shards_total, "daily cycle started");
             }
         }
@@ -191,6 +201,7 @@ impl Monitor {
             account_ids,
             shards,
             now,
+            trace_context: rebalancer_kit::trace::current_traceparent(),
         };
         let cycle = self
             .store

@@ -157,14 +157,44 @@ impl Monitor {
                 worked += 1;
                 let monitor = self.clone();
                 let owner = owner.to_owned();
-                working.spawn(
-                    async move {
-                        if let Err(error) = monitor.work_shard(&owner, &tenant, &shard).await {
+                working.spawn(async move {
+                    let cycle = match monitor.store.get_cycle(&tenant, &shard.cycle_id).await {
+                        Ok(Some(cycle)) => cycle,
+                        Ok(None) => {
+                            let error = MonitorError::NotFound(format!(
+                                "cycle {} not found",
+                                shard.cycle_id
+                            ));
                             monitor.shard_failed(&owner, &tenant, &shard, &error).await;
+                            return;
                         }
+                        Err(error) => {
+                            let error = MonitorError::from(error);
+                            monitor.shard_failed(&owner, &tenant, &shard, &error).await;
+                            return;
+                        }
+                    };
+                    // Part of the trace of the request or schedule that
+                    // started the cycle.
+                    let span = tracing::info_span!(
+                        parent: None,
+                        "work_shard",
+                        %tenant,
+                        cycle_id = %shard.cycle_id,
+                        sequence = shard.sequence,
+                    );
+                    rebalancer_kit::trace::continue_trace(&span, cycle.trace_context.as_deref());
+                    let worked = monitor
+                        .work_shard(&owner, &tenant, &shard, &cycle)
+                        .instrument(span.clone())
+                        .await;
+                    if let Err(error) = worked {
+                        monitor
+                            .shard_failed(&owner, &tenant, &shard, &error)
+                            .instrument(span)
+                            .await;
                     }
-                    .in_current_span(),
-                );
+                });
             }
             match working.join_next().await {
                 None => return Ok(worked),
@@ -174,19 +204,14 @@ impl Monitor {
         }
     }
 
-    #[tracing::instrument(name = "work_shard", skip_all, fields(tenant = %tenant, cycle_id = %shard.cycle_id, sequence = shard.sequence))]
     async fn work_shard(
         &self,
         owner: &str,
         tenant: &str,
         shard: &ShardRecord,
+        cycle: &CycleRecord,
     ) -> Result<(), MonitorError> {
         let context = RequestContext::system(tenant);
-        let cycle = self
-            .store
-            .get_cycle(tenant, &shard.cycle_id)
-            .await?
-            .ok_or_else(|| MonitorError::NotFound(format!("cycle {} not found", shard.cycle_id)))?;
         let call = context.call();
         let mut assignments = AssignmentServiceClient::new(self.target.clone());
         let assignment_stream = assignments
@@ -273,7 +298,7 @@ impl Monitor {
             self.price(&context, &step, &mut prices, &mut priced)
                 .await?;
             let evaluated = self
-                .evaluate_step(&context, &cycle, step, &mut targets, &prices, &mut counts)
+                .evaluate_step(&context, cycle, step, &mut targets, &prices, &mut counts)
                 .await?;
             let store = Arc::clone(&self.store);
             let tenant = tenant.to_owned();

@@ -14,6 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rebalancer_domain::evaluation::Flag;
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
 pub use rebalancer_kit::error::StoreError;
+use rebalancer_kit::events::{EventStore, SqlEvents};
 pub use rebalancer_kit::idempotency::{Created, IdempotencyClaim};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,8 @@ pub struct CycleRecord {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The W3C traceparent of the request or schedule that started it.
+    pub trace_context: Option<String>,
 }
 
 /// A cycle to create, with its shards' account ranges.
@@ -72,6 +75,8 @@ pub struct NewCycle {
     /// (after, before) of each shard; `None` is an open end.
     pub shards: Vec<(Option<String>, Option<String>)>,
     pub now: DateTime<Utc>,
+    /// The W3C traceparent of the request or schedule starting it.
+    pub trace_context: Option<String>,
 }
 
 /// A claimed shard: accounts strictly between its bounds.
@@ -251,16 +256,34 @@ pub trait MonitorStore: Send + Sync + Debug {
 /// # Errors
 /// When the database is unreachable or a migration fails.
 pub async fn open(url: &DatabaseUrl, pool: &PoolOptions) -> anyhow::Result<Arc<dyn MonitorStore>> {
+    Ok(open_with_events(url, pool).await?.0)
+}
+
+/// Opens the store at `url`, applying migrations, with the event outbox of
+/// the same database.
+///
+/// # Errors
+/// When the database is unreachable or a migration fails.
+pub async fn open_with_events(
+    url: &DatabaseUrl,
+    pool: &PoolOptions,
+) -> anyhow::Result<(Arc<dyn MonitorStore>, Arc<dyn EventStore>)> {
     match url {
         DatabaseUrl::Postgres(url) => {
             let pool = rebalancer_kit::db::connect_postgres(url, pool).await?;
             migrations::postgres().run(&pool).await?;
-            Ok(Arc::new(SqlStore::new(pool)))
+            Ok((
+                Arc::new(SqlStore::new(pool.clone())),
+                Arc::new(SqlEvents::new(pool)),
+            ))
         }
         DatabaseUrl::Sqlite(path) => {
             let pool = rebalancer_kit::db::connect_sqlite(path, pool).await?;
             migrations::sqlite().run(&pool).await?;
-            Ok(Arc::new(SqlStore::new(pool)))
+            Ok((
+                Arc::new(SqlStore::new(pool.clone())),
+                Arc::new(SqlEvents::new(pool)),
+            ))
         }
     }
 }

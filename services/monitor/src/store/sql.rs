@@ -36,7 +36,7 @@ impl<DB: Database> SqlStore<DB> {
 
 const CYCLE_COLUMNS: &str = "id, trading_date, trigger_kind, state, dry_run, portfolio_id, account_ids_json, \
      shards_total, shards_done, accounts_evaluated, runs_created, errors, status_counts_json, error, created_at, \
-     started_at, completed_at";
+     started_at, completed_at, trace_context";
 
 const EVALUATION_COLUMNS: &str = "cycle_id, account_id, status, reason, portfolio_id, portfolio_version, equity, \
      cash, max_drift, total_drift, tickers_json, tickers, missing_json, run_id, run_type, run_note, evaluated_at";
@@ -105,8 +105,8 @@ impl MonitorStore for SqlStore<DB> {
         let shards_total = i64::try_from(cycle.shards.len()).unwrap_or(i64::MAX);
         let inserted = sqlx::query(
             "INSERT INTO cycles (tenant_id, id, trading_date, trigger_kind, state, dry_run, portfolio_id, \
-             account_ids_json, shards_total, shards_done, created_at) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, \
-             $8, 0, $9)",
+             account_ids_json, shards_total, shards_done, created_at, trace_context) VALUES ($1, $2, $3, $4, 'pending', \
+             $5, $6, $7, $8, 0, $9, $10)",
         )
         .bind(tenant.to_owned())
         .bind(cycle.id.clone())
@@ -117,6 +117,7 @@ impl MonitorStore for SqlStore<DB> {
         .bind(json(&cycle.account_ids)?)
         .bind(shards_total)
         .bind(cycle.now)
+        .bind(cycle.trace_context.clone())
         .execute(&mut *tx)
         .await;
         if let Err(error) = inserted {
@@ -613,6 +614,7 @@ fn cycle_from_row<R>(row: &R) -> Result<CycleRecord, StoreError> {
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         completed_at: row.try_get("completed_at")?,
+        trace_context: row.try_get("trace_context")?,
     })
 }
 

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use rebalancer_domain::portfolio::{PortfolioSpec, PortfolioStatus, Scope, TargetSpec};
 use rebalancer_kit::db::{DatabaseUrl, PoolOptions};
 pub use rebalancer_kit::error::StoreError;
+use rebalancer_kit::events::{EventStore, SqlEvents};
 pub use rebalancer_kit::idempotency::{Created, IdempotencyClaim};
 pub use rebalancer_kit::page::PageRequest;
 
@@ -370,16 +371,34 @@ impl<T: PortfolioStore + AssignmentStore + AuditStore + TenantStore> TargetStore
 /// # Errors
 /// When the database is unreachable or a migration fails.
 pub async fn open(url: &DatabaseUrl, pool: &PoolOptions) -> anyhow::Result<Arc<dyn TargetStore>> {
+    Ok(open_with_events(url, pool).await?.0)
+}
+
+/// Opens the store at `url`, applying migrations, with the event outbox of
+/// the same database.
+///
+/// # Errors
+/// When the database is unreachable or a migration fails.
+pub async fn open_with_events(
+    url: &DatabaseUrl,
+    pool: &PoolOptions,
+) -> anyhow::Result<(Arc<dyn TargetStore>, Arc<dyn EventStore>)> {
     match url {
         DatabaseUrl::Postgres(url) => {
             let pool = rebalancer_kit::db::connect_postgres(url, pool).await?;
             migrations::postgres().run(&pool).await?;
-            Ok(Arc::new(SqlStore::new(pool)))
+            Ok((
+                Arc::new(SqlStore::new(pool.clone())),
+                Arc::new(SqlEvents::new(pool)),
+            ))
         }
         DatabaseUrl::Sqlite(path) => {
             let pool = rebalancer_kit::db::connect_sqlite(path, pool).await?;
             migrations::sqlite().run(&pool).await?;
-            Ok(Arc::new(SqlStore::new(pool)))
+            Ok((
+                Arc::new(SqlStore::new(pool.clone())),
+                Arc::new(SqlEvents::new(pool)),
+            ))
         }
     }
 }
