@@ -93,3 +93,52 @@ async fn readiness_follows_the_database_postgres() {
     eprintln!("execution SERVING {back:?} after its database came back");
     stack.stop().await;
 }
+
+/// With a live FIX broker, the execution service is ready only while its
+/// session is logged on: NOT_SERVING while the broker's gateway is down,
+/// SERVING once QuickFIX accepts the logon, NOT_SERVING again when it goes.
+/// The target's entries and liveness are not affected.
+#[tokio::test]
+async fn readiness_follows_the_fix_session() {
+    use rebalancer_execution::broker::BrokerConfig;
+    use rebalancer_execution::broker::brokers::TradingMode;
+    use rebalancer_execution::broker::fix::config::FixConfig;
+    use rebalancer_tests::fix_acceptor::{self, Acceptor};
+
+    if !fix_acceptor::quickfix_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = rebalancer_tests::process::free_port();
+    let config = FixConfig::load(&fix_acceptor::config_file(dir.path(), port)).expect("config");
+    let options = rebalancer_tests::StackOptions {
+        broker: BrokerConfig::Fix {
+            config: Box::new(config),
+            default_mode: TradingMode::Live,
+        },
+        ..rebalancer_tests::StackOptions::default()
+    };
+    let Some(stack) = TestStack::start_with(Backend::Sqlite, options).await else {
+        return;
+    };
+    wait_for(&stack, RUN, ServingStatus::NotServing).await;
+    assert_eq!(status(&stack, PORTFOLIO).await, ServingStatus::Serving);
+    assert_eq!(status(&stack, "").await, ServingStatus::Serving);
+
+    let acceptor = Acceptor::start(port, dir.path(), &[]);
+    let ready_after = wait_for(&stack, RUN, ServingStatus::Serving).await;
+    println!("execution SERVING {ready_after:?} after the broker's gateway came up");
+    for service in EXECUTION_SERVICES {
+        assert_eq!(
+            status(&stack, service).await,
+            ServingStatus::Serving,
+            "{service}"
+        );
+    }
+
+    drop(acceptor);
+    let lost_after = wait_for(&stack, RUN, ServingStatus::NotServing).await;
+    println!("execution NOT_SERVING {lost_after:?} after the gateway went away");
+    assert_eq!(status(&stack, PORTFOLIO).await, ServingStatus::Serving);
+    stack.stop().await;
+}

@@ -273,6 +273,44 @@ async fn three_services_over_tls_with_mutual_tls_and_postgres_tls() {
             .contains("rebalancer_monitor_accounts_evaluated_total{tenant=\"firm-a\"} 1"),
         "{monitor_metrics}"
     );
+    assert!(
+        monitor_metrics
+            .contains("rebalancer_monitor_cycle_duration_seconds_count{trigger=\"on_demand\"} 1"),
+        "{monitor_metrics}"
+    );
+    // The database pool, the readiness round trip, and the changes recorded
+    // (the event log's pass, every 200 ms).
+    for (admin, needles) in [
+        (
+            &services[1].admin,
+            [
+                "rebalancer_db_pool_connections{database=\"monitor\",state=\"idle\"}",
+                "rebalancer_readiness_check_duration_seconds_count{check=\"monitor database\"}",
+                "rebalancer_events_total{status=\"CYCLE_STATE_COMPLETED\",type=\"EVENT_TYPE_CYCLE_STATE_CHANGED\"} 1",
+            ],
+        ),
+        (
+            &services[0].admin,
+            [
+                "rebalancer_db_pool_connections{database=\"target\",state=\"used\"}",
+                "rebalancer_readiness{check=\"target database\"} 1",
+                "rebalancer_events_total{status=\"ASSIGNMENT_STATUS_ACTIVE\",type=\"EVENT_TYPE_ASSIGNMENT_CREATED\"} 1",
+            ],
+        ),
+    ] {
+        let started = Instant::now();
+        loop {
+            let metrics = scrape(admin).await;
+            if needles.iter().all(|needle| metrics.contains(needle)) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "missing {needles:?} in\n{metrics}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 
     // Every connection of the services to PostgreSQL is encrypted.
     let admin = sqlx::PgPool::connect(&rebalancer_kit::testing::postgres_admin_url())

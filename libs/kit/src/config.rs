@@ -155,6 +155,10 @@ pub struct TelemetryOptions {
     /// Log filter, in `tracing` EnvFilter syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
+    /// Which spans are exported, in `tracing` EnvFilter syntax, apart from
+    /// the log filter (`RUST_LOG=warn` keeps every request's span).
+    #[arg(long, env = "REBALANCER_TRACE_FILTER", default_value = "info")]
+    pub trace_filter: String,
     /// OTLP/gRPC endpoint to export traces to, for example http://otel-collector:4317.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,

@@ -1,6 +1,6 @@
 //! Readiness that tells the truth: each service's health entry follows the
-//! dependencies it cannot work without (its database), checked every few
-//! seconds; when one fails, the services that need it answer NOT_SERVING
+//! dependencies it cannot work without (its database; the execution
+//! service's live broker session), checked every few seconds; when one fails, the services that need it answer NOT_SERVING
 //! (Kubernetes stops routing to the pod) until it is back. The server-wide
 //! entry (`""`, the liveness probe's) stays SERVING: a lost database is not
 //! cured by restarting the process.
@@ -104,12 +104,62 @@ impl ReadinessCheck {
         })
     }
 
-    async fn check(&self) -> Result<(), String> {
-        match tokio::time::timeout(CHECK_TIMEOUT, (self.probe)()).await {
-            Ok(result) => result,
-            Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+    /// A dependency checked by `probe` (an error says why it is not usable).
+    pub fn custom<F, Fut>(name: impl Into<String>, services: &[&'static str], probe: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        Self {
+            name: name.into(),
+            services: services.to_vec(),
+            probe: Arc::new(move || Box::pin(probe())),
         }
     }
+
+    /// Checks once, recording `rebalancer.readiness.check.duration` (the
+    /// round trip: a database's latency as the service sees it) and
+    /// `rebalancer.readiness` (1 ready, 0 not) by check.
+    async fn check(&self) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(CHECK_TIMEOUT, (self.probe)()).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+        };
+        let instruments = instruments();
+        let labels = [opentelemetry::KeyValue::new("check", self.name.clone())];
+        instruments
+            .duration
+            .record(started.elapsed().as_secs_f64(), &labels);
+        instruments.ready.record(u64::from(result.is_ok()), &labels);
+        result
+    }
+}
+
+struct Instruments {
+    duration: opentelemetry::metrics::Histogram<f64>,
+    ready: opentelemetry::metrics::Gauge<u64>,
+}
+
+fn instruments() -> &'static Instruments {
+    static INSTRUMENTS: std::sync::OnceLock<Instruments> = std::sync::OnceLock::new();
+    INSTRUMENTS.get_or_init(|| {
+        let meter = crate::metrics::meter();
+        Instruments {
+            duration: meter
+                .f64_histogram("rebalancer.readiness.check.duration")
+                .with_unit("s")
+                .with_description("Round trip of each readiness check (a database's SELECT 1, the broker session)")
+                .with_boundaries(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0,
+                ])
+                .build(),
+            ready: meter
+                .u64_gauge("rebalancer.readiness")
+                .with_description("1 while the dependency is usable, 0 while it is not")
+                .build(),
+        }
+    })
 }
 
 /// Checks `checks` every [`CHECK_EVERY`] and sets their services' health

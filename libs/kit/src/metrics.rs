@@ -12,6 +12,13 @@
 //! | `rebalancer.monitor.runs_opened` | counter | `tenant` | runs the cycles opened |
 //! | `rebalancer.execution.fills` | counter | `side`, `crossed` | fills booked |
 //! | `rebalancer.execution.slippage` | histogram, bp | `side` | fill price against the block's arrival price, worse is positive |
+//! | `rebalancer.execution.child_orders` | counter | `status`, `broker` | child orders sent, by status once the broker answered: fill rate = `filled` / all |
+//! | `rebalancer.monitor.cycle.duration` | histogram, s | `trigger` | first shard claimed to last shard done |
+//! | `rebalancer.lease.reclaims` | counter | `kind` (`shard`, `slice`) | work claimed again after a lease ran out or an attempt failed |
+//! | `rebalancer.events` | counter | `type`, `status` | every change a service recorded (runs opened and ended by status, blocks by state, cash movements, cycles, flags) |
+//! | `rebalancer.db.pool.connections` | gauge | `database`, `state` (`used`, `idle`) | the service's database pool, every 2 s |
+//! | `rebalancer.readiness.check.duration` | histogram, s | `check` | each readiness check's round trip (a database's `SELECT 1`: its latency as the service sees it; the live broker's session) |
+//! | `rebalancer.readiness` | gauge | `check` | 1 while the dependency is usable (the database; `execution broker (fix)`: the FIX session logged on), 0 while not |
 
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock, Weak};
@@ -86,7 +93,9 @@ pub fn install(service_name: &str, otlp: Option<&str>) -> anyhow::Result<SdkMete
             .with_tonic()
             .with_endpoint(endpoint.to_owned())
             .build()?;
-        builder = builder.with_periodic_exporter(exporter);
+        builder = builder.with_periodic_exporter(crate::telemetry::LoggedMetricExporter::new(
+            exporter, endpoint,
+        ));
     }
     let provider = builder.build();
     let installed = INSTALLED.get_or_init(|| Installed {
@@ -96,6 +105,23 @@ pub fn install(service_name: &str, otlp: Option<&str>) -> anyhow::Result<SdkMete
     opentelemetry::global::set_meter_provider(installed.provider.clone());
     Ok(installed.provider.clone())
 }
+
+/// The Prometheus names (without `_bucket`/`_sum`/`_count`) of every
+/// instrument above: what dashboards may use.
+pub const PROMETHEUS_NAMES: &[&str] = &[
+    "rpc_server_call_duration_seconds",
+    "rebalancer_monitor_accounts_evaluated_total",
+    "rebalancer_monitor_runs_opened_total",
+    "rebalancer_execution_fills_total",
+    "rebalancer_execution_slippage_basis_points",
+    "rebalancer_execution_child_orders_total",
+    "rebalancer_monitor_cycle_duration_seconds",
+    "rebalancer_lease_reclaims_total",
+    "rebalancer_events_total",
+    "rebalancer_db_pool_connections",
+    "rebalancer_readiness_check_duration_seconds",
+    "rebalancer_readiness",
+];
 
 /// The meter every instrument of Rebalancer is made from (installing a
 /// scrape-only provider if none is yet).

@@ -269,6 +269,10 @@ struct GrpcMakeSpan;
 impl<B> MakeSpan<B> for GrpcMakeSpan {
     fn make_span(&mut self, request: &http::Request<B>) -> Span {
         let path = request.uri().path();
+        // Probes every few seconds would drown the traces that matter.
+        if path.starts_with("/grpc.health.v1.Health/") {
+            return Span::none();
+        }
         let request_id = request
             .headers()
             .get(rebalancer_proto::client::REQUEST_ID_HEADER)

@@ -241,6 +241,15 @@ impl CallContext {
         self
     }
 
+    /// [`CallContext::request`] with a deadline the callee sees
+    /// (`grpc-timeout`).
+    #[must_use]
+    pub fn request_within<T>(&self, message: T, deadline: Duration) -> tonic::Request<T> {
+        let mut request = self.request(message);
+        request.set_timeout(deadline);
+        request
+    }
+
     /// Wraps a message in a request carrying this context's metadata.
     #[must_use]
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
@@ -263,5 +272,152 @@ impl CallContext {
 fn insert_ascii(metadata: &mut MetadataMap, key: &'static str, value: &str) {
     if let Ok(value) = MetadataValue::try_from(value) {
         metadata.insert(key, value);
+    }
+}
+
+/// How an idempotent call from one service to another is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Tries in all, the first included.
+    pub attempts: u32,
+    /// Wait before the second try; doubled before each next one ...
+    pub first_backoff: Duration,
+    /// ... up to this.
+    pub max_backoff: Duration,
+    /// Deadline of each try (sent as `grpc-timeout` where the caller sets
+    /// it, and enforced here).
+    pub attempt_timeout: Duration,
+}
+
+impl Default for Retry {
+    /// Four tries over about 1.5 s of back-off, 30 s each at most.
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            first_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(2),
+            attempt_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Whether a failed call may be tried again: the callee or the way to it was
+/// unavailable, overloaded or too slow. Never a refusal of the request.
+#[must_use]
+pub fn is_transient(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::ResourceExhausted
+    )
+}
+
+/// Runs `call` (an idempotent RPC: a read, or a create with an idempotency
+/// key) under `retry`: each try within its deadline, transient failures
+/// tried again after a growing back-off; the last failure is returned.
+///
+/// # Errors
+/// The call's status when it is not transient or the tries are used up.
+pub async fn retry_idempotent<T, F, Fut>(
+    retry: Retry,
+    what: &str,
+    mut call: F,
+) -> Result<T, tonic::Status>
+where
+    F: FnMut(Duration) -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let mut backoff = retry.first_backoff;
+    let mut attempt = 1;
+    loop {
+        let result =
+            match tokio::time::timeout(retry.attempt_timeout, call(retry.attempt_timeout)).await {
+                Ok(result) => result,
+                Err(_) => Err(tonic::Status::deadline_exceeded(format!(
+                    "{what}: no answer within {:?}",
+                    retry.attempt_timeout
+                ))),
+            };
+        match result {
+            Err(status) if is_transient(&status) && attempt < retry.attempts => {
+                tracing::warn!(
+                    call = what,
+                    attempt,
+                    code = ?status.code(),
+                    message = status.message(),
+                    retry_in = ?backoff,
+                    "transient failure; trying again"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(retry.max_backoff);
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    fn quick(attempts: u32) -> Retry {
+        Retry {
+            attempts,
+            first_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+            attempt_timeout: Duration::from_millis(200),
+        }
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_tried_again_until_one_answers() {
+        let calls = AtomicU32::new(0);
+        let answer = retry_idempotent(quick(4), "test", |_| {
+            let call = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match call {
+                    0 => Err(tonic::Status::unavailable("connection refused")),
+                    1 => Err(tonic::Status::resource_exhausted("shed")),
+                    _ => Ok(call),
+                }
+            }
+        })
+        .await;
+        assert_eq!(answer.expect("third try answers"), 2);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_never_tried_again() {
+        let calls = AtomicU32::new(0);
+        let answer: Result<(), _> = retry_idempotent(quick(4), "test", |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err(tonic::Status::invalid_argument("bad")) }
+        })
+        .await;
+        assert_eq!(
+            answer.expect_err("refused").code(),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn tries_end_with_the_last_failure_and_slow_tries_hit_their_deadline() {
+        let calls = AtomicU32::new(0);
+        let answer: Result<(), _> = retry_idempotent(quick(3), "test", |deadline| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::time::sleep(deadline * 2).await;
+                Ok(())
+            }
+        })
+        .await;
+        let status = answer.expect_err("every try too slow");
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
+        assert!(status.message().contains("test"), "{}", status.message());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 }

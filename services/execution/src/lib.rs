@@ -52,6 +52,9 @@ pub use crate::error::ExecutionError;
 pub use crate::execution::Execution;
 use crate::market::{MarketData, MasterMarketData};
 
+/// This service's database, as metrics name it.
+const DATABASE: &str = "execution";
+
 /// Names of this service's gRPC services, for health checks.
 pub const SERVICE_NAMES: &[&str] = rebalancer_proto::service_names::EXECUTION_SERVICES;
 
@@ -98,7 +101,7 @@ impl ExecutionService {
         deps: ExecutionDeps,
     ) -> anyhow::Result<Self> {
         let (store, events) = store::open_with_events(url, pool).await?;
-        let events = EventLog::new(events, deps.clock.clone());
+        let events = EventLog::new(events, deps.clock.clone(), DATABASE);
         let gatherer = Arc::new(Gatherer::new(
             events.clone(),
             events::sources(deps.target.as_ref(), deps.monitor.as_ref()),
@@ -152,6 +155,22 @@ impl ExecutionService {
         shutdown: tokio_util::sync::CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(self.gatherer.clone().run(shutdown))
+    }
+
+    /// The readiness check of the live broker's session (the FIX session
+    /// logged on), when the service has a live broker: its services answer
+    /// `NOT_SERVING` while orders cannot be sent.
+    #[must_use]
+    pub fn broker_readiness(&self) -> Option<rebalancer_kit::health::ReadinessCheck> {
+        let (name, broker) = self.execution.brokers.live_broker()?;
+        Some(rebalancer_kit::health::ReadinessCheck::custom(
+            format!("execution broker ({name})"),
+            SERVICE_NAMES,
+            move || {
+                let ready = broker.session_ready();
+                async move { ready }
+            },
+        ))
     }
 
     /// Starts the execution worker (transmissions, slices, run completion)

@@ -32,6 +32,9 @@ use tonic::service::RoutesBuilder;
 pub use app::{Monitor, MonitorConfig};
 pub use error::MonitorError;
 
+/// This service's database, as metrics name it.
+const DATABASE: &str = "monitor";
+
 /// Names of this service's gRPC services, for health checks.
 pub const SERVICE_NAMES: &[&str] = rebalancer_proto::service_names::MONITOR_SERVICES;
 
@@ -65,7 +68,7 @@ impl MonitorService {
         deps: MonitorDeps,
     ) -> anyhow::Result<Self> {
         let (store, events) = store::open_with_events(url, pool).await?;
-        let events = EventLog::new(events, deps.clock.clone());
+        let events = EventLog::new(events, deps.clock.clone(), DATABASE);
         Ok(Self {
             events,
             monitor: Monitor::new(store, deps.clock, deps.target, deps.execution, deps.config),

@@ -441,6 +441,7 @@ impl Stack {
                     monitor: peers.monitor()?,
                 };
                 let execution = ExecutionService::open(&database.url, &database.pool, deps).await?;
+                readiness.extend(execution.broker_readiness());
                 execution.register(&mut routes, limits);
                 health_names.extend_from_slice(rebalancer_execution::SERVICE_NAMES);
                 Some(execution)

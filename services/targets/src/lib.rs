@@ -31,6 +31,9 @@ use tonic::service::RoutesBuilder;
 pub use app::Target;
 pub use error::TargetError;
 
+/// This service's database, as metrics name it.
+const DATABASE: &str = "target";
+
 /// Names of this service's gRPC services, for health checks.
 pub const SERVICE_NAMES: &[&str] = rebalancer_proto::service_names::TARGET_SERVICES;
 
@@ -61,7 +64,7 @@ impl TargetService {
         deps: TargetDeps,
     ) -> anyhow::Result<Self> {
         let (store, events) = store::open_with_events(url, pool).await?;
-        let events = EventLog::new(events, deps.clock.clone());
+        let events = EventLog::new(events, deps.clock.clone(), DATABASE);
         Ok(Self {
             events,
             target: Target::new(store, deps.clock, deps.execution),

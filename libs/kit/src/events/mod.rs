@@ -13,6 +13,7 @@
 //!
 //! Ids are numbers, sent as 20-digit decimal text so they sort as text too.
 
+mod metrics;
 mod store;
 
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use rebalancer_proto::events as pb;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub use store::{EventQuery, EventRecord, EventStore, SqlEvents};
+pub use store::{EventQuery, EventRecord, EventStore, PoolUsage, Sequenced, SqlEvents};
 
 use crate::Clock;
 use crate::error::{ServiceError, StoreError};
@@ -49,16 +50,19 @@ const MAX_EXPORT_PAGE: i32 = 10_000;
 pub struct EventLog {
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
+    /// The database's name in metrics ("target", "monitor", "execution").
+    database: &'static str,
     /// Woken when the sequencer has given ids.
     sequenced: Arc<Notify>,
 }
 
 impl EventLog {
     #[must_use]
-    pub fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>, database: &'static str) -> Self {
         Self {
             store,
             clock,
+            database,
             sequenced: Arc::new(Notify::new()),
         }
     }
@@ -77,10 +81,11 @@ impl EventLog {
         let mut total = 0;
         loop {
             let done = self.store.sequence_events(self.clock.now()).await?;
-            total += done;
-            if done == 0 {
+            if done.is_empty() {
                 break;
             }
+            total += done.len() as u64;
+            metrics::recorded(&done);
         }
         if total > 0 {
             self.sequenced.notify_waiters();
@@ -121,6 +126,9 @@ impl EventLog {
                     }
                     failing = true;
                 }
+            }
+            if ticks.is_multiple_of(10) {
+                metrics::pool(self.database, self.store.pool_usage());
             }
             ticks += 1;
             tokio::select! {

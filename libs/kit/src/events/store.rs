@@ -38,6 +38,22 @@ pub struct EventRecord {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// An event just given its id: what changed, and whether this service
+/// recorded it (not gathered from another).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sequenced {
+    pub event_type: String,
+    pub status: String,
+    pub gathered: bool,
+}
+
+/// Connections of the database's pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub open: u32,
+    pub idle: u32,
+}
+
 /// Which events to read.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
@@ -55,8 +71,12 @@ pub struct EventQuery {
 pub trait EventStore: Send + Sync + Debug {
     /// Gives ids, in insertion order, to the events recorded and committed
     /// since the last pass, stamping `now` on those without a time of their
-    /// own. Returns how many.
-    async fn sequence_events(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// own. Returns them.
+    async fn sequence_events(&self, now: DateTime<Utc>) -> Result<Vec<Sequenced>, StoreError>;
+
+    /// The connections of the pool of the database the events are in (the
+    /// service's own).
+    fn pool_usage(&self) -> PoolUsage;
 
     /// Events with ids after `query.after`, oldest first.
     async fn read_events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError>;
@@ -115,7 +135,7 @@ fn event_from_row<R>(row: &R) -> Result<EventRecord, sqlx::Error> {
 #[crate::sql_store]
 #[tonic::async_trait]
 impl EventStore for SqlEvents<DB> {
-    async fn sequence_events(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn sequence_events(&self, now: DateTime<Utc>) -> Result<Vec<Sequenced>, StoreError> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         if <DB as Backend>::NAME == "postgres" {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -130,15 +150,32 @@ impl EventStore for SqlEvents<DB> {
              ), top AS (SELECT COALESCE(MAX(seq), 0) AS seq FROM events) \
              UPDATE events SET seq = top.seq + pending.n, sequenced_at = $1, \
                  occurred_at = COALESCE(events.occurred_at, $1) \
-             FROM pending, top WHERE events.id = pending.id RETURNING events.seq",
+             FROM pending, top WHERE events.id = pending.id \
+             RETURNING events.event_type, events.status, events.source_seq",
         )
         .bind(now)
         .bind(SEQUENCE_BATCH)
         .fetch_all(&mut *tx)
-        .await?
-        .len();
+        .await?;
         tx.commit().await?;
-        Ok(done as u64)
+        done.iter()
+            .map(|row| {
+                Ok(Sequenced {
+                    event_type: row.try_get("event_type")?,
+                    status: row.try_get("status")?,
+                    gathered: row.try_get::<Option<i64>, _>("source_seq")?.is_some(),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    fn pool_usage(&self) -> PoolUsage {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        PoolUsage {
+            open: self.pool.size(),
+            idle,
+        }
     }
 
     async fn read_events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError> {

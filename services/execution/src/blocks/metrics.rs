@@ -2,7 +2,11 @@
 //! `rebalancer.execution.fills` (counter, by `side`, crosses apart) and
 //! `rebalancer.execution.slippage` (histogram, basis points against the
 //! block's arrival price, positive when worse for the accounts, by `side`),
-//! recorded once a slice's fills are booked.
+//! recorded once a slice's fills are booked;
+//! `rebalancer.execution.child_orders` (counter, by `status` after the
+//! broker answered: the fill rate is `filled` over all) and
+//! `rebalancer.lease.reclaims` (counter, `kind` = `slice`: slices claimed
+//! again after a worker's lease ran out or its attempt failed).
 
 use std::sync::OnceLock;
 
@@ -17,6 +21,8 @@ use super::store::{BlockRecord, FillRecord};
 struct FillMetrics {
     fills: Counter<u64>,
     slippage: Histogram<f64>,
+    child_orders: Counter<u64>,
+    reclaims: Counter<u64>,
 }
 
 fn instruments() -> &'static FillMetrics {
@@ -36,6 +42,16 @@ fn instruments() -> &'static FillMetrics {
                     -50.0, -20.0, -10.0, -5.0, -2.0, 0.0, 2.0, 5.0, 10.0, 20.0, 50.0,
                 ])
                 .build(),
+            child_orders: meter
+                .u64_counter("rebalancer.execution.child_orders")
+                .with_description("Child orders sent, by their status once the broker answered")
+                .build(),
+            reclaims: meter
+                .u64_counter("rebalancer.lease.reclaims")
+                .with_description(
+                    "Work claimed again after a lease ran out or an attempt failed, by kind",
+                )
+                .build(),
         }
     })
 }
@@ -52,6 +68,26 @@ fn slippage_bp(side: Side, price: Decimal, arrival: Decimal) -> Option<f64> {
         Side::Sell => -moved,
     };
     worse.to_f64()
+}
+
+/// Records a child order's status once the broker answered.
+pub(super) fn child_order(status: rebalancer_domain::run::OrderStatus, broker: &str) {
+    instruments().child_orders.add(
+        1,
+        &[
+            KeyValue::new("status", status.as_str()),
+            KeyValue::new("broker", broker.to_owned()),
+        ],
+    );
+}
+
+/// Records a slice claimed again (its `attempts` counts this claim).
+pub(super) fn slice_claimed(attempts: i32) {
+    if attempts > 1 {
+        instruments()
+            .reclaims
+            .add(1, &[KeyValue::new("kind", "slice")]);
+    }
 }
 
 /// Records the booked `fills` of `block`.

@@ -158,6 +158,7 @@ impl Execution {
                 .await
                 .map_err(|error| ExecutionError::Unavailable(error.to_string()))?;
             child_span.record("fills", order.fills.len());
+            super::metrics::child_order(order.status, &block.broker);
             let child_id = new_id();
             let members: Vec<&OrderRecord> =
                 open.iter().copied().filter(|o| Leg::of(o) == leg).collect();

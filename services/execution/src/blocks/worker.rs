@@ -88,6 +88,7 @@ impl Execution {
             .await?;
         let worked = claimed.len();
         for slice in claimed {
+            super::metrics::slice_claimed(slice.slice.attempts);
             let tenant = slice.tenant.clone();
             if let Err(error) = self.work_slice(slice).await {
                 tracing::warn!(%tenant, %error, "slice failed; it will be retried when its lease ends");

@@ -84,6 +84,13 @@ impl Brokers {
         self.by_name.get(name)
     }
 
+    /// The live broker and its name, if the service has one.
+    #[must_use]
+    pub fn live_broker(&self) -> Option<(&'static str, Arc<dyn Broker>)> {
+        let name = self.live?;
+        Some((name, self.by_name.get(name)?.clone()))
+    }
+
     /// The live broker's name, if the service has one.
     #[must_use]
     pub fn live(&self) -> Option<&'static str> {

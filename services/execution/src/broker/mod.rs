@@ -134,6 +134,12 @@ pub trait Broker: Send + Sync + Debug {
 
     /// The firm's positions and cash movement at the broker.
     async fn holdings(&self) -> Result<BrokerHoldings, BrokerError>;
+
+    /// Whether orders can be sent now: `Err` says why not (a session
+    /// logged out). A broker without a session is always ready.
+    fn session_ready(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Which live broker the service trades through, beside the paper broker.

@@ -5,6 +5,7 @@
 //! (execution alone) there is no registry and no rule.
 
 use rebalancer_kit::RequestContext;
+use rebalancer_proto::client::{Retry, retry_idempotent};
 use rebalancer_proto::target::GetTenantRequest;
 use rebalancer_proto::target::tenant_service_client::TenantServiceClient;
 
@@ -35,17 +36,21 @@ impl Execution {
         let Some(channel) = &self.target else {
             return Ok(());
         };
-        let tenant = TenantServiceClient::new(channel.clone())
-            .get_tenant(context.call().request(GetTenantRequest {}))
-            .await
-            .map_err(|status| {
-                ExecutionError::Unavailable(format!(
-                    "cannot read the tenant's four-eyes rule: {}",
-                    status.message()
-                ))
-            })?
-            .into_inner()
-            .tenant;
+        let call = context.call();
+        let tenant = retry_idempotent(Retry::default(), "GetTenant", |deadline| {
+            let mut client = TenantServiceClient::new(channel.clone());
+            let request = call.request_within(GetTenantRequest {}, deadline);
+            async move { client.get_tenant(request).await }
+        })
+        .await
+        .map_err(|status| {
+            ExecutionError::Unavailable(format!(
+                "cannot read the tenant's four-eyes rule: {}",
+                status.message()
+            ))
+        })?
+        .into_inner()
+        .tenant;
         let four_eyes = tenant.is_some_and(|tenant| tenant.four_eyes);
         if four_eyes && person(&context.actor) == person(creator) {
             return Err(ExecutionError::PermissionDenied(format!(

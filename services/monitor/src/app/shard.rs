@@ -19,6 +19,7 @@ use rebalancer_domain::evaluation::{
 use rebalancer_domain::run::RunKind;
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::wire::decimal_text;
+use rebalancer_proto::client::{Retry, retry_idempotent};
 use rebalancer_proto::common::{InitiatedFrom, RunType};
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::execution::market_data_service_client::MarketDataServiceClient;
@@ -37,7 +38,8 @@ use super::Monitor;
 use super::inputs::{self, Assigned, ParsedHoldings, TargetCache};
 use crate::error::MonitorError;
 use crate::store::{
-    CycleRecord, EvaluationRecord, ShardCounts, ShardFailure, ShardRecord, StoreError, TickerRecord,
+    CycleRecord, CycleState, CycleTrigger, EvaluationRecord, ShardCounts, ShardFailure,
+    ShardRecord, StoreError, TickerRecord,
 };
 
 /// How long a claimed shard stays with its replica.
@@ -154,6 +156,7 @@ impl Monitor {
                 let Some((tenant, shard)) = claimed else {
                     break;
                 };
+                shard_metrics().shard_claimed(shard.attempts);
                 worked += 1;
                 let monitor = self.clone();
                 let owner = owner.to_owned();
@@ -213,9 +216,11 @@ impl Monitor {
     ) -> Result<(), MonitorError> {
         let context = RequestContext::system(tenant);
         let call = context.call();
-        let mut assignments = AssignmentServiceClient::new(self.target.clone());
-        let assignment_stream = assignments
-            .stream_assignments(call.request(StreamAssignmentsRequest {
+        // Opening the streams is retried on transient failures (reads); a
+        // stream broken midway fails the shard's attempt, retried later.
+        let assignment_stream = retry_idempotent(Retry::default(), "StreamAssignments", |_| {
+            let mut client = AssignmentServiceClient::new(self.target.clone());
+            let request = call.request(StreamAssignmentsRequest {
                 batch_size: STREAM_BATCH,
                 portfolio_id: cycle.portfolio_id.clone().unwrap_or_default(),
                 account_ids: cycle.account_ids.clone(),
@@ -223,25 +228,29 @@ impl Monitor {
                 after_account_id: shard.after_account.clone().unwrap_or_default(),
                 before_account_id: shard.before_account.clone().unwrap_or_default(),
                 omit_repeated_targets: true,
-            }))
-            .await
-            .map_err(|status| {
-                MonitorError::Unavailable(format!("target service: {}", status.message()))
-            })?
-            .into_inner();
-        let mut accounts = AccountServiceClient::new(self.execution.clone());
-        let holdings_stream = accounts
-            .stream_holdings(call.request(StreamHoldingsRequest {
+            });
+            async move { client.stream_assignments(request).await }
+        })
+        .await
+        .map_err(|status| {
+            MonitorError::Unavailable(format!("target service: {}", status.message()))
+        })?
+        .into_inner();
+        let holdings_stream = retry_idempotent(Retry::default(), "StreamHoldings", |_| {
+            let mut client = AccountServiceClient::new(self.execution.clone());
+            let request = call.request(StreamHoldingsRequest {
                 batch_size: STREAM_BATCH,
                 account_ids: cycle.account_ids.clone(),
                 after_account_id: shard.after_account.clone().unwrap_or_default(),
                 before_account_id: shard.before_account.clone().unwrap_or_default(),
-            }))
-            .await
-            .map_err(|status| {
-                MonitorError::Unavailable(format!("execution service: {}", status.message()))
-            })?
-            .into_inner();
+            });
+            async move { client.stream_holdings(request).await }
+        })
+        .await
+        .map_err(|status| {
+            MonitorError::Unavailable(format!("execution service: {}", status.message()))
+        })?
+        .into_inner();
         let mut assigned = Cursor::new(assignment_stream);
         let mut held = Cursor::new(holdings_stream);
         let mut targets = TargetCache::new();
@@ -310,10 +319,23 @@ impl Monitor {
         if let Some(previous) = writing.take() {
             finish_write(previous).await?;
         }
+        let now = self.clock.now();
         let finished = self
             .store
-            .finish_shard(tenant, shard, owner, counts, self.clock.now())
+            .finish_shard(tenant, shard, owner, counts, now)
             .await?;
+        if finished
+            && let Some(done) = self.store.get_cycle(tenant, &cycle.id).await?
+            && done.state == CycleState::Completed
+            && done.completed_at == Some(now)
+            && let Some(started) = done.started_at
+        {
+            let seconds = (now - started)
+                .to_std()
+                .map_or(0.0, |elapsed| elapsed.as_secs_f64());
+            shard_metrics().cycle_done(done.trigger, seconds);
+            tracing::info!(cycle_id = %done.id, seconds, accounts = done.accounts_evaluated, "cycle completed");
+        }
         tracing::info!(
             evaluated = counts.evaluated,
             runs = counts.runs_created,
@@ -387,17 +409,21 @@ impl Monitor {
         if wanted.is_empty() {
             return Ok(());
         }
-        let mut client = MarketDataServiceClient::new(self.execution.clone());
+        let call = context.call();
         for chunk in wanted.chunks(1000) {
-            let response = client
-                .get_quotes(context.call().request(GetQuotesRequest {
-                    symbols: chunk.to_vec(),
-                }))
-                .await
-                .map_err(|status| {
-                    MonitorError::Unavailable(format!("quotes: {}", status.message()))
-                })?
-                .into_inner();
+            let response = retry_idempotent(Retry::default(), "GetQuotes", |deadline| {
+                let mut client = MarketDataServiceClient::new(self.execution.clone());
+                let request = call.request_within(
+                    GetQuotesRequest {
+                        symbols: chunk.to_vec(),
+                    },
+                    deadline,
+                );
+                async move { client.get_quotes(request).await }
+            })
+            .await
+            .map_err(|status| MonitorError::Unavailable(format!("quotes: {}", status.message())))?
+            .into_inner();
             for quote in response.quotes {
                 if let Ok(last) = quote.last.parse::<Decimal>() {
                     prices.prices.insert(quote.symbol, last);
@@ -505,7 +531,7 @@ impl Monitor {
                     .map(|h| (pair.account_id.as_str(), &h.deposits))
             })
             .collect();
-        let mut accounts = AccountServiceClient::new(self.execution.clone());
+        let call = context.call();
         for (index, result) in results {
             let record = &mut records[index];
             match result {
@@ -518,11 +544,23 @@ impl Monitor {
                         .into_iter()
                         .flatten()
                     {
-                        let request = context.call().request(AcknowledgeCashMovementRequest {
-                            cash_movement_id: deposit.clone(),
-                            run_id: run_id.clone(),
-                        });
-                        if let Err(status) = accounts.acknowledge_cash_movement(request).await {
+                        let acknowledged = retry_idempotent(
+                            Retry::default(),
+                            "AcknowledgeCashMovement",
+                            |deadline| {
+                                let mut client = AccountServiceClient::new(self.execution.clone());
+                                let request = call.request_within(
+                                    AcknowledgeCashMovementRequest {
+                                        cash_movement_id: deposit.clone(),
+                                        run_id: run_id.clone(),
+                                    },
+                                    deadline,
+                                );
+                                async move { client.acknowledge_cash_movement(request).await }
+                            },
+                        )
+                        .await;
+                        if let Err(status) = acknowledged {
                             tracing::warn!(deposit = %deposit, %status, "cannot acknowledge a deposit");
                         }
                     }
@@ -550,13 +588,12 @@ impl Monitor {
         reason: &str,
         evaluated: Option<&(String, i64)>,
     ) -> Result<String, String> {
-        let mut client = RunServiceClient::new(self.execution.clone());
         let kind = match decision.kind {
             RunKind::FullRebalance => RunType::FullRebalance,
             RunKind::InvestCash => RunType::InvestCash,
             RunKind::Liquidation => RunType::Liquidation,
         };
-        let request = context.call().request(CreateRunRequest {
+        let request = CreateRunRequest {
             idempotency_key: format!("monitor-{date}-{account_id}"),
             spec: Some(RunSpec {
                 account_id: account_id.to_owned(),
@@ -570,8 +607,17 @@ impl Monitor {
                 portfolio_version: evaluated.map_or(0, |(_, version)| *version),
                 ..RunSpec::default()
             }),
-        });
-        match client.create_run(request).await {
+        };
+        // Safe to retry: the idempotency key makes a repeat return the run
+        // the first try opened.
+        let call = context.call();
+        let created = retry_idempotent(Retry::default(), "CreateRun", |deadline| {
+            let mut client = RunServiceClient::new(self.execution.clone());
+            let request = call.request_within(request.clone(), deadline);
+            async move { client.create_run(request).await }
+        })
+        .await;
+        match created {
             Ok(response) => response
                 .into_inner()
                 .run
@@ -705,6 +751,8 @@ fn record(
 struct ShardMetrics {
     evaluated: opentelemetry::metrics::Counter<u64>,
     runs: opentelemetry::metrics::Counter<u64>,
+    cycle_duration: opentelemetry::metrics::Histogram<f64>,
+    reclaims: opentelemetry::metrics::Counter<u64>,
 }
 
 impl ShardMetrics {
@@ -713,6 +761,23 @@ impl ShardMetrics {
         self.evaluated
             .add(u64::try_from(evaluated).unwrap_or(0), &labels);
         self.runs.add(u64::try_from(runs).unwrap_or(0), &labels);
+    }
+}
+
+impl ShardMetrics {
+    fn cycle_done(&self, trigger: CycleTrigger, seconds: f64) {
+        self.cycle_duration.record(
+            seconds,
+            &[opentelemetry::KeyValue::new("trigger", trigger.as_str())],
+        );
+    }
+
+    /// Records a shard claimed again (its `attempts` counts this claim).
+    fn shard_claimed(&self, attempts: i32) {
+        if attempts > 1 {
+            self.reclaims
+                .add(1, &[opentelemetry::KeyValue::new("kind", "shard")]);
+        }
     }
 }
 
@@ -728,6 +793,20 @@ fn shard_metrics() -> &'static ShardMetrics {
             runs: meter
                 .u64_counter("rebalancer.monitor.runs_opened")
                 .with_description("Runs opened by cycles")
+                .build(),
+            cycle_duration: meter
+                .f64_histogram("rebalancer.monitor.cycle.duration")
+                .with_unit("s")
+                .with_description("From a cycle's first shard claimed to its last done, by trigger")
+                .with_boundaries(vec![
+                    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0,
+                ])
+                .build(),
+            reclaims: meter
+                .u64_counter("rebalancer.lease.reclaims")
+                .with_description(
+                    "Work claimed again after a lease ran out or an attempt failed, by kind",
+                )
                 .build(),
         }
     })

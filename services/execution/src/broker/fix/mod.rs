@@ -238,6 +238,19 @@ impl FixBroker {
 
 #[tonic::async_trait]
 impl Broker for FixBroker {
+    fn session_ready(&self) -> Result<(), String> {
+        let status = self.status.borrow().clone();
+        // Up (or catching up on a resend) is ready; anything else is not.
+        if status.starts_with("Active") || status.starts_with("AwaitingResend") {
+            Ok(())
+        } else {
+            Err(format!(
+                "FIX session {}: {status}",
+                self.config.session_key()
+            ))
+        }
+    }
+
     async fn submit(&self, request: OrderRequest) -> Result<BrokerOrder, BrokerError> {
         let id = request.client_order_id.clone();
         if request.notional.is_some() && !self.config.orders.cash_order_qty {

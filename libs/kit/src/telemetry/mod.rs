@@ -1,7 +1,14 @@
-//! One `init_telemetry` for every binary: an `EnvFilter`, human or JSON log
-//! lines, metrics ([`crate::metrics`]), and, when an OTLP endpoint is
-//! configured, spans and metrics exported over OTLP/gRPC. W3C trace context is the global propagator, so clients inject
-//! `traceparent` and servers continue the caller's trace.
+//! One `init_telemetry` for every binary: human or JSON log lines under the
+//! log filter, metrics ([`crate::metrics`]), and, when an OTLP endpoint is
+//! configured, spans and metrics exported over OTLP/gRPC, the spans under a
+//! filter of their own (`--trace-filter`: quiet logs do not drop spans). An
+//! exporter that cannot reach the collector logs it once, with the reason
+//! ([`export`]). W3C trace context is the global propagator, so clients
+//! inject `traceparent` and servers continue the caller's trace.
+
+mod export;
+
+pub use export::LoggedMetricExporter;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
@@ -9,6 +16,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -44,7 +52,8 @@ impl Drop for TelemetryGuard {
 /// subscriber is already installed.
 pub fn init_telemetry(options: &TelemetryOptions) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_new(&options.log_filter)?;
+    let log_filter = EnvFilter::try_new(&options.log_filter)?;
+    let trace_filter = EnvFilter::try_new(&options.trace_filter)?;
 
     let provider = match &options.otlp_endpoint {
         Some(endpoint) => {
@@ -53,7 +62,7 @@ pub fn init_telemetry(options: &TelemetryOptions) -> anyhow::Result<TelemetryGua
                 .with_endpoint(endpoint.clone())
                 .build()?;
             let provider = SdkTracerProvider::builder()
-                .with_batch_exporter(exporter)
+                .with_batch_exporter(export::LoggedSpanExporter::new(exporter, endpoint))
                 .with_resource(
                     Resource::builder()
                         .with_service_name(options.service_name.clone())
@@ -66,21 +75,28 @@ pub fn init_telemetry(options: &TelemetryOptions) -> anyhow::Result<TelemetryGua
         None => None,
     };
     let meters = crate::metrics::install(&options.service_name, options.otlp_endpoint.as_deref())?;
-    let otel_layer = provider
-        .as_ref()
-        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("rebalancer")));
+    let otel_layer = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("rebalancer"))
+            .with_filter(trace_filter)
+    });
 
-    let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
+    let registry = tracing_subscriber::registry().with(otel_layer);
     match options.log_format {
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(log_filter),
+            )
             .try_init()?,
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_writer(std::io::stderr),
+                    .with_writer(std::io::stderr)
+                    .with_filter(log_filter),
             )
             .try_init()?,
     }
