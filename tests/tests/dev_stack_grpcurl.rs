@@ -41,6 +41,8 @@ const BALANCED: &str = r#"{
 struct DevStack {
     child: Child,
     address: String,
+    /// Kept open: the stack may print after its address.
+    _stdout: std::io::Lines<BufReader<std::process::ChildStdout>>,
     _data: tempfile::TempDir,
 }
 
@@ -70,6 +72,7 @@ impl DevStack {
         Self {
             child,
             address,
+            _stdout: lines,
             _data: data,
         }
     }

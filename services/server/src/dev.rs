@@ -2,6 +2,7 @@
 //! files in a data directory, with no other set-up. Services still talk to
 //! each other through their gRPC contracts, over the same port.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -127,7 +128,10 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
         ..
     } = stack;
     let own = own_channel.context("the dev stack calls its own listener")?;
-    println!(
+    // A reader that stops reading after the address (a script, a test)
+    // must not take the stack down: write errors are ignored, not a panic.
+    let _ = writeln!(
+        std::io::stdout(),
         "rebalancer dev listening on {address} (data in {}, default tenant {:?})\n\
          no authentication: calls without a token act as the tenant in x-tenant-id \
          (or {DEV_TENANT:?}); to try roles, send a token from \
