@@ -140,6 +140,15 @@ async fn resumes_after_a_restart(backend: Backend) {
         .await
         .expect("evaluate now");
     stack.monitor_tick().await;
+    // The scheduled cycle of the day (every tenant's, firm-a's with acct-1)
+    // left the accounts-by-status gauge.
+    let metrics = rebalancer_kit::metrics::prometheus_text();
+    assert!(
+        metrics.contains(
+            "rebalancer_monitor_accounts{status=\"out_of_tolerance\",tenant=\"firm-a\"} 1"
+        ),
+        "{metrics}"
+    );
     // Transmission, blocks, fills, completion.
     stack.advance_and_tick(Duration::seconds(20), 6).await;
     stack.gather_events().await;

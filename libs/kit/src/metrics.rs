@@ -13,6 +13,7 @@
 //! | `rebalancer.execution.fills` | counter | `side`, `crossed` | fills booked |
 //! | `rebalancer.execution.slippage` | histogram, bp | `side` | fill price against the block's arrival price, worse is positive |
 //! | `rebalancer.execution.child_orders` | counter | `status`, `broker` | child orders sent, by status once the broker answered: fill rate = `filled` / all |
+//! | `rebalancer.monitor.accounts` | gauge | `tenant`, `status` | accounts by status as the tenant's latest full (not dry-run) cycle left them |
 //! | `rebalancer.monitor.cycle.duration` | histogram, s | `trigger` | first shard claimed to last shard done |
 //! | `rebalancer.lease.reclaims` | counter | `kind` (`shard`, `slice`) | work claimed again after a lease ran out or an attempt failed |
 //! | `rebalancer.events` | counter | `type`, `status` | every change a service recorded (runs opened and ended by status, blocks by state, cash movements, cycles, flags) |
@@ -116,6 +117,7 @@ pub const PROMETHEUS_NAMES: &[&str] = &[
     "rebalancer_execution_slippage_basis_points",
     "rebalancer_execution_child_orders_total",
     "rebalancer_monitor_cycle_duration_seconds",
+    "rebalancer_monitor_accounts",
     "rebalancer_lease_reclaims_total",
     "rebalancer_events_total",
     "rebalancer_db_pool_connections",

@@ -334,6 +334,9 @@ impl Monitor {
                 .to_std()
                 .map_or(0.0, |elapsed| elapsed.as_secs_f64());
             shard_metrics().cycle_done(done.trigger, seconds);
+            if !done.dry_run && done.portfolio_id.is_none() && done.account_ids.is_empty() {
+                shard_metrics().accounts_by_status(tenant, &done.status_counts);
+            }
             tracing::info!(cycle_id = %done.id, seconds, accounts = done.accounts_evaluated, "cycle completed");
         }
         tracing::info!(
@@ -753,6 +756,7 @@ struct ShardMetrics {
     runs: opentelemetry::metrics::Counter<u64>,
     cycle_duration: opentelemetry::metrics::Histogram<f64>,
     reclaims: opentelemetry::metrics::Counter<u64>,
+    accounts: opentelemetry::metrics::Gauge<u64>,
 }
 
 impl ShardMetrics {
@@ -770,6 +774,21 @@ impl ShardMetrics {
             seconds,
             &[opentelemetry::KeyValue::new("trigger", trigger.as_str())],
         );
+    }
+
+    /// The accounts of a tenant by status, as its latest full cycle left
+    /// them (statuses absent from the cycle read 0).
+    fn accounts_by_status(&self, tenant: &str, counts: &std::collections::BTreeMap<String, i64>) {
+        for status in rebalancer_domain::evaluation::Flag::ALL {
+            let count = counts.get(status.as_str()).copied().unwrap_or(0);
+            self.accounts.record(
+                u64::try_from(count).unwrap_or(0),
+                &[
+                    opentelemetry::KeyValue::new("tenant", tenant.to_owned()),
+                    opentelemetry::KeyValue::new("status", status.as_str()),
+                ],
+            );
+        }
     }
 
     /// Records a shard claimed again (its `attempts` counts this claim).
@@ -807,6 +826,10 @@ fn shard_metrics() -> &'static ShardMetrics {
                 .with_description(
                     "Work claimed again after a lease ran out or an attempt failed, by kind",
                 )
+                .build(),
+            accounts: meter
+                .u64_gauge("rebalancer.monitor.accounts")
+                .with_description("Accounts by status as the tenant's latest full cycle left them")
                 .build(),
         }
     })
