@@ -14,6 +14,7 @@ use rebalancer_domain::run::{ApprovalMode, InitiatedFrom, RunKind, RunStatus};
 use rebalancer_domain::trades::Side;
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::db::new_id;
+use rebalancer_proto::client::{Retry, retry_idempotent};
 use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
 use rebalancer_proto::target::{AssignmentStatus, ListAssignmentsRequest};
 use rust_decimal::Decimal;
@@ -67,26 +68,32 @@ impl Execution {
                 "no target service configured".to_owned(),
             ));
         };
-        let mut client = AssignmentServiceClient::new(channel.clone());
         let mut accounts = Vec::new();
         let mut page_token = String::new();
+        let call = context.call();
         loop {
-            let response = client
-                .list_assignments(context.call().request(ListAssignmentsRequest {
-                    page_size: 1000,
-                    page_token: page_token.clone(),
-                    portfolio_id: portfolio_id.to_owned(),
-                    status: AssignmentStatus::Active.into(),
-                    ..ListAssignmentsRequest::default()
-                }))
-                .await
-                .map_err(|status| {
-                    ExecutionError::Unavailable(format!(
-                        "cannot list the portfolio's accounts: {}",
-                        status.message()
-                    ))
-                })?
-                .into_inner();
+            let response = retry_idempotent(Retry::default(), "ListAssignments", |deadline| {
+                let mut client = AssignmentServiceClient::new(channel.clone());
+                let request = call.request_within(
+                    ListAssignmentsRequest {
+                        page_size: 1000,
+                        page_token: page_token.clone(),
+                        portfolio_id: portfolio_id.to_owned(),
+                        status: AssignmentStatus::Active.into(),
+                        ..ListAssignmentsRequest::default()
+                    },
+                    deadline,
+                );
+                async move { client.list_assignments(request).await }
+            })
+            .await
+            .map_err(|status| {
+                ExecutionError::Unavailable(format!(
+                    "cannot list the portfolio's accounts: {}",
+                    status.message()
+                ))
+            })?
+            .into_inner();
             accounts.extend(response.assignments.into_iter().map(|a| a.account_id));
             if response.next_page_token.is_empty() || accounts.len() > MAX_BATCH_ACCOUNTS {
                 break;

@@ -21,6 +21,7 @@ use rebalancer_domain::run::ApprovalMode;
 use rebalancer_domain::sleeve_minimums::{self, SleeveMinimum};
 use rebalancer_domain::trades::Holding;
 use rebalancer_kit::RequestContext;
+use rebalancer_proto::client::{Retry, retry_idempotent};
 use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
 use rebalancer_proto::target::{AssignmentStatus, ResolvedAssignment, StreamAssignmentsRequest};
 use rust_decimal::Decimal;
@@ -217,17 +218,19 @@ impl Execution {
                 status.message()
             ))
         };
-        let mut client = AssignmentServiceClient::new(channel.clone());
-        let request = context.call().request(StreamAssignmentsRequest {
-            account_ids: account_ids.to_vec(),
-            include_unmonitored: true,
-            ..StreamAssignmentsRequest::default()
-        });
-        let mut stream = client
-            .stream_assignments(request)
-            .await
-            .map_err(unavailable)?
-            .into_inner();
+        let call = context.call();
+        let mut stream = retry_idempotent(Retry::default(), "StreamAssignments", |_| {
+            let mut client = AssignmentServiceClient::new(channel.clone());
+            let request = call.request(StreamAssignmentsRequest {
+                account_ids: account_ids.to_vec(),
+                include_unmonitored: true,
+                ..StreamAssignmentsRequest::default()
+            });
+            async move { client.stream_assignments(request).await }
+        })
+        .await
+        .map_err(unavailable)?
+        .into_inner();
         while let Some(message) = stream.message().await.map_err(unavailable)? {
             assignments.extend(message.assignments);
         }

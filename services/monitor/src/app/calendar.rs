@@ -4,6 +4,7 @@
 
 use rebalancer_domain::calendar_days::{self, CalendarDay, DayHours};
 use rebalancer_kit::RequestContext;
+use rebalancer_proto::client::{Retry, retry_idempotent};
 use rebalancer_proto::execution as pb;
 use rebalancer_proto::execution::market_data_service_client::MarketDataServiceClient;
 
@@ -31,17 +32,24 @@ impl Monitor {
     /// Applies the Execution service's calendar overrides to this process.
     pub(super) async fn refresh_calendar(&self, tenant: &str) -> Result<(), MonitorError> {
         let context = RequestContext::system(tenant);
-        let days = MarketDataServiceClient::new(self.execution.clone())
-            .list_calendar_days(context.call().request(pb::ListCalendarDaysRequest {
-                overrides_only: true,
-                ..Default::default()
-            }))
-            .await
-            .map_err(|status| {
-                MonitorError::Unavailable(format!("calendar days: {}", status.message()))
-            })?
-            .into_inner()
-            .days;
+        let call = context.call();
+        let days = retry_idempotent(Retry::default(), "ListCalendarDays", |deadline| {
+            let mut client = MarketDataServiceClient::new(self.execution.clone());
+            let request = call.request_within(
+                pb::ListCalendarDaysRequest {
+                    overrides_only: true,
+                    ..Default::default()
+                },
+                deadline,
+            );
+            async move { client.list_calendar_days(request).await }
+        })
+        .await
+        .map_err(|status| {
+            MonitorError::Unavailable(format!("calendar days: {}", status.message()))
+        })?
+        .into_inner()
+        .days;
         calendar_days::set_overrides(days.into_iter().filter_map(from_wire));
         Ok(())
     }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveTime, Utc};
 use rebalancer_kit::RequestContext;
+use rebalancer_proto::client::{Retry, retry_idempotent};
 use rebalancer_proto::target as pb;
 use rebalancer_proto::target::tenant_service_client::TenantServiceClient;
 
@@ -77,21 +78,27 @@ impl Monitor {
     async fn read_registry(&self) -> Result<BTreeMap<String, Option<NaiveTime>>, MonitorError> {
         // The registry is not any one tenant's: the call names the system.
         let context = RequestContext::system("system");
-        let mut client = TenantServiceClient::new(self.target.clone());
         let mut tenants = BTreeMap::new();
         let mut page_token = String::new();
+        let call = context.call();
         loop {
-            let page = client
-                .list_tenants(context.call().request(pb::ListTenantsRequest {
-                    page_size: PAGE,
-                    page_token: page_token.clone(),
-                    monitor_enabled_only: true,
-                }))
-                .await
-                .map_err(|status| {
-                    MonitorError::Unavailable(format!("tenant registry: {}", status.message()))
-                })?
-                .into_inner();
+            let page = retry_idempotent(Retry::default(), "ListTenants", |deadline| {
+                let mut client = TenantServiceClient::new(self.target.clone());
+                let request = call.request_within(
+                    pb::ListTenantsRequest {
+                        page_size: PAGE,
+                        page_token: page_token.clone(),
+                        monitor_enabled_only: true,
+                    },
+                    deadline,
+                );
+                async move { client.list_tenants(request).await }
+            })
+            .await
+            .map_err(|status| {
+                MonitorError::Unavailable(format!("tenant registry: {}", status.message()))
+            })?
+            .into_inner();
             for tenant in page.tenants {
                 let run_at = NaiveTime::parse_from_str(&tenant.monitor_run_at, "%H:%M").ok();
                 tenants.insert(tenant.tenant_id, run_at);

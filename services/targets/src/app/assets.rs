@@ -4,6 +4,7 @@
 use rebalancer_domain::Violations;
 use rebalancer_domain::portfolio::{OrderSizing, TargetSpec, WeightTarget};
 use rebalancer_kit::RequestContext;
+use rebalancer_proto::client::{Retry, retry_idempotent};
 use rebalancer_proto::execution::ListAssetsRequest;
 use rebalancer_proto::execution::market_data_service_client::MarketDataServiceClient;
 
@@ -28,21 +29,27 @@ impl Target {
             );
             return Ok(());
         };
-        let mut client = MarketDataServiceClient::new(channel.clone());
-        let response = client
-            .list_assets(context.call().request(ListAssetsRequest {
-                page_size: 1000,
-                symbols: symbols.clone(),
-                ..ListAssetsRequest::default()
-            }))
-            .await
-            .map_err(|status| {
-                TargetError::Unavailable(format!(
-                    "cannot check symbols against market data: {}",
-                    status.message()
-                ))
-            })?
-            .into_inner();
+        let call = context.call();
+        let response = retry_idempotent(Retry::default(), "ListAssets", |deadline| {
+            let mut client = MarketDataServiceClient::new(channel.clone());
+            let request = call.request_within(
+                ListAssetsRequest {
+                    page_size: 1000,
+                    symbols: symbols.clone(),
+                    ..ListAssetsRequest::default()
+                },
+                deadline,
+            );
+            async move { client.list_assets(request).await }
+        })
+        .await
+        .map_err(|status| {
+            TargetError::Unavailable(format!(
+                "cannot check symbols against market data: {}",
+                status.message()
+            ))
+        })?
+        .into_inner();
         let mut violations = Violations::new();
         for (index, weight) in target.weights.iter().enumerate() {
             let WeightTarget::Asset(symbol) = &weight.target else {

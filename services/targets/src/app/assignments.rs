@@ -11,6 +11,7 @@ use rebalancer_domain::portfolio::{PortfolioStatus, Scope};
 use rebalancer_domain::sleeves::minimum_shortfalls;
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::db::new_id;
+use rebalancer_proto::client::{Retry, retry_idempotent};
 use rebalancer_proto::execution::GetAccountRequest;
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rust_decimal::Decimal;
@@ -119,11 +120,19 @@ impl Target {
                 "no execution service configured to read the account's value".to_owned(),
             ));
         };
-        let mut client = AccountServiceClient::new(channel.clone());
-        let request = context.call().request(GetAccountRequest {
-            account_id: account_id.to_owned(),
-        });
-        match client.get_account(request).await {
+        let call = context.call();
+        let answer = retry_idempotent(Retry::default(), "GetAccount", |deadline| {
+            let mut client = AccountServiceClient::new(channel.clone());
+            let request = call.request_within(
+                GetAccountRequest {
+                    account_id: account_id.to_owned(),
+                },
+                deadline,
+            );
+            async move { client.get_account(request).await }
+        })
+        .await;
+        match answer {
             Ok(response) => {
                 let equity = response
                     .into_inner()
