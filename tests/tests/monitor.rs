@@ -1022,3 +1022,61 @@ async fn replica_dies_mid_cycle_sqlite() {
 async fn replica_dies_mid_cycle_postgres() {
     replica_dies_mid_cycle(Backend::Postgres).await;
 }
+
+/// `SimulatePolicy` over gRPC: a 60/40 policy with a 5% band over two
+/// decades of the embedded history, and precise refusals for months outside
+/// it and for a weekly calendar (the history is monthly).
+#[tokio::test]
+async fn simulate_policy_over_grpc() {
+    use rebalancer_proto::monitor::SimulatePolicyRequest;
+
+    let Some(stack) = TestStack::start(Backend::Sqlite).await else {
+        return;
+    };
+    let firm = stack.tenant("firm-a");
+    let mut monitor = MonitorServiceClient::new(stack.channel());
+    let outcome = monitor
+        .simulate_policy(firm.request(SimulatePolicyRequest {
+            weights: vec![weight("STOCKS", "60"), weight("BONDS", "40")],
+            rebalance_conditions: vec![band("5")],
+            start_month: "1990-01".to_owned(),
+            end_month: "2009-12".to_owned(),
+            ..SimulatePolicyRequest::default()
+        }))
+        .await
+        .expect("simulation")
+        .into_inner();
+    assert!(outcome.rebalance_count > 0, "{outcome:?}");
+    assert_eq!(
+        usize::try_from(outcome.rebalance_count).expect("count"),
+        outcome.rebalances.len()
+    );
+    assert!(d(&outcome.final_value) > d("10000"), "{outcome:?}");
+    assert!(d(&outcome.max_drift) > d("5"), "{outcome:?}");
+
+    let refused = monitor
+        .simulate_policy(firm.request(SimulatePolicyRequest {
+            weights: vec![weight("STOCKS", "60"), weight("BONDS", "40")],
+            rebalance_conditions: vec![RebalanceCondition {
+                r#type: ConditionType::Calendar.into(),
+                sub_type: ConditionSubType::Weekly.into(),
+                day: "monday".to_owned(),
+                ..RebalanceCondition::default()
+            }],
+            start_month: "1850-01".to_owned(),
+            end_month: "2009-12".to_owned(),
+            ..SimulatePolicyRequest::default()
+        }))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let fields: Vec<String> = refused
+        .get_details_bad_request()
+        .expect("field violations")
+        .field_violations
+        .into_iter()
+        .map(|violation| violation.field)
+        .collect();
+    assert_eq!(fields, ["rebalance_conditions[0].sub_type", "start_month"]);
+    stack.stop().await;
+}

@@ -9,7 +9,9 @@ use chrono::NaiveDate;
 use rebalancer_domain::Violations;
 use rebalancer_domain::backtest::{self, Month, Outcome, Policy, Sleeve};
 use rebalancer_domain::decimal::parse_decimal;
-use rebalancer_domain::portfolio::{ConditionInput, TargetInput, WeightInput, WeightTarget};
+use rebalancer_domain::portfolio::{
+    CalendarRule, ConditionInput, RebalanceCondition, TargetInput, WeightInput, WeightTarget,
+};
 use rust_decimal::Decimal;
 
 /// The monthly series, 1871-01 to 2026-06 (ODC PDDL).
@@ -125,7 +127,36 @@ pub fn simulate(input: SimulationInput) -> Result<Outcome, Violations> {
             }
         }
     }
+    if let Some(spec) = &spec {
+        for (index, condition) in spec.conditions.iter().enumerate() {
+            if matches!(
+                condition,
+                RebalanceCondition::Calendar(CalendarRule::Weekly(_))
+            ) {
+                violations.add(
+                    format!("rebalance_conditions[{index}].sub_type"),
+                    "the history is monthly: a weekly calendar cannot be simulated (use monthly)",
+                );
+            }
+        }
+    }
     let all = history();
+    // Months outside the history are refused, not quietly moved to its ends.
+    let first = all.first().map_or((0, 0), |x| (x.year, x.month));
+    let last = all.last().map_or((0, 0), |x| (x.year, x.month));
+    for (field, month) in [("start_month", start), ("end_month", end)] {
+        if let Some(month) = month
+            && (month < first || month > last)
+        {
+            violations.add(
+                field,
+                format!(
+                    "{}-{:02} is outside the history ({}-{:02} to {}-{:02})",
+                    month.0, month.1, first.0, first.1, last.0, last.1
+                ),
+            );
+        }
+    }
     let from = start.map_or(0, |(y, m)| {
         all.iter()
             .position(|x| (x.year, x.month) >= (y, m))
@@ -211,6 +242,41 @@ mod tests {
         assert!(!outcome.rebalances.is_empty());
         assert!(outcome.final_value > Decimal::from(10_000));
         assert!(outcome.max_drift > Decimal::from(5));
+    }
+
+    #[test]
+    fn months_outside_the_history_and_weekly_calendars_are_refused() {
+        let weekly = ConditionInput {
+            kind: Some(ConditionKind::Calendar),
+            sub_kind: Some(ConditionSubKind::Weekly),
+            percent: String::new(),
+            day: "monday".to_owned(),
+            symbol: String::new(),
+        };
+        let error = simulate(SimulationInput {
+            weights: vec![weight("STOCKS", "60"), weight("BONDS", "40")],
+            conditions: vec![weekly],
+            start_month: "1850-01".into(),
+            end_month: "2099-12".into(),
+            ..SimulationInput::default()
+        })
+        .expect_err("invalid");
+        let fields: Vec<&str> = error.as_slice().iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "rebalance_conditions[0].sub_type",
+                "start_month",
+                "end_month"
+            ],
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("1850-01 is outside the history (1871-01"),
+            "{error}"
+        );
     }
 
     #[test]
