@@ -552,14 +552,8 @@ async fn kill_and_restart(backend: &str, venue: Venue) {
     target
         .wait_ready(rebalancer_proto::service_names::TARGET_SERVICES[0])
         .await;
-    // With FIX, execution's entries follow the session, which logs on only
-    // once the broker's gateway (started below) is up: wait for the process.
     execution
-        .wait_ready(if venue == Venue::Fix {
-            ""
-        } else {
-            rebalancer_proto::service_names::EXECUTION_SERVICES[0]
-        })
+        .wait_ready(rebalancer_proto::service_names::EXECUTION_SERVICES[0])
         .await;
 
     let to_target = lazy_channel(&ClientOptions::new(target_peer.clone())).expect("channel");

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use rebalancer_proto::service_names::{EXECUTION_SERVICES, PORTFOLIO, RUN};
+use rebalancer_proto::service_names::{EXECUTION_SERVICES, ORDER, PORTFOLIO, RUN};
 use rebalancer_tests::{Backend, TestStack};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -94,10 +94,11 @@ async fn readiness_follows_the_database_postgres() {
     stack.stop().await;
 }
 
-/// With a live FIX broker, the execution service is ready only while its
-/// session is logged on: NOT_SERVING while the broker's gateway is down,
-/// SERVING once QuickFIX accepts the logon, NOT_SERVING again when it goes.
-/// The target's entries and liveness are not affected.
+/// With a live FIX broker, the execution's `OrderService` entry follows the
+/// session: NOT_SERVING while the broker's gateway is down, SERVING once
+/// QuickFIX accepts the logon, NOT_SERVING again when it goes. The other
+/// execution entries (the Kubernetes readiness probe's `RunService`), the
+/// target's and liveness follow their databases only.
 #[tokio::test]
 async fn readiness_follows_the_fix_session() {
     use rebalancer_execution::broker::BrokerConfig;
@@ -121,13 +122,18 @@ async fn readiness_follows_the_fix_session() {
     let Some(stack) = TestStack::start_with(Backend::Sqlite, options).await else {
         return;
     };
-    wait_for(&stack, RUN, ServingStatus::NotServing).await;
-    assert_eq!(status(&stack, PORTFOLIO).await, ServingStatus::Serving);
-    assert_eq!(status(&stack, "").await, ServingStatus::Serving);
+    wait_for(&stack, ORDER, ServingStatus::NotServing).await;
+    for service in [RUN, PORTFOLIO, ""] {
+        assert_eq!(
+            status(&stack, service).await,
+            ServingStatus::Serving,
+            "{service}"
+        );
+    }
 
     let acceptor = Acceptor::start(port, dir.path(), &[]);
-    let ready_after = wait_for(&stack, RUN, ServingStatus::Serving).await;
-    println!("execution SERVING {ready_after:?} after the broker's gateway came up");
+    let ready_after = wait_for(&stack, ORDER, ServingStatus::Serving).await;
+    println!("OrderService SERVING {ready_after:?} after the broker's gateway came up");
     for service in EXECUTION_SERVICES {
         assert_eq!(
             status(&stack, service).await,
@@ -137,8 +143,14 @@ async fn readiness_follows_the_fix_session() {
     }
 
     drop(acceptor);
-    let lost_after = wait_for(&stack, RUN, ServingStatus::NotServing).await;
-    println!("execution NOT_SERVING {lost_after:?} after the gateway went away");
-    assert_eq!(status(&stack, PORTFOLIO).await, ServingStatus::Serving);
+    let lost_after = wait_for(&stack, ORDER, ServingStatus::NotServing).await;
+    println!("OrderService NOT_SERVING {lost_after:?} after the gateway went away");
+    for service in [RUN, PORTFOLIO] {
+        assert_eq!(
+            status(&stack, service).await,
+            ServingStatus::Serving,
+            "{service}"
+        );
+    }
     stack.stop().await;
 }

@@ -162,34 +162,123 @@ fn instruments() -> &'static Instruments {
     })
 }
 
-/// Checks `checks` every [`CHECK_EVERY`] and sets their services' health
-/// accordingly, logging each change once, until the task is aborted.
+/// Checks `checks` every [`CHECK_EVERY`] and sets each service's health to
+/// SERVING only while every check covering it passes, logging each change
+/// of a check once, until the task is aborted.
 pub fn watch(reporter: HealthReporter, checks: Vec<ReadinessCheck>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut healthy = vec![true; checks.len()];
+        let mut serving: std::collections::BTreeMap<&'static str, bool> = checks
+            .iter()
+            .flat_map(|check| check.services.iter().map(|service| (*service, true)))
+            .collect();
         loop {
             for (check, was_healthy) in checks.iter().zip(healthy.iter_mut()) {
                 let result = check.check().await;
                 let now_healthy = result.is_ok();
                 if now_healthy != *was_healthy {
                     match &result {
-                        Ok(()) => tracing::info!(check = %check.name, "dependency back: serving"),
+                        Ok(()) => tracing::info!(check = %check.name, "dependency back"),
                         Err(reason) => {
-                            tracing::error!(check = %check.name, %reason, "dependency lost: not serving")
+                            tracing::error!(check = %check.name, %reason, "dependency lost: its services are not serving")
                         }
                     }
-                    let status = if now_healthy {
+                    *was_healthy = now_healthy;
+                }
+            }
+            for (service, was_serving) in &mut serving {
+                let now_serving = checks
+                    .iter()
+                    .zip(&healthy)
+                    .filter(|(check, _)| check.services.contains(service))
+                    .all(|(_, healthy)| *healthy);
+                if now_serving != *was_serving {
+                    let status = if now_serving {
                         ServingStatus::Serving
                     } else {
                         ServingStatus::NotServing
                     };
-                    for service in &check.services {
-                        reporter.set_service_status(*service, status).await;
-                    }
-                    *was_healthy = now_healthy;
+                    reporter.set_service_status(*service, status).await;
+                    *was_serving = now_serving;
                 }
             }
             tokio::time::sleep(CHECK_EVERY).await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_server::Health;
+
+    use super::*;
+
+    fn switch(name: &str, services: &[&'static str], up: &Arc<AtomicBool>) -> ReadinessCheck {
+        let up = up.clone();
+        ReadinessCheck::custom(name, services, move || {
+            let ready = if up.load(Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err("down".to_owned())
+            };
+            async move { ready }
+        })
+    }
+
+    /// Polls until `service` reports `wanted` (a few check rounds at most).
+    async fn wait_for(health: &impl Health, service: &str, wanted: ServingStatus) {
+        let started = Instant::now();
+        loop {
+            let status = health
+                .check(tonic::Request::new(HealthCheckRequest {
+                    service: service.to_owned(),
+                }))
+                .await
+                .map(|answer| answer.into_inner().status)
+                .unwrap_or_default();
+            if status == wanted as i32 {
+                return;
+            }
+            assert!(
+                started.elapsed() < CHECK_EVERY * 5,
+                "{service} is not {wanted:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_service_serves_only_while_every_check_covering_it_passes() {
+        let (reporter, _) = tonic_health::server::health_reporter();
+        let health = tonic_health::server::HealthService::from_health_reporter(reporter.clone());
+        for service in ["orders", "runs"] {
+            reporter
+                .set_service_status(service, ServingStatus::Serving)
+                .await;
+        }
+        let database = Arc::new(AtomicBool::new(true));
+        let broker = Arc::new(AtomicBool::new(false));
+        let watcher = watch(
+            reporter,
+            vec![
+                switch("database", &["orders", "runs"], &database),
+                switch("broker", &["orders"], &broker),
+            ],
+        );
+        wait_for(&health, "orders", ServingStatus::NotServing).await;
+        wait_for(&health, "runs", ServingStatus::Serving).await;
+        // The database fails while the broker comes back: still not serving.
+        database.store(false, Ordering::SeqCst);
+        broker.store(true, Ordering::SeqCst);
+        wait_for(&health, "runs", ServingStatus::NotServing).await;
+        wait_for(&health, "orders", ServingStatus::NotServing).await;
+        database.store(true, Ordering::SeqCst);
+        wait_for(&health, "runs", ServingStatus::Serving).await;
+        wait_for(&health, "orders", ServingStatus::Serving).await;
+        watcher.abort();
+    }
 }

@@ -158,14 +158,18 @@ impl ExecutionService {
     }
 
     /// The readiness check of the live broker's session (the FIX session
-    /// logged on), when the service has a live broker: its services answer
-    /// `NOT_SERVING` while orders cannot be sent.
+    /// logged on), when the service has a live broker: the `OrderService`
+    /// entry answers `NOT_SERVING` while orders cannot reach the broker. The
+    /// other entries (and the Kubernetes readiness probe, on `RunService`)
+    /// follow the database only: every replica shares the broker, so taking
+    /// them out of routing would stop reads and cash movements and cure
+    /// nothing (the session is also down outside its schedule).
     #[must_use]
     pub fn broker_readiness(&self) -> Option<rebalancer_kit::health::ReadinessCheck> {
         let (name, broker) = self.execution.brokers.live_broker()?;
         Some(rebalancer_kit::health::ReadinessCheck::custom(
             format!("execution broker ({name})"),
-            SERVICE_NAMES,
+            &[rebalancer_proto::service_names::ORDER],
             move || {
                 let ready = broker.session_ready();
                 async move { ready }

@@ -136,6 +136,14 @@ fn event_from_row<R>(row: &R) -> Result<EventRecord, sqlx::Error> {
 #[tonic::async_trait]
 impl EventStore for SqlEvents<DB> {
     async fn sequence_events(&self, now: DateTime<Utc>) -> Result<Vec<Sequenced>, StoreError> {
+        // A read first: watchers call this often, and most passes find
+        // nothing to do without taking the write lock.
+        let pending = sqlx::query("SELECT id FROM events WHERE seq IS NULL LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        if pending.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         if <DB as Backend>::NAME == "postgres" {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -208,9 +216,15 @@ impl EventStore for SqlEvents<DB> {
     }
 
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        // Only a prefix of ids, up to the first one sequenced since
+        // `before` (replicas' clocks may disagree a little), and never the
+        // newest: a resume finds either every event after its id or a
+        // refusal, never a hole.
         let done = sqlx::query(
-            "DELETE FROM events WHERE sequenced_at < $1 \
-             AND seq < (SELECT MAX(seq) FROM events) RETURNING seq",
+            "DELETE FROM events WHERE seq < COALESCE( \
+                 (SELECT MIN(seq) FROM events WHERE sequenced_at >= $1), \
+                 (SELECT MAX(seq) FROM events)) \
+             RETURNING seq",
         )
         .bind(before)
         .fetch_all(&self.pool)
@@ -260,7 +274,8 @@ impl EventStore for SqlEvents<DB> {
         }
         sqlx::query(
             "INSERT INTO event_sources (source, last_seq) VALUES ($1, $2) \
-             ON CONFLICT (source) DO UPDATE SET last_seq = excluded.last_seq",
+             ON CONFLICT (source) DO UPDATE SET last_seq = excluded.last_seq \
+             WHERE excluded.last_seq > event_sources.last_seq",
         )
         .bind(source.to_owned())
         .bind(through)

@@ -44,6 +44,10 @@ CREATE TRIGGER cycles_events AFTER INSERT OR UPDATE ON cycles
 -- Flagged accounts of cycles that are not dry runs.
 CREATE FUNCTION record_flag_event() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- A retried shard rewrites its evaluations: flag again only a change.
+    IF TG_OP = 'UPDATE' AND OLD.status IS NOT DISTINCT FROM NEW.status THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO events (tenant_id, event_type, object_id, account_id, status, previous_status, parent_id, detail, source, occurred_at)
     SELECT NEW.tenant_id, 'EVENT_TYPE_ACCOUNT_FLAGGED', NEW.cycle_id, NEW.account_id, 'EVALUATION_STATUS_' || upper(NEW.status), '', COALESCE(NEW.portfolio_id, ''), NEW.reason, 'monitor', NEW.evaluated_at FROM cycles c WHERE c.tenant_id = NEW.tenant_id AND c.id = NEW.cycle_id AND NOT c.dry_run;
     RETURN NULL;

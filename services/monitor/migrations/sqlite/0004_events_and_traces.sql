@@ -40,7 +40,8 @@ CREATE TRIGGER evaluations_flagged AFTER INSERT ON evaluations WHEN NEW.status <
     INSERT INTO events (tenant_id, event_type, object_id, account_id, status, previous_status, parent_id, detail, source, occurred_at)
     SELECT NEW.tenant_id, 'EVENT_TYPE_ACCOUNT_FLAGGED', NEW.cycle_id, NEW.account_id, 'EVALUATION_STATUS_' || upper(NEW.status), '', COALESCE(NEW.portfolio_id, ''), NEW.reason, 'monitor', NEW.evaluated_at FROM cycles c WHERE c.tenant_id = NEW.tenant_id AND c.id = NEW.cycle_id AND c.dry_run = 0;
 END;
-CREATE TRIGGER evaluations_reflagged AFTER UPDATE ON evaluations WHEN NEW.status <> 'inside_tolerance' BEGIN
+-- A retried shard rewrites its evaluations: flag again only a change.
+CREATE TRIGGER evaluations_reflagged AFTER UPDATE ON evaluations WHEN NEW.status <> 'inside_tolerance' AND NEW.status IS NOT OLD.status BEGIN
     INSERT INTO events (tenant_id, event_type, object_id, account_id, status, previous_status, parent_id, detail, source, occurred_at)
     SELECT NEW.tenant_id, 'EVENT_TYPE_ACCOUNT_FLAGGED', NEW.cycle_id, NEW.account_id, 'EVALUATION_STATUS_' || upper(NEW.status), '', COALESCE(NEW.portfolio_id, ''), NEW.reason, 'monitor', NEW.evaluated_at FROM cycles c WHERE c.tenant_id = NEW.tenant_id AND c.id = NEW.cycle_id AND c.dry_run = 0;
 END;
