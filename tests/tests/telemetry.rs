@@ -115,21 +115,15 @@ async fn spans_and_metrics_reach_an_otlp_receiver() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let address = format!("127.0.0.1:{}", free_port());
-    let args: Vec<String> = [
-        "--otlp-endpoint",
+    let mut args = vec!["--log-format".to_owned(), "json".to_owned()];
+    args.extend(serve_args(
         &format!("http://{collector}"),
-        "--log-format",
-        "json",
-        "serve",
         "target",
-        "--listen",
         &address,
-        "--database-url",
-        &format!("sqlite://{}", dir.path().join("target.db").display()),
-        "--insecure-accept-unauthenticated",
-    ]
-    .map(str::to_owned)
-    .to_vec();
+        &dir.path().join("target.db"),
+        &[],
+        &[],
+    ));
     let mut target = Process::spawn_with_env(
         "target",
         &args,
@@ -211,19 +205,14 @@ async fn a_dead_collector_is_logged_once() {
     let dead = format!("127.0.0.1:{}", free_port());
     let dir = tempfile::tempdir().expect("temp dir");
     let address = format!("127.0.0.1:{}", free_port());
-    let args: Vec<String> = [
-        "--otlp-endpoint",
+    let args = serve_args(
         &format!("http://{dead}"),
-        "serve",
         "target",
-        "--listen",
         &address,
-        "--database-url",
-        &format!("sqlite://{}", dir.path().join("target.db").display()),
-        "--insecure-accept-unauthenticated",
-    ]
-    .map(str::to_owned)
-    .to_vec();
+        &dir.path().join("target.db"),
+        &[],
+        &[],
+    );
     let mut target = Process::spawn_with_env(
         "target",
         &args,
@@ -273,9 +262,9 @@ async fn a_dead_collector_is_logged_once() {
     assert!(line.contains(&dead) && line.contains("reason"), "{line}");
 }
 
-/// `rebalancer serve <service>` arguments exporting to `collector`.
+/// `rebalancer serve <service>` arguments exporting to `collector` (a URL).
 fn serve_args(
-    collector: std::net::SocketAddr,
+    collector: &str,
     service: &str,
     address: &str,
     database: &std::path::Path,
@@ -284,7 +273,7 @@ fn serve_args(
 ) -> Vec<String> {
     let mut args: Vec<String> = [
         "--otlp-endpoint",
-        &format!("http://{collector}"),
+        collector,
         "--service-name",
         service,
         "serve",
@@ -317,6 +306,7 @@ async fn one_trace_from_evaluate_now_to_the_fills() {
     use rebalancer_proto::target::{AssignRequest, CreatePortfolioRequest};
 
     let (receiver, collector) = start_receiver().await;
+    let collector = format!("http://{collector}");
     let dir = tempfile::tempdir().expect("temp dir");
     let [target_address, monitor_address, execution_address] =
         [0, 1, 2].map(|_| format!("127.0.0.1:{}", free_port()));
@@ -335,7 +325,7 @@ async fn one_trace_from_evaluate_now_to_the_fills() {
     let mut target = Process::spawn_with_env(
         "target",
         &serve_args(
-            collector,
+            &collector,
             "target",
             &target_address,
             &dir.path().join("target.db"),
@@ -348,7 +338,7 @@ async fn one_trace_from_evaluate_now_to_the_fills() {
     let mut execution = Process::spawn_with_env(
         "execution",
         &serve_args(
-            collector,
+            &collector,
             "execution",
             &execution_address,
             &dir.path().join("execution.db"),
@@ -364,7 +354,7 @@ async fn one_trace_from_evaluate_now_to_the_fills() {
     let mut monitor = Process::spawn_with_env(
         "monitor",
         &serve_args(
-            collector,
+            &collector,
             "monitor",
             &monitor_address,
             &dir.path().join("monitor.db"),

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
+use rebalancer_kit::RequestContext;
 use rebalancer_kit::events::{self, EventLog, EventSource};
-use rebalancer_kit::{RequestContext, ServiceError};
 use rebalancer_proto::client::{CallContext, TracedChannel};
 use rebalancer_proto::events as pb;
 use rebalancer_proto::events::event_service_server::EventService;
@@ -41,7 +41,6 @@ impl EventService for EventApi {
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let context = RequestContext::of(&request)?;
         let query = events::watch_query(&context.tenant, request.get_ref())?;
-        self.events.sequence().await.map_err(ServiceError::Store)?;
         let receiver = events::watch(self.events.clone(), query).await?;
         Ok(Response::new(ReceiverStream::new(receiver)))
     }

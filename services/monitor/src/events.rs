@@ -28,10 +28,6 @@ impl EventExportService for EventExportApi {
     ) -> Result<Response<ExportEventsResponse>, Status> {
         RequestContext::of(&request)?;
         let message = request.into_inner();
-        self.events
-            .sequence()
-            .await
-            .map_err(rebalancer_kit::ServiceError::Store)?;
         let (events, oldest_id) =
             events::export(&self.events, &message.after_id, message.page_size).await?;
         Ok(Response::new(ExportEventsResponse { events, oldest_id }))

@@ -318,8 +318,8 @@ pub async fn watch(
     Ok(receiver)
 }
 
-/// One page of every tenant's events after `after_id`, and the oldest id
-/// kept, for another service's [`Gatherer`].
+/// One page of every tenant's events after `after_id` (those just committed
+/// included), and the oldest id kept, for another service's [`Gatherer`].
 ///
 /// # Errors
 /// `Invalid` for a malformed id or page size.
@@ -333,6 +333,7 @@ pub async fn export(
         return Err(Violations::one("page_size", "must be between 0 and 10000").into());
     }
     let limit = if page_size == 0 { 1_000 } else { page_size };
+    log.sequence().await.map_err(ServiceError::Store)?;
     let events = log
         .store
         .read_events(&EventQuery {
