@@ -195,6 +195,7 @@ async fn call(stack: &TestStack, rng: &mut Rng) -> (&'static str, Result<(), ton
                         percent: rng.decimal(),
                         day: rng.text(),
                         symbol: rng.text(),
+                        only_outside_bands: rng.below(2) == 0,
                     }),
                     cooldown_days: [0, 1, -1, i32::MAX][rng.below(4)],
                     scope: rng.enum_value(),
@@ -203,6 +204,9 @@ async fn call(stack: &TestStack, rng: &mut Rng) -> (&'static str, Result<(), ton
                     invest_cash_threshold: rng.decimal(),
                     minimum_order_notional: rng.decimal(),
                     investment_minimum: rng.decimal(),
+                    rebalance_to: rng.enum_value(),
+                    rebalancing_enabled: rng.below(2) == 0,
+                    approval_mode: rng.enum_value(),
                 }))
                 .await
                 .map(drop),

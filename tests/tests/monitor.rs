@@ -474,6 +474,8 @@ async fn nine_statuses(backend: Backend) {
         .find(|g| g.portfolio_id == balanced)
         .expect("group");
     assert_eq!(balanced_group.total, 7, "{balanced_group:?}");
+    // The Rebalance Center names its groups.
+    assert_eq!(balanced_group.portfolio_name, "Balanced");
     assert!(
         first
             .evaluations
@@ -1026,6 +1028,227 @@ async fn replica_dies_mid_cycle_postgres() {
 /// `SimulatePolicy` over gRPC: a 60/40 policy with a 5% band over two
 /// decades of the embedded history, and precise refusals for months outside
 /// it and for a weekly calendar (the history is monthly).
+fn monthly_review(day: &str) -> RebalanceCondition {
+    RebalanceCondition {
+        r#type: ConditionType::Calendar.into(),
+        sub_type: ConditionSubType::Monthly.into(),
+        day: day.to_owned(),
+        only_outside_bands: true,
+        ..RebalanceCondition::default()
+    }
+}
+
+/// Vanguard's hybrid policy end to end: reviewed monthly on the 2nd, traded
+/// only outside the 5-point band, and then only to the band's edge.
+#[tokio::test]
+async fn a_hybrid_policy_trades_only_outside_its_band_on_review_days() {
+    use rebalancer_proto::common::RebalanceTo;
+
+    let Some(stack) = TestStack::start(Backend::Sqlite).await else {
+        return;
+    };
+    let mut desk = Desk::new(&stack, "firm-a").await;
+    let hybrid = desk
+        .portfolios
+        .create_portfolio(desk.firm.request(CreatePortfolioRequest {
+            name: "Hybrid monthly 5%".to_owned(),
+            weights: vec![weight("", "5"), weight("SPY", "60"), weight("TLT", "35")],
+            rebalance_conditions: vec![band("5"), monthly_review("2")],
+            invest_cash_threshold: "500".to_owned(),
+            rebalance_to: RebalanceTo::BandEdge.into(),
+            ..CreatePortfolioRequest::default()
+        }))
+        .await
+        .expect("portfolio")
+        .into_inner()
+        .portfolio
+        .expect("portfolio");
+    assert!(hybrid.rebalance_conditions[1].only_outside_bands);
+    assert_eq!(hybrid.rebalance_to, i32::from(RebalanceTo::BandEdge));
+    desk.open("acct-in", true, Vec::new()).await;
+    desk.open("acct-out", false, Vec::new()).await;
+    for account in ["acct-in", "acct-out"] {
+        desk.assign(account, &hybrid.id, ApprovalMode::Auto, true)
+            .await;
+    }
+
+    // Monday 2 March is a review day. Inside the band: no trade.
+    cycle_on(&stack, NaiveDate::from_ymd_opt(2026, 3, 2).expect("date")).await;
+    let inside = desk.evaluation("acct-in").await;
+    assert_eq!(status(&inside), EvaluationStatus::InsideTolerance);
+    assert_eq!(
+        inside.reason,
+        "review day (monthly on day 2): inside tolerance"
+    );
+    assert_eq!(inside.run_type, i32::from(RunType::Unspecified));
+    assert!(desk.runs_of("acct-in").await.is_empty());
+    // All in SPY: rebalanced, to the band's edge.
+    let outside = desk.evaluation("acct-out").await;
+    assert_eq!(status(&outside), EvaluationStatus::OutOfTolerance);
+    assert_eq!(outside.run_type, i32::from(RunType::FullRebalance));
+    assert!(
+        outside
+            .reason
+            .starts_with("review day (monthly on day 2): SPY 95"),
+        "{outside:?}"
+    );
+    assert!(
+        outside.reason.ends_with("; to the band's edge"),
+        "{outside:?}"
+    );
+    execute(&stack, &mut desk, "acct-out").await;
+
+    // Tuesday: SPY sits on its 65% edge, TLT on its 30% edge (not 60/35).
+    // acct-in is now all in SPY too, but Tuesday is not a review day.
+    desk.open("acct-in", false, Vec::new()).await;
+    cycle_on(&stack, NaiveDate::from_ymd_opt(2026, 3, 3).expect("date")).await;
+    let after = desk.evaluation("acct-out").await;
+    let weight_of = |evaluation: &Evaluation, symbol: &str| {
+        evaluation
+            .tickers
+            .iter()
+            .find(|t| t.symbol == symbol)
+            .map(|t| d(&t.current_weight))
+            .expect("ticker")
+    };
+    let spy = weight_of(&after, "SPY");
+    let tlt = weight_of(&after, "TLT");
+    assert!(
+        (d("64.5")..=d("65.5")).contains(&spy),
+        "SPY at {spy}: {after:?}"
+    );
+    assert!(
+        (d("29.5")..=d("30.5")).contains(&tlt),
+        "TLT at {tlt}: {after:?}"
+    );
+    let waiting = desk.evaluation("acct-in").await;
+    assert_eq!(status(&waiting), EvaluationStatus::OutOfTolerance);
+    assert_eq!(waiting.run_type, i32::from(RunType::Unspecified));
+    assert_eq!(
+        waiting.run_note,
+        "hybrid policy: trades only on review days, next on 2026-04-02"
+    );
+    assert!(desk.runs_of("acct-in").await.is_empty());
+
+    // A hybrid calendar without a band is refused, naming the field.
+    let refused = desk
+        .portfolios
+        .create_portfolio(desk.firm.request(CreatePortfolioRequest {
+            name: "No band".to_owned(),
+            weights: vec![weight("SPY", "100")],
+            rebalance_conditions: vec![monthly_review("2")],
+            rebalance_to: RebalanceTo::BandEdge.into(),
+            ..CreatePortfolioRequest::default()
+        }))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let fields: Vec<String> = refused
+        .get_details_bad_request()
+        .expect("field violations")
+        .field_violations
+        .into_iter()
+        .map(|violation| violation.field)
+        .collect();
+    assert_eq!(
+        fields,
+        ["rebalance_conditions[0].only_outside_bands", "rebalance_to"]
+    );
+    stack.stop().await;
+}
+
+/// The shape of Table 1 of Vanguard's *Best practices for portfolio
+/// rebalancing* (Jaconetti, Kinniry, Zilbering, 2010): 60/40 stocks/bonds,
+/// 1926–2009, monthly/quarterly/annual monitoring × 0/1/5/10% thresholds,
+/// and never rebalanced, in one call. Prints the table (`--nocapture`).
+#[tokio::test]
+async fn simulate_policy_sweeps_vanguards_grid() {
+    use rebalancer_proto::monitor::{PolicyGrid, SimulatePolicyRequest};
+
+    let Some(stack) = TestStack::start(Backend::Sqlite).await else {
+        return;
+    };
+    let firm = stack.tenant("firm-a");
+    let mut monitor = MonitorServiceClient::new(stack.channel());
+    let response = monitor
+        .simulate_policy(firm.request(SimulatePolicyRequest {
+            weights: vec![weight("STOCKS", "60"), weight("BONDS", "40")],
+            start_month: "1926-01".to_owned(),
+            end_month: "2009-12".to_owned(),
+            grid: Some(PolicyGrid {
+                monitoring: vec![
+                    ConditionSubType::Monthly.into(),
+                    ConditionSubType::Quarterly.into(),
+                    ConditionSubType::Annually.into(),
+                ],
+                thresholds: ["0", "1", "5", "10"].map(str::to_owned).to_vec(),
+                include_never: true,
+                ..PolicyGrid::default()
+            }),
+            ..SimulatePolicyRequest::default()
+        }))
+        .await
+        .expect("simulation")
+        .into_inner();
+    let results = &response.grid_results;
+    println!("| policy | events | avg equity % | return % | volatility % | turnover % |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for result in results {
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            result.label,
+            result.rebalance_count,
+            result.average_equity_percent,
+            result.annualized_return_percent,
+            result.annualized_volatility_percent,
+            result.total_turnover_percent
+        );
+    }
+    assert_eq!(results.len(), 13);
+    let never = &results[0];
+    assert_eq!(never.label, "never");
+    assert_eq!(never.rebalance_count, 0);
+    for (row, frequency) in ["monthly", "quarterly", "annually"].iter().enumerate() {
+        let rows = &results[1 + 4 * row..5 + 4 * row];
+        let labels: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["0", "1", "5", "10"].map(|t| format!("{frequency} {t}% to target")),
+        );
+        // Wider thresholds rebalance less often and let equity drift more.
+        for pair in rows.windows(2) {
+            assert!(
+                pair[0].rebalance_count >= pair[1].rebalance_count,
+                "{pair:?}"
+            );
+        }
+        assert!(
+            rows[0].rebalance_count > rows[3].rebalance_count,
+            "{rows:?}"
+        );
+        // Rebalancing on every date holds the 60% target on average…
+        let held = d(&rows[0].average_equity_percent);
+        assert!((d("59")..=d("62")).contains(&held), "{frequency}: {held}");
+        // …with less risk than never rebalancing, whose equity drifts up.
+        for policy in rows {
+            assert!(
+                d(&policy.annualized_volatility_percent) < d(&never.annualized_volatility_percent),
+                "{policy:?} against {never:?}"
+            );
+            assert!(
+                d(&policy.average_equity_percent) < d(&never.average_equity_percent),
+                "{policy:?}"
+            );
+        }
+    }
+    // 1926-01 to 2009-12: 1,007 month ends after the first; monthly at 0%
+    // rebalances at every one, quarterly at 336, annually at 84.
+    assert_eq!(results[1].rebalance_count, 1007);
+    assert_eq!(results[5].rebalance_count, 336);
+    assert_eq!(results[9].rebalance_count, 84);
+    stack.stop().await;
+}
+
 #[tokio::test]
 async fn simulate_policy_over_grpc() {
     use rebalancer_proto::monitor::SimulatePolicyRequest;

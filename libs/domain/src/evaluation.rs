@@ -13,7 +13,9 @@ use crate::account::{Restriction, leverage_exceeded};
 use crate::calendar::{exchange_date, trading_day_on_or_before};
 use crate::cash::CashMovementKind;
 use crate::exact;
-use crate::portfolio::{BandKind, CalendarRule, PortfolioStatus, RebalanceCondition, Weight};
+use crate::portfolio::{
+    BandKind, CalendarRule, PortfolioStatus, RebalanceCondition, RebalanceTo, Weight,
+};
 use crate::run::RunKind;
 
 crate::text_enum! {
@@ -125,6 +127,9 @@ pub struct PreparedTarget {
     off_target: AssetBand,
     has_bands: bool,
     calendar: Option<CalendarRule>,
+    /// A hybrid policy's review days.
+    review: Option<CalendarRule>,
+    rebalance_to: RebalanceTo,
     /// The percents as integers, for the exact fast path.
     fixed: Option<FixedTarget>,
 }
@@ -212,7 +217,11 @@ impl PreparedTarget {
             .any(|c| matches!(c, RebalanceCondition::DriftBand(_)));
         let calendar = conditions.iter().find_map(|c| match c {
             RebalanceCondition::Calendar(rule) => Some(*rule),
-            RebalanceCondition::DriftBand(_) => None,
+            RebalanceCondition::DriftBand(_) | RebalanceCondition::Review(_) => None,
+        });
+        let review = conditions.iter().find_map(|c| match c {
+            RebalanceCondition::Review(rule) => Some(*rule),
+            RebalanceCondition::DriftBand(_) | RebalanceCondition::Calendar(_) => None,
         });
         let fixed = FixedTarget::new(cash_percent, &assets, &off_target);
         Self {
@@ -226,8 +235,37 @@ impl PreparedTarget {
             off_target,
             has_bands,
             calendar,
+            review,
+            rebalance_to: RebalanceTo::Target,
             fixed,
         }
+    }
+
+    /// The same target, rebalancing to `rebalance_to`.
+    #[must_use]
+    pub fn rebalancing_to(mut self, rebalance_to: RebalanceTo) -> Self {
+        self.rebalance_to = rebalance_to;
+        self
+    }
+
+    /// The same target with other weights (an account's own, after its
+    /// substitutes, cash reserve and restrictions).
+    #[must_use]
+    pub fn with_weights(&self, weights: Vec<Weight>) -> Self {
+        Self::new(
+            weights,
+            self.conditions.clone(),
+            self.cooldown_days,
+            self.invest_cash_threshold,
+            self.portfolio_status,
+        )
+        .rebalancing_to(self.rebalance_to)
+    }
+
+    /// The allowed range of an asset held but not in the target (percent).
+    #[must_use]
+    pub fn off_target_band(&self) -> (Option<Decimal>, Option<Decimal>) {
+        (self.off_target.lower, self.off_target.upper)
     }
 
     /// Assets of the target with their bands, by symbol.
@@ -829,6 +867,14 @@ fn decide<'a>(
             .calendar
             .is_some_and(|rule| calendar_due(rule, input.today))
     };
+    // A hybrid policy trades on drift only on its review days.
+    let review_today = target
+        .review
+        .is_none_or(|rule| calendar_due(rule, input.today));
+    let how = match target.rebalance_to {
+        RebalanceTo::Target => "",
+        RebalanceTo::BandEdge => "; to the band's edge",
+    };
     // A target that changed after the last rebalance asks for one. An account
     // never rebalanced onto its target is taken as following it when it is
     // inside its bands; without bands, only a rebalance puts it there.
@@ -865,8 +911,12 @@ fn decide<'a>(
             Flag::OutOfTolerance
         };
         (flag, "first investment".to_owned(), Some(full()))
-    } else if any_breached && !in_cooldown {
-        (Flag::OutOfTolerance, breached(), Some(full()))
+    } else if any_breached && !in_cooldown && review_today {
+        let reason = match target.review {
+            Some(rule) => format!("review day ({}): {}{how}", rule.describe(), breached()),
+            None => format!("{}{how}", breached()),
+        };
+        (Flag::OutOfTolerance, reason, Some(full()))
     } else if !in_cooldown && calendar_today() {
         (
             Flag::OutOfTolerance,
@@ -894,6 +944,14 @@ fn decide<'a>(
             cash_movement_id: None,
         };
         (flag, reason, Some(run))
+    } else if any_breached && !review_today {
+        let next = target
+            .review
+            .and_then(|rule| next_due(rule, input.today))
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        run_note = format!("hybrid policy: trades only on review days, next on {next}");
+        (Flag::OutOfTolerance, breached(), None)
     } else if any_breached {
         let eligible = eligible_on.map(|d| d.to_string()).unwrap_or_default();
         run_note = format!("in cooldown: eligible again on {eligible}");
@@ -901,6 +959,9 @@ fn decide<'a>(
     } else if deposit {
         run_note = "deposit below the invest cash threshold".to_owned();
         (Flag::NewDeposit, "new deposit".to_owned(), None)
+    } else if let Some(rule) = target.review.filter(|_| review_today) {
+        let reason = format!("review day ({}): inside tolerance", rule.describe());
+        (Flag::InsideTolerance, reason, None)
     } else {
         (Flag::InsideTolerance, "inside tolerance".to_owned(), None)
     };
@@ -977,11 +1038,11 @@ pub fn calendar_due(rule: CalendarRule, today: NaiveDate) -> bool {
             .flatten()
             .collect()
         }
-        CalendarRule::Quarterly(day) => {
+        CalendarRule::Quarterly { first_month, day } => {
             let mut dates = Vec::new();
             let (mut year, mut month) = (today.year(), today.month());
             for _ in 0..4 {
-                if matches!(month, 1 | 4 | 7 | 10)
+                if month % 3 == first_month % 3
                     && let Some(date) = clamp(year, month, day)
                 {
                     dates.push(date);
@@ -998,6 +1059,16 @@ pub fn calendar_due(rule: CalendarRule, today: NaiveDate) -> bool {
     candidates
         .into_iter()
         .any(|date| trading_day_on_or_before(date) == today)
+}
+
+/// The first trading day from `today` on (today included) on which `rule`
+/// is due, within a year and a half.
+#[must_use]
+pub fn next_due(rule: CalendarRule, today: NaiveDate) -> Option<NaiveDate> {
+    today
+        .iter_days()
+        .take(550)
+        .find(|day| calendar_due(rule, *day))
 }
 
 fn next_month(year: i32, month: u32) -> (i32, u32) {

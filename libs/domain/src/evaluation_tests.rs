@@ -59,6 +59,7 @@ struct Case {
     last_rebalanced: Option<DateTime<Utc>>,
     prices: Prices,
     rebalancing_enabled: bool,
+    rebalance_to: RebalanceTo,
 }
 
 impl Case {
@@ -78,19 +79,23 @@ impl Case {
             last_rebalanced: Some(now() - Duration::days(30)),
             prices: prices(),
             rebalancing_enabled: true,
+            rebalance_to: RebalanceTo::Target,
         }
     }
 
     /// Evaluates the case (leaking its inputs, so the evaluation, which
     /// borrows symbols from them, outlives the case).
     fn evaluate_on(&self, today: NaiveDate, now: DateTime<Utc>) -> Evaluation<'static> {
-        let prepared: &'static PreparedTarget = Box::leak(Box::new(PreparedTarget::new(
-            self.weights.clone(),
-            self.conditions.clone(),
-            self.cooldown_days,
-            dec!(10),
-            self.status,
-        )));
+        let prepared: &'static PreparedTarget = Box::leak(Box::new(
+            PreparedTarget::new(
+                self.weights.clone(),
+                self.conditions.clone(),
+                self.cooldown_days,
+                dec!(10),
+                self.status,
+            )
+            .rebalancing_to(self.rebalance_to),
+        ));
         let positions: &'static [(String, Decimal)] =
             Box::leak(self.positions.clone().into_boxed_slice());
         let restrictions: &'static [Restriction] =
@@ -443,7 +448,10 @@ fn per_asset_bands_override_the_portfolio_band() {
 
 #[test]
 fn quarterly_calendar_fires_on_the_right_trading_days() {
-    let rule = CalendarRule::Quarterly(1);
+    let rule = CalendarRule::Quarterly {
+        first_month: 1,
+        day: 1,
+    };
     let start = NaiveDate::from_ymd_opt(2026, 1, 1).expect("valid");
     let end = NaiveDate::from_ymd_opt(2026, 12, 31).expect("valid");
     let fired: Vec<String> = sessions_between(start, end)
@@ -513,6 +521,73 @@ fn calendar_day_triggers_a_full_rebalance() {
     let evaluation = case.evaluate();
     assert_eq!(evaluation.flag, Flag::OutOfTolerance);
     assert_eq!(evaluation.reason, "calendar rebalance day");
+}
+
+#[test]
+fn a_hybrid_policy_inside_its_band_does_not_trade_on_its_review_day() {
+    // Monthly reviews on the 2nd (today) with the 5-point band: on target.
+    let mut case = Case::on_target();
+    case.conditions
+        .push(RebalanceCondition::Review(CalendarRule::Monthly(2)));
+    let evaluation = case.evaluate();
+    assert_eq!(evaluation.flag, Flag::InsideTolerance);
+    assert_eq!(evaluation.run, None);
+    assert_eq!(
+        evaluation.reason,
+        "review day (monthly on day 2): inside tolerance"
+    );
+}
+
+#[test]
+fn a_hybrid_policy_outside_its_band_trades_on_its_review_day_only() {
+    let mut case = Case::on_target();
+    case.positions[0].1 = dec!(160);
+    case.conditions
+        .push(RebalanceCondition::Review(CalendarRule::Monthly(2)));
+    case.rebalance_to = RebalanceTo::BandEdge;
+    let evaluation = case.evaluate();
+    assert_eq!(evaluation.flag, Flag::OutOfTolerance);
+    assert_eq!(evaluation.run.map(|r| r.kind), Some(RunKind::FullRebalance));
+    assert!(
+        evaluation
+            .reason
+            .starts_with("review day (monthly on day 2): SPY 66.67% outside 55-65"),
+        "{}",
+        evaluation.reason
+    );
+    assert!(evaluation.reason.ends_with("; to the band's edge"));
+
+    // Reviews on the 15th: out of tolerance today, but no trade until then.
+    case.conditions.pop();
+    case.conditions
+        .push(RebalanceCondition::Review(CalendarRule::Monthly(15)));
+    let evaluation = case.evaluate();
+    assert_eq!(evaluation.flag, Flag::OutOfTolerance);
+    assert_eq!(evaluation.run, None);
+    assert_eq!(
+        evaluation.run_note,
+        "hybrid policy: trades only on review days, next on 2026-03-13"
+    );
+}
+
+#[test]
+fn a_quarter_cycle_can_start_in_any_month() {
+    // March, June, September and December, on the last day of the month.
+    let rule = CalendarRule::Quarterly {
+        first_month: 3,
+        day: 31,
+    };
+    let start = NaiveDate::from_ymd_opt(2026, 1, 1).expect("valid");
+    let end = NaiveDate::from_ymd_opt(2026, 12, 31).expect("valid");
+    let fired: Vec<String> = sessions_between(start, end)
+        .into_iter()
+        .filter(|session| calendar_due(rule, session.date))
+        .map(|session| session.date.to_string())
+        .collect();
+    assert_eq!(
+        fired,
+        ["2026-03-31", "2026-06-30", "2026-09-30", "2026-12-31"]
+    );
 }
 
 mod exact_path {

@@ -74,6 +74,8 @@ pub struct ConditionInput {
     pub percent: String,
     pub day: String,
     pub symbol: String,
+    /// Calendar conditions: on its days, trade only if outside the bands.
+    pub only_outside_bands: bool,
 }
 
 crate::text_enum! {
@@ -83,6 +85,19 @@ crate::text_enum! {
         #[default]
         Enterprise = "enterprise",
         Account = "account",
+    }
+}
+
+crate::text_enum! {
+    /// Where a rebalance takes the assets it trades.
+    #[derive(Default)]
+    pub enum RebalanceTo {
+        /// Back to their target weights.
+        #[default]
+        Target = "target",
+        /// Out-of-band assets to the nearest edge of their band; the others
+        /// are left where they are.
+        BandEdge = "band_edge",
     }
 }
 
@@ -106,6 +121,8 @@ pub struct TargetInput {
     pub invest_cash_threshold: String,
     pub minimum_order_notional: String,
     pub investment_minimum: String,
+    /// `None`: to target.
+    pub rebalance_to: Option<RebalanceTo>,
 }
 
 /// A whole portfolio as the client sent it.
@@ -193,8 +210,12 @@ pub enum CalendarRule {
     Weekly(Weekday),
     /// Day of month 1..=31; short months use their last day.
     Monthly(u32),
-    /// Day 1..=31 of January, April, July and October.
-    Quarterly(u32),
+    /// Day 1..=31 of every third month from `first_month` (1..=3): January,
+    /// April, July and October for 1.
+    Quarterly {
+        first_month: u32,
+        day: u32,
+    },
     /// Month and day; 02-29 falls on 02-28 in common years.
     Annually {
         month: u32,
@@ -208,8 +229,36 @@ impl CalendarRule {
     pub fn day_text(&self) -> String {
         match self {
             Self::Weekly(weekday) => weekday_name(*weekday).to_owned(),
-            Self::Monthly(day) | Self::Quarterly(day) => day.to_string(),
+            Self::Monthly(day)
+            | Self::Quarterly {
+                first_month: 1,
+                day,
+            } => day.to_string(),
+            Self::Quarterly { first_month, day } => format!("{first_month:02}-{day:02}"),
             Self::Annually { month, day } => format!("{month:02}-{day:02}"),
+        }
+    }
+
+    /// The rule in words: "monthly on day 15", "quarterly on day 31 of
+    /// Mar/Jun/Sep/Dec".
+    #[must_use]
+    pub fn describe(&self) -> String {
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        match self {
+            Self::Weekly(weekday) => format!("weekly on {}", weekday_name(*weekday)),
+            Self::Monthly(day) => format!("monthly on day {day}"),
+            Self::Quarterly { first_month, day } => {
+                let months: Vec<&str> = (0..4)
+                    .filter_map(|quarter| {
+                        let index = usize::try_from(first_month + 3 * quarter).ok()?;
+                        MONTHS.get(index.checked_sub(1)?).copied()
+                    })
+                    .collect();
+                format!("quarterly on day {day} of {}", months.join("/"))
+            }
+            Self::Annually { month, day } => format!("annually on {month:02}-{day:02}"),
         }
     }
 
@@ -218,7 +267,7 @@ impl CalendarRule {
         match self {
             Self::Weekly(_) => ConditionSubKind::Weekly,
             Self::Monthly(_) => ConditionSubKind::Monthly,
-            Self::Quarterly(_) => ConditionSubKind::Quarterly,
+            Self::Quarterly { .. } => ConditionSubKind::Quarterly,
             Self::Annually { .. } => ConditionSubKind::Annually,
         }
     }
@@ -228,7 +277,12 @@ impl CalendarRule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RebalanceCondition {
     DriftBand(DriftBand),
+    /// Rebalance on the rule's days, whatever the drift.
     Calendar(CalendarRule),
+    /// Review on the rule's days and rebalance only if an asset is outside
+    /// its band; bands do not trade between review days. The hybrid policy
+    /// of Vanguard's *Best practices for portfolio rebalancing* (2010).
+    Review(CalendarRule),
 }
 
 /// The versioned part of a portfolio, validated.
@@ -242,6 +296,7 @@ pub struct TargetSpec {
     pub invest_cash_threshold: Decimal,
     pub minimum_order_notional: Decimal,
     pub investment_minimum: Decimal,
+    pub rebalance_to: RebalanceTo,
 }
 
 impl TargetSpec {
@@ -303,14 +358,18 @@ impl TargetSpec {
                             .as_ref()
                             .map(ToString::to_string)
                             .unwrap_or_default(),
+                        only_outside_bands: false,
                     },
-                    RebalanceCondition::Calendar(rule) => ConditionInput {
-                        kind: Some(ConditionKind::Calendar),
-                        sub_kind: Some(rule.sub_kind()),
-                        percent: String::new(),
-                        day: rule.day_text(),
-                        symbol: String::new(),
-                    },
+                    RebalanceCondition::Calendar(rule) | RebalanceCondition::Review(rule) => {
+                        ConditionInput {
+                            kind: Some(ConditionKind::Calendar),
+                            sub_kind: Some(rule.sub_kind()),
+                            percent: String::new(),
+                            day: rule.day_text(),
+                            symbol: String::new(),
+                            only_outside_bands: matches!(condition, RebalanceCondition::Review(_)),
+                        }
+                    }
                 })
                 .collect(),
             cooldown_days: i32::try_from(self.cooldown_days).unwrap_or(i32::MAX),
@@ -318,17 +377,29 @@ impl TargetSpec {
             invest_cash_threshold: text(self.invest_cash_threshold),
             minimum_order_notional: text(self.minimum_order_notional),
             investment_minimum: text(self.investment_minimum),
+            rebalance_to: Some(self.rebalance_to),
         }
     }
 
-    /// The calendar condition, if any.
+    /// The calendar condition that rebalances whatever the drift, if any.
     #[must_use]
     pub fn calendar(&self) -> Option<CalendarRule> {
         self.conditions
             .iter()
             .find_map(|condition| match condition {
                 RebalanceCondition::Calendar(rule) => Some(*rule),
-                RebalanceCondition::DriftBand(_) => None,
+                RebalanceCondition::DriftBand(_) | RebalanceCondition::Review(_) => None,
+            })
+    }
+
+    /// The review calendar of a hybrid policy, if any.
+    #[must_use]
+    pub fn review(&self) -> Option<CalendarRule> {
+        self.conditions
+            .iter()
+            .find_map(|condition| match condition {
+                RebalanceCondition::Review(rule) => Some(*rule),
+                RebalanceCondition::DriftBand(_) | RebalanceCondition::Calendar(_) => None,
             })
     }
 }
@@ -442,6 +513,16 @@ impl TargetInput {
             Decimal::ZERO,
             violations,
         );
+        let rebalance_to = self.rebalance_to.unwrap_or_default();
+        let has_bands = conditions
+            .iter()
+            .any(|condition| matches!(condition, RebalanceCondition::DriftBand(_)));
+        if rebalance_to == RebalanceTo::BandEdge && !has_bands {
+            violations.add(
+                "rebalance_to",
+                "band_edge needs a drift band in rebalance_conditions",
+            );
+        }
         TargetSpec {
             weights,
             conditions,
@@ -450,6 +531,7 @@ impl TargetInput {
             invest_cash_threshold,
             minimum_order_notional,
             investment_minimum,
+            rebalance_to,
         }
     }
 }
@@ -622,6 +704,12 @@ fn validate_conditions(
                 if !input.day.is_empty() {
                     violations.add(at("day"), "must be empty for a drift band");
                 }
+                if input.only_outside_bands {
+                    violations.add(
+                        at("only_outside_bands"),
+                        "is for calendar conditions (their days trade only outside the bands)",
+                    );
+                }
                 // Relative bands are a share of the target weight and may exceed 100.
                 let max = match kind {
                     BandKind::Absolute => HUNDRED,
@@ -685,7 +773,19 @@ fn validate_conditions(
                 if !input.symbol.is_empty() {
                     violations.add(at("symbol"), "must be empty for a calendar condition");
                 }
+                let has_bands = inputs
+                    .iter()
+                    .any(|other| other.kind == Some(ConditionKind::DriftBand));
+                if input.only_outside_bands && !has_bands {
+                    violations.add(
+                        at("only_outside_bands"),
+                        "needs a drift band in rebalance_conditions to trade outside of",
+                    );
+                }
                 match parse_calendar(input.sub_kind, &input.day) {
+                    Ok(rule) if input.only_outside_bands => {
+                        conditions.push(RebalanceCondition::Review(rule));
+                    }
                     Ok(rule) => conditions.push(RebalanceCondition::Calendar(rule)),
                     Err((field, problem)) => violations.add(at(field), problem),
                 }
@@ -719,7 +819,7 @@ fn parse_calendar(
             })
         }
         Some(ConditionSubKind::Monthly) => day_of_month(day).map(CalendarRule::Monthly),
-        Some(ConditionSubKind::Quarterly) => day_of_month(day).map(CalendarRule::Quarterly),
+        Some(ConditionSubKind::Quarterly) => parse_quarter_day(day),
         Some(ConditionSubKind::Annually) => parse_month_day(day)
             .map(|(month, day)| CalendarRule::Annually { month, day })
             .ok_or_else(|| {
@@ -732,6 +832,33 @@ fn parse_calendar(
             "sub_type",
             "must be weekly, monthly, quarterly or annually for a calendar condition".to_owned(),
         )),
+    }
+}
+
+/// "15": the 15th of January, April, July and October; "03-31": the 31st
+/// (or the month's last day) of March, June, September and December. Any
+/// month of the cycle names it.
+fn parse_quarter_day(day: &str) -> Result<CalendarRule, (&'static str, String)> {
+    let problem = || {
+        (
+            "day",
+            format!(
+                "{day:?} must be a day of the month from 1 to 31 (January, April, July, October) or MM-DD naming a month of the quarter cycle, such as \"03-31\""
+            ),
+        )
+    };
+    if let Some((month, day_of_month)) = parse_month_day(day) {
+        return Ok(CalendarRule::Quarterly {
+            first_month: (month - 1) % 3 + 1,
+            day: day_of_month,
+        });
+    }
+    match day.parse::<u32>() {
+        Ok(n) if (1..=31).contains(&n) && day.len() <= 2 => Ok(CalendarRule::Quarterly {
+            first_month: 1,
+            day: n,
+        }),
+        _ => Err(problem()),
     }
 }
 

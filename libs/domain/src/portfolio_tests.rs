@@ -249,6 +249,10 @@ fn one_calendar_condition_with_a_valid_day() {
         (ConditionSubKind::Weekly, "FRI", "friday"),
         (ConditionSubKind::Monthly, "15", "15"),
         (ConditionSubKind::Quarterly, "31", "31"),
+        (ConditionSubKind::Quarterly, "03-31", "03-31"),
+        // Any month of the cycle names it: June is March's cycle.
+        (ConditionSubKind::Quarterly, "06-15", "03-15"),
+        (ConditionSubKind::Quarterly, "01-15", "15"),
         (ConditionSubKind::Annually, "02-29", "02-29"),
     ];
     for (sub_kind, day, shown) in cases {
@@ -427,4 +431,34 @@ fn a_spec_round_trips_through_its_input() {
     let spec = input.validate().expect("valid");
     let again = spec.target.to_input().validate().expect("still valid");
     assert_eq!(again, spec.target);
+}
+
+#[test]
+fn hybrid_reviews_and_band_edges_need_a_band() {
+    let mut input = balanced();
+    let mut review = calendar(ConditionSubKind::Monthly, "1");
+    review.only_outside_bands = true;
+    input.target.conditions.push(review.clone());
+    input.target.rebalance_to = Some(RebalanceTo::BandEdge);
+    let spec = input.validate().expect("valid");
+    assert_eq!(spec.target.review(), Some(CalendarRule::Monthly(1)));
+    assert_eq!(spec.target.calendar(), None);
+    assert_eq!(spec.target.rebalance_to, RebalanceTo::BandEdge);
+    // Round trip through the input form keeps both.
+    let again = spec.target.to_input().validate().expect("valid");
+    assert_eq!(again, spec.target);
+
+    let mut no_band = balanced();
+    no_band.target.conditions = vec![review];
+    no_band.target.rebalance_to = Some(RebalanceTo::BandEdge);
+    assert_eq!(
+        fields(no_band.validate()),
+        ["rebalance_conditions[0].only_outside_bands", "rebalance_to"]
+    );
+    let mut on_a_band = balanced();
+    on_a_band.target.conditions[0].only_outside_bands = true;
+    assert_eq!(
+        fields(on_a_band.validate()),
+        ["rebalance_conditions[0].only_outside_bands"]
+    );
 }

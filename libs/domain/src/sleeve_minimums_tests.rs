@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use rust_decimal_macros::dec;
 
 use super::*;
-use crate::portfolio::{OrderSizing, TargetSpec};
+use crate::portfolio::{OrderSizing, RebalanceTo, TargetSpec};
 use crate::sleeves::{SleeveNode, resolve};
 
 fn node(weights: Vec<Weight>, minimum: Decimal) -> SleeveNode {
@@ -17,6 +17,7 @@ fn node(weights: Vec<Weight>, minimum: Decimal) -> SleeveNode {
             invest_cash_threshold: dec!(10),
             minimum_order_notional: dec!(1),
             investment_minimum: minimum,
+            rebalance_to: RebalanceTo::Target,
         },
     }
 }

@@ -251,7 +251,7 @@ mod tests {
     use rust_decimal_macros::dec;
 
     use super::*;
-    use crate::portfolio::{OrderSizing, TargetSpec};
+    use crate::portfolio::{OrderSizing, RebalanceTo, TargetSpec};
 
     fn target(weights: Vec<Weight>, minimum: Decimal) -> TargetSpec {
         TargetSpec {
@@ -262,6 +262,7 @@ mod tests {
             invest_cash_threshold: dec!(10),
             minimum_order_notional: dec!(1),
             investment_minimum: minimum,
+            rebalance_to: RebalanceTo::Target,
         }
     }
 

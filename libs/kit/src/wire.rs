@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 use rebalancer_domain::portfolio::{
     BandKind, CalendarRule, ConditionInput, ConditionKind, ConditionSubKind, DriftBand,
-    RebalanceCondition, Weight, WeightInput, WeightKind, WeightTarget,
+    RebalanceCondition, RebalanceTo, Weight, WeightInput, WeightKind, WeightTarget,
 };
 use rebalancer_proto::common as pb;
 use rust_decimal::Decimal;
@@ -71,7 +71,49 @@ pub fn condition_input(condition: &pb::RebalanceCondition) -> ConditionInput {
         Ok(pb::ConditionType::Calendar) => Some(ConditionKind::Calendar),
         Ok(pb::ConditionType::Unspecified) | Err(_) => None,
     };
-    let sub_kind = match pb::ConditionSubType::try_from(condition.sub_type) {
+    ConditionInput {
+        kind,
+        sub_kind: condition_sub_kind(condition.sub_type),
+        percent: condition.percent.clone(),
+        day: condition.day.clone(),
+        symbol: condition.symbol.clone(),
+        only_outside_bands: condition.only_outside_bands,
+    }
+}
+
+/// A condition already validated by the target service, back in the
+/// domain; `None` when it does not parse (a newer kind, say).
+#[must_use]
+pub fn condition_from_wire(wire: &pb::RebalanceCondition) -> Option<RebalanceCondition> {
+    let input = condition_input(wire);
+    match (input.kind?, input.sub_kind?) {
+        (ConditionKind::DriftBand, sub_kind) => {
+            let kind = match sub_kind {
+                ConditionSubKind::Absolute => BandKind::Absolute,
+                ConditionSubKind::Relative => BandKind::Relative,
+                _ => return None,
+            };
+            Some(RebalanceCondition::DriftBand(DriftBand {
+                kind,
+                percent: input.percent.parse().ok()?,
+                symbol: rebalancer_domain::Symbol::parse(&input.symbol).ok(),
+            }))
+        }
+        (ConditionKind::Calendar, sub_kind) => rebalancer_domain::portfolio::calendar_rule(
+            sub_kind, &input.day,
+        )
+        .map(if input.only_outside_bands {
+            RebalanceCondition::Review
+        } else {
+            RebalanceCondition::Calendar
+        }),
+    }
+}
+
+/// A condition sub-type as sent: `None` when unspecified or unknown.
+#[must_use]
+pub fn condition_sub_kind(value: i32) -> Option<ConditionSubKind> {
+    match pb::ConditionSubType::try_from(value) {
         Ok(pb::ConditionSubType::Absolute) => Some(ConditionSubKind::Absolute),
         Ok(pb::ConditionSubType::Relative) => Some(ConditionSubKind::Relative),
         Ok(pb::ConditionSubType::Weekly) => Some(ConditionSubKind::Weekly),
@@ -79,14 +121,27 @@ pub fn condition_input(condition: &pb::RebalanceCondition) -> ConditionInput {
         Ok(pb::ConditionSubType::Quarterly) => Some(ConditionSubKind::Quarterly),
         Ok(pb::ConditionSubType::Annually) => Some(ConditionSubKind::Annually),
         Ok(pb::ConditionSubType::Unspecified) | Err(_) => None,
-    };
-    ConditionInput {
-        kind,
-        sub_kind,
-        percent: condition.percent.clone(),
-        day: condition.day.clone(),
-        symbol: condition.symbol.clone(),
     }
+}
+
+/// Where a rebalance goes, as sent: `None` when unspecified (to target).
+#[must_use]
+pub fn rebalance_to_input(value: i32) -> Option<RebalanceTo> {
+    match pb::RebalanceTo::try_from(value) {
+        Ok(pb::RebalanceTo::Target) => Some(RebalanceTo::Target),
+        Ok(pb::RebalanceTo::BandEdge) => Some(RebalanceTo::BandEdge),
+        Ok(pb::RebalanceTo::Unspecified) | Err(_) => None,
+    }
+}
+
+/// Where a rebalance goes, on the wire.
+#[must_use]
+pub fn rebalance_to_wire(value: RebalanceTo) -> i32 {
+    match value {
+        RebalanceTo::Target => pb::RebalanceTo::Target,
+        RebalanceTo::BandEdge => pb::RebalanceTo::BandEdge,
+    }
+    .into()
 }
 
 /// A validated weight on the wire.
@@ -123,20 +178,24 @@ pub fn condition_to_wire(condition: &RebalanceCondition) -> pb::RebalanceConditi
             percent: decimal_text(*percent),
             day: String::new(),
             symbol: symbol.as_ref().map(ToString::to_string).unwrap_or_default(),
+            only_outside_bands: false,
         },
-        RebalanceCondition::Calendar(rule) => pb::RebalanceCondition {
-            r#type: pb::ConditionType::Calendar.into(),
-            sub_type: match rule {
-                CalendarRule::Weekly(_) => pb::ConditionSubType::Weekly,
-                CalendarRule::Monthly(_) => pb::ConditionSubType::Monthly,
-                CalendarRule::Quarterly(_) => pb::ConditionSubType::Quarterly,
-                CalendarRule::Annually { .. } => pb::ConditionSubType::Annually,
+        RebalanceCondition::Calendar(rule) | RebalanceCondition::Review(rule) => {
+            pb::RebalanceCondition {
+                r#type: pb::ConditionType::Calendar.into(),
+                sub_type: match rule {
+                    CalendarRule::Weekly(_) => pb::ConditionSubType::Weekly,
+                    CalendarRule::Monthly(_) => pb::ConditionSubType::Monthly,
+                    CalendarRule::Quarterly { .. } => pb::ConditionSubType::Quarterly,
+                    CalendarRule::Annually { .. } => pb::ConditionSubType::Annually,
+                }
+                .into(),
+                percent: String::new(),
+                day: rule.day_text(),
+                symbol: String::new(),
+                only_outside_bands: matches!(condition, RebalanceCondition::Review(_)),
             }
-            .into(),
-            percent: String::new(),
-            day: rule.day_text(),
-            symbol: String::new(),
-        },
+        }
     }
 }
 
@@ -181,6 +240,72 @@ pub fn id_filter(field: &str, value: String) -> Result<Option<String>, tonic::St
     match rebalancer_domain::ids::external_id_problem(&value) {
         Some(problem) => Err(crate::error::invalid_field(field, problem)),
         None => Ok(Some(value)),
+    }
+}
+
+/// An account's trading preferences as sent, for validation.
+#[must_use]
+pub fn preferences_input(
+    wire: &rebalancer_proto::execution::TradingPreferences,
+) -> rebalancer_domain::preferences::PreferencesInput {
+    use rebalancer_domain::preferences::{PreferencesInput, RestrictionInput, SubstituteInput};
+    PreferencesInput {
+        restricted: wire
+            .restricted_symbols
+            .iter()
+            .map(|rule| RestrictionInput {
+                symbol: rule.symbol.clone(),
+                no_buy: rule.no_buy,
+                no_sell: rule.no_sell,
+                reason: rule.reason.clone(),
+            })
+            .collect(),
+        substitutes: wire
+            .substitutes
+            .iter()
+            .map(|pair| SubstituteInput {
+                model_symbol: pair.model_symbol.clone(),
+                held_symbol: pair.held_symbol.clone(),
+            })
+            .collect(),
+        cash_reserve_amount: wire.cash_reserve_amount.clone(),
+        cash_reserve_percent: wire.cash_reserve_percent.clone(),
+    }
+}
+
+/// Stored trading preferences on the wire.
+#[must_use]
+pub fn preferences_to_wire(
+    preferences: &rebalancer_domain::preferences::TradingPreferences,
+) -> rebalancer_proto::execution::TradingPreferences {
+    use rebalancer_domain::preferences::CashReserve;
+    use rebalancer_proto::execution as exec;
+    let (amount, percent) = match preferences.cash_reserve {
+        Some(CashReserve::Amount(amount)) => (money_text(amount), String::new()),
+        Some(CashReserve::Percent(percent)) => (String::new(), decimal_text(percent)),
+        None => (String::new(), String::new()),
+    };
+    exec::TradingPreferences {
+        restricted_symbols: preferences
+            .restricted
+            .iter()
+            .map(|rule| exec::RestrictedSymbol {
+                symbol: rule.symbol.clone(),
+                no_buy: rule.no_buy,
+                no_sell: rule.no_sell,
+                reason: rule.reason.clone(),
+            })
+            .collect(),
+        substitutes: preferences
+            .substitutes
+            .iter()
+            .map(|pair| exec::Substitute {
+                model_symbol: pair.model_symbol.clone(),
+                held_symbol: pair.held_symbol.clone(),
+            })
+            .collect(),
+        cash_reserve_amount: amount,
+        cash_reserve_percent: percent,
     }
 }
 

@@ -7,7 +7,10 @@ use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::invalid_field;
 use rebalancer_kit::idempotency::claim;
 use rebalancer_kit::page::Page;
-use rebalancer_kit::wire::{condition_input, decimal_text, money_text, required, weight_input};
+use rebalancer_kit::wire::{
+    condition_input, condition_sub_kind, condition_to_wire, decimal_text, money_text,
+    rebalance_to_input, rebalance_to_wire, required, weight_input,
+};
 use rebalancer_proto::monitor as pb;
 use rebalancer_proto::monitor::monitor_service_server::MonitorService;
 use tokio_stream::wrappers::ReceiverStream;
@@ -15,7 +18,7 @@ use tonic::{Request, Response, Status};
 
 use crate::app::{EvaluateNowInput, Monitor};
 use crate::convert::{counts_to_wire, cycle_to_wire, evaluation_to_wire, flag_from_wire};
-use crate::simulate::{self, SimulationInput};
+use crate::simulate::{self, GridInput, SimulationInput};
 use crate::store::CycleState;
 
 /// How often a watched cycle is re-read.
@@ -117,6 +120,11 @@ impl MonitorService for MonitorApi {
                 .groups
                 .into_iter()
                 .map(|(portfolio_id, counts)| pb::PortfolioGroup {
+                    portfolio_name: portfolio_id
+                        .as_ref()
+                        .and_then(|id| flagged.names.get(id))
+                        .cloned()
+                        .unwrap_or_default(),
                     portfolio_id: portfolio_id.unwrap_or_default(),
                     total: counts.iter().map(|(_, count)| count).sum(),
                     status_counts: counts_to_wire(counts),
@@ -221,13 +229,29 @@ impl MonitorService for MonitorApi {
             start_month: message.start_month,
             end_month: message.end_month,
             initial_value: message.initial_value,
+            rebalance_to: rebalance_to_input(message.rebalance_to),
+            grid: message.grid.map(|grid| GridInput {
+                monitoring: grid
+                    .monitoring
+                    .iter()
+                    .map(|value| condition_sub_kind(*value))
+                    .collect(),
+                thresholds: grid.thresholds,
+                rebalance_to: grid
+                    .rebalance_to
+                    .iter()
+                    .map(|value| rebalance_to_input(*value))
+                    .collect(),
+                include_never: grid.include_never,
+            }),
         };
         // A century and a half of months takes a few milliseconds; keep it
         // off the request threads anyway.
-        let outcome = tokio::task::spawn_blocking(move || simulate::simulate(input))
+        let simulation = tokio::task::spawn_blocking(move || simulate::simulate(input))
             .await
             .map_err(|_| Status::internal("simulation failed"))?
             .map_err(|violations| rebalancer_kit::error::invalid_argument(&violations))?;
+        let outcome = simulation.outcome;
         Ok(Response::new(pb::SimulatePolicyResponse {
             final_value: money_text(outcome.final_value),
             buy_and_hold_value: money_text(outcome.buy_and_hold_value),
@@ -242,6 +266,36 @@ impl MonitorService for MonitorApi {
                     month: format!("{}-{:02}", r.year, r.month),
                     reason: r.reason.clone(),
                     turnover: decimal_text(r.turnover),
+                })
+                .collect(),
+            annualized_volatility_percent: decimal_text(outcome.annualized_volatility_percent),
+            average_equity_percent: decimal_text(outcome.average_equity_percent),
+            final_equity_percent: decimal_text(outcome.final_equity_percent),
+            grid_results: simulation
+                .grid
+                .iter()
+                .map(|result| {
+                    let outcome = &result.outcome;
+                    pb::PolicyResult {
+                        label: result.label.clone(),
+                        rebalance_conditions: result
+                            .conditions
+                            .iter()
+                            .map(condition_to_wire)
+                            .collect(),
+                        rebalance_to: rebalance_to_wire(result.rebalance_to),
+                        rebalance_count: i64::try_from(outcome.rebalances.len())
+                            .unwrap_or(i64::MAX),
+                        total_turnover_percent: decimal_text(outcome.total_turnover_percent),
+                        average_equity_percent: decimal_text(outcome.average_equity_percent),
+                        final_equity_percent: decimal_text(outcome.final_equity_percent),
+                        annualized_return_percent: decimal_text(outcome.annualized_return_percent),
+                        annualized_volatility_percent: decimal_text(
+                            outcome.annualized_volatility_percent,
+                        ),
+                        max_drift: decimal_text(outcome.max_drift),
+                        final_value: money_text(outcome.final_value),
+                    }
                 })
                 .collect(),
         }))

@@ -7,8 +7,8 @@ use rebalancer_domain::portfolio::{
 };
 use rebalancer_domain::sleeves::SleeveMinimum;
 use rebalancer_kit::wire::{
-    condition_input, condition_to_wire, decimal_text, money_text, timestamp, weight_input,
-    weight_to_wire,
+    condition_input, condition_to_wire, decimal_text, money_text, rebalance_to_input,
+    rebalance_to_wire, timestamp, weight_input, weight_to_wire,
 };
 use rebalancer_proto::common;
 use rebalancer_proto::target as pb;
@@ -38,6 +38,7 @@ pub fn portfolio_input(request: &pb::CreatePortfolioRequest) -> PortfolioInput {
             order_sizing: order_sizing_from_wire(request.order_sizing),
             invest_cash_threshold: request.invest_cash_threshold.clone(),
             minimum_order_notional: request.minimum_order_notional.clone(),
+            rebalance_to: rebalance_to_input(request.rebalance_to),
             investment_minimum: request.investment_minimum.clone(),
         },
     }
@@ -131,6 +132,7 @@ pub fn portfolio_to_wire(record: &PortfolioRecord) -> pb::Portfolio {
         created_at: Some(timestamp(record.created_at)),
         updated_at: Some(timestamp(record.updated_at)),
         version_created_at: Some(timestamp(record.version_created_at)),
+        rebalance_to: rebalance_to_wire(target.rebalance_to),
     }
 }
 
@@ -225,6 +227,7 @@ pub fn resolved_assignment_to_wire(resolved: &ResolvedAssignment) -> pb::Resolve
             message.order_sizing = order_sizing_to_wire(portfolio.target.order_sizing).into();
             message.invest_cash_threshold = money_text(portfolio.target.invest_cash_threshold);
             message.minimum_order_notional = money_text(portfolio.target.minimum_order_notional);
+            message.rebalance_to = rebalance_to_wire(portfolio.target.rebalance_to);
             message.sleeve_minimums = target
                 .resolved
                 .minimums
@@ -270,6 +273,7 @@ pub fn version_to_wire(record: &VersionRecord) -> pb::PortfolioVersion {
         investment_minimum: money_text(target.investment_minimum),
         created_at: Some(timestamp(record.created_at)),
         created_by: record.created_by.clone(),
+        rebalance_to: rebalance_to_wire(target.rebalance_to),
     }
 }
 

@@ -28,6 +28,10 @@ pub(super) struct Line {
     pub(super) tradable: bool,
     /// Orders are sized in dollars (fractional); otherwise in whole shares.
     pub(super) sized_in_dollars: bool,
+    /// The account may not buy this symbol.
+    pub(super) buy_restricted: bool,
+    /// The account may not sell this symbol.
+    pub(super) sell_restricted: bool,
 }
 
 /// A held symbol without a price: kept as is, outside equity.
@@ -89,6 +93,13 @@ impl Book {
                 .assets
                 .get(symbol)
                 .filter(|asset| asset.price > Decimal::ZERO);
+            let restricted = |side: fn(&super::SymbolRestriction) -> bool| {
+                input
+                    .account
+                    .restricted
+                    .iter()
+                    .any(|rule| &rule.symbol == symbol && side(rule))
+            };
             match asset {
                 Some(asset) => lines.push(Line {
                     symbol: symbol.clone(),
@@ -98,6 +109,8 @@ impl Book {
                     target_percent,
                     tradable: asset.tradable,
                     sized_in_dollars: asset.fractionable && !input.whole_shares_only,
+                    buy_restricted: restricted(|rule| rule.no_buy),
+                    sell_restricted: restricted(|rule| rule.no_sell),
                 }),
                 None if quantity > Decimal::ZERO => unpriced_holdings.push(UnpricedHolding {
                     symbol: symbol.clone(),

@@ -89,6 +89,13 @@ fn buyable_needs<'a>(book: &'a Book, ledger: &mut Ledger) -> Vec<BuyCandidate<'a
             let detail = "the account may not buy".to_owned();
             let refusal = Refusal::new(SkipReason::Restricted, floor_cents(need), detail);
             ledger.refuse(line, Side::Buy, refusal);
+        } else if line.buy_restricted {
+            let detail = format!(
+                "{} is restricted from buying in this account: its target weight stays in cash",
+                line.symbol
+            );
+            let refusal = Refusal::new(SkipReason::Restricted, floor_cents(need), detail);
+            ledger.refuse(line, Side::Buy, refusal);
         } else {
             candidates.push(BuyCandidate { line, need });
         }
@@ -175,7 +182,14 @@ fn place_buys(
     }
     let spent: Decimal = dollar_buys.iter().map(|buy| buy.notional).sum::<Decimal>()
         + whole_buys.iter().map(WholeShareBuy::cost).sum::<Decimal>();
-    let rounding_leftover = round_to_targets(&mut whole_buys, budget - spent);
+    // What the fractional buys placed could still take, as they absorb the
+    // rounding's leftover below.
+    let sink: Decimal = dollar_buys
+        .iter()
+        .filter(|buy| !buy.notional.is_zero())
+        .map(|buy| (candidates[buy.candidate].need - buy.notional).max(Decimal::ZERO))
+        .sum();
+    let rounding_leftover = round_to_targets(&mut whole_buys, budget - spent, book.minimum, sink);
     let mut leftover = rounding_leftover;
     for buy in &whole_buys {
         let candidate = &candidates[buy.candidate];

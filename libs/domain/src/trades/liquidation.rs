@@ -89,7 +89,7 @@ pub(super) fn raise_cash(book: &Book, amount: Decimal, ledger: &mut Ledger) {
 }
 
 fn may_sell(book: &Book, line: &Line) -> bool {
-    line.tradable && !book.sells_blocked
+    line.tradable && !book.sells_blocked && !line.sell_restricted
 }
 
 /// Why `line` may not be sold at all, if it may not.
@@ -100,6 +100,13 @@ fn blocked_sale(book: &Book, line: &Line, notional: Decimal) -> Option<Refusal> 
     }
     if book.sells_blocked {
         let detail = "the account may not sell".to_owned();
+        return Some(Refusal::new(SkipReason::Restricted, notional, detail));
+    }
+    if line.sell_restricted {
+        let detail = format!(
+            "{} is restricted from selling in this account: position kept",
+            line.symbol
+        );
         return Some(Refusal::new(SkipReason::Restricted, notional, detail));
     }
     None

@@ -24,9 +24,12 @@
 //!
 //! Assets that are not fractionable (or every asset, with
 //! [`PlanInput::whole_shares_only`]) trade in whole shares, rounded to the
-//! share counts that keep Σ (target value − value)² smallest within the budget
-//! as far as a greedy pass and improving exchanges find (see `whole_shares`);
-//! fractional assets absorb what that rounding leaves.
+//! share counts that leave the account closest to its target as a user
+//! measures it, Σ |target $ − value $| over the assets and cash, within the
+//! budget: a branch and bound (see `share_search`) started from a rounding
+//! that keeps the squared gaps small (see `whole_shares`), so that ties keep
+//! a short budget evenly spread. Fractional assets absorb what that rounding
+//! leaves.
 //!
 //! Everything is [`Decimal`]; nothing here reads a clock or does I/O.
 
@@ -37,6 +40,7 @@ mod ledger;
 mod liquidation;
 mod rebalance;
 mod rounding;
+mod share_search;
 mod waterfill;
 mod whole_shares;
 
@@ -97,6 +101,17 @@ pub struct AccountSnapshot {
     pub buys_blocked: bool,
     /// The account may not sell.
     pub sells_blocked: bool,
+    /// Symbols this account may not buy or sell (an advisor's or client's
+    /// restriction); a symbol listed twice takes both.
+    pub restricted: Vec<SymbolRestriction>,
+}
+
+/// A symbol one account may not buy, sell, or both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SymbolRestriction {
+    pub symbol: Symbol,
+    pub no_buy: bool,
+    pub no_sell: bool,
 }
 
 /// What a plan is for.

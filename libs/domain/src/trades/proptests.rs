@@ -237,6 +237,7 @@ fn build_world(
             holdings,
             buys_blocked,
             sells_blocked,
+            restricted: Vec::new(),
         },
         target: target_weights(&raw_targets, cash_weight),
         assets,
@@ -594,6 +595,46 @@ proptest! {
         if plan.orders.iter().any(|order| order.side == Side::Buy) {
             let cash_target = percent_share(plan.equity, world.cash_percent());
             prop_assert!(plan.cash_after >= cash_target, "{} under {}", plan.cash_after, cash_target);
+        }
+    }
+
+    /// Restricted symbols are never traded on their restricted side, in any
+    /// kind of plan, and every refusal says so.
+    #[test]
+    fn restricted_symbols_are_never_traded(mut world in world(), pick in 0u32..4) {
+        let mut symbols: Vec<Symbol> = world.assets.keys().cloned().collect();
+        symbols.sort();
+        world.account.restricted = symbols
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| (u32::try_from(*index).expect("few") + pick) % 2 == 0)
+            .map(|(index, symbol)| SymbolRestriction {
+                symbol: symbol.clone(),
+                no_buy: index % 3 != 1,
+                no_sell: index % 3 != 0,
+            })
+            .collect();
+        for kind in [
+            PlanKind::FullRebalance,
+            PlanKind::InvestCash,
+            PlanKind::Liquidation { amount: None },
+            PlanKind::Liquidation { amount: Some(world.account.cash / Decimal::TWO + Decimal::ONE_HUNDRED) },
+        ] {
+            let plan = world.plan(kind);
+            for order in &plan.orders {
+                let rule = world.account.restricted.iter().find(|r| r.symbol == order.symbol);
+                let blocked = rule.is_some_and(|r| match order.side {
+                    Side::Buy => r.no_buy,
+                    Side::Sell => r.no_sell,
+                });
+                prop_assert!(!blocked, "{kind:?} placed {order:?} against {rule:?}");
+            }
+            for skipped in plan.skipped.iter().filter(|s| s.reason == SkipReason::Restricted) {
+                prop_assert!(
+                    skipped.detail.contains("restricted") || skipped.detail.contains("may not"),
+                    "{skipped:?}"
+                );
+            }
         }
     }
 

@@ -52,6 +52,16 @@ fn rebalance_sell(
             "the account may not sell".to_owned(),
         ));
     }
+    if line.sell_restricted {
+        return Err(Refusal::new(
+            SkipReason::Restricted,
+            wanted,
+            format!(
+                "{} is restricted from selling in this account: position kept",
+                line.symbol
+            ),
+        ));
+    }
     if target.is_zero() {
         return sell_entire_position(line, book.minimum);
     }

@@ -30,6 +30,7 @@ impl Scenario {
                 holdings: Vec::new(),
                 buys_blocked: false,
                 sells_blocked: false,
+                restricted: Vec::new(),
             },
             target: Vec::new(),
             assets: HashMap::new(),

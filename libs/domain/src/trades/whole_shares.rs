@@ -1,6 +1,11 @@
 //! Whole-share buys: rounding a dollar allocation to shares while staying as
 //! close to the target as the integer constraint allows.
 //!
+//! The plan is chosen by `share_search` on the user's measure, Σ |target $ −
+//! value $| over the assets and cash. It starts from the rounding below,
+//! which keeps Σ (target value − value)² small and so spreads a short budget
+//! evenly; the search keeps that spread among plans equally close.
+//!
 //! Each asset first gets the shares its allocation pays for in full. The
 //! dollars that rounding leaves over are then spent one share at a time, each
 //! time on the share that most reduces Σ (target value − value)². One share of
@@ -16,9 +21,11 @@
 //! one that most reduces the objective is made, followed by another greedy
 //! pass, until no exchange helps. Every step strictly reduces the objective
 //! and stays within the budget. The `whole_shares_optimum` bench compares the
-//! result with the exhaustive optimum.
+//! final plans with the exact optimum of the user's measure.
 
 use rust_decimal::Decimal;
+
+use super::share_search::{ShareChoice, best_shares};
 
 /// One whole-share buy being sized.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,9 +90,45 @@ struct Exchange {
     improvement: Decimal,
 }
 
-/// Rounds the buys to shares as close to their targets as the budget allows:
+/// Rounds the buys to the shares that leave the account closest to its
+/// target, cash counted, within `leftover` more dollars: the squared-gap
+/// rounding below gives the start, the search of `share_search` the plan.
+/// No buy is left below `minimum` dollars but at zero; `sink` is what the
+/// fractional buys can still absorb. Returns the dollars left.
+pub(super) fn round_to_targets(
+    buys: &mut [WholeShareBuy],
+    leftover: Decimal,
+    minimum: Decimal,
+    sink: Decimal,
+) -> Decimal {
+    let mut remaining = round_squared_gaps(buys, leftover);
+    let mut choices = Vec::with_capacity(buys.len());
+    for buy in buys.iter_mut() {
+        if !buy.shares.is_zero() && buy.cost() < minimum {
+            remaining += buy.cost();
+            let count = buy.shares;
+            buy.remove_shares(count);
+        }
+        choices.push(ShareChoice {
+            price: buy.price,
+            need: buy.gap + buy.cost(),
+            fewest: (minimum / buy.price).ceil().max(Decimal::ONE),
+            start: buy.shares,
+        });
+    }
+    let budget = remaining + buys.iter().map(WholeShareBuy::cost).sum::<Decimal>();
+    let found = best_shares(&choices, budget, sink);
+    let mut spent = Decimal::ZERO;
+    for (buy, shares) in buys.iter_mut().zip(found.shares) {
+        buy.remove_shares(buy.shares - shares);
+        spent += buy.cost();
+    }
+    budget - spent
+}
+
+/// Rounds the buys to shares keeping Σ (target value − value)² small:
 /// greedy buying, then improving exchanges. Returns the dollars left.
-pub(super) fn round_to_targets(buys: &mut [WholeShareBuy], leftover: Decimal) -> Decimal {
+fn round_squared_gaps(buys: &mut [WholeShareBuy], leftover: Decimal) -> Decimal {
     let mut remaining = spend_leftover(buys, leftover);
     // Each exchange strictly improves, so this ends; the cap only bounds the
     // work on very large accounts.
@@ -222,7 +265,7 @@ mod tests {
             WholeShareBuy::from_allocation(1, dec!(701.10), dec!(9709.892772), dec!(9709.892772)),
         ];
         let leftover = dec!(22541.511249) - buys[0].cost() - buys[1].cost();
-        let left = round_to_targets(&mut buys, leftover);
+        let left = round_squared_gaps(&mut buys, leftover);
         assert_eq!((buys[0].shares, buys[1].shares), (dec!(185), dec!(14)));
         assert!(left >= Decimal::ZERO);
         let squared = |buy: &WholeShareBuy| buy.gap * buy.gap;
@@ -238,7 +281,7 @@ mod tests {
             WholeShareBuy::from_allocation(0, dec!(100), dec!(1000), dec!(1000)),
             WholeShareBuy::from_allocation(1, dec!(30), dec!(600), dec!(600)),
         ];
-        assert_eq!(round_to_targets(&mut buys, dec!(0)), dec!(0));
+        assert_eq!(round_squared_gaps(&mut buys, dec!(0)), dec!(0));
         assert_eq!((buys[0].shares, buys[1].shares), (dec!(10), dec!(20)));
     }
 

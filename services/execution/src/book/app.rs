@@ -4,6 +4,7 @@ use rebalancer_domain::Violations;
 use rebalancer_domain::account::AccountInput;
 use rebalancer_domain::cash::{self, CashAction, CashMovementKind, CashMovementStatus};
 use rebalancer_domain::holdings::{self, Valuation};
+use rebalancer_domain::preferences::PreferencesInput;
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::db::new_id;
 
@@ -108,6 +109,44 @@ impl Execution {
         let (record, created) = self.store.upsert_account(&context.tenant, upsert).await?;
         tracing::info!(created, revision = record.revision, "account upserted");
         Ok((self.view(record).await?, created))
+    }
+
+    /// Replaces an account's trading preferences.
+    ///
+    /// # Errors
+    /// `Invalid` with field violations, `NotFound`, `Aborted` for a stale etag.
+    #[tracing::instrument(name = "set_trading_preferences", skip_all, fields(tenant = %context.tenant, account_id = %account_id))]
+    pub async fn set_trading_preferences(
+        &self,
+        context: &RequestContext,
+        account_id: &str,
+        input: PreferencesInput,
+        etag: &str,
+    ) -> Result<AccountView, ExecutionError> {
+        let expected_revision = parse_etag("etag", etag);
+        let preferences = input.validate("preferences");
+        let (preferences, expected_revision) = match (preferences, expected_revision) {
+            (Ok(preferences), Ok(revision)) => (preferences, revision),
+            (preferences, revision) => {
+                let mut violations = preferences.err().unwrap_or_default();
+                for violation in revision.err().unwrap_or_default() {
+                    violations.add(violation.field, violation.description);
+                }
+                return Err(ExecutionError::Invalid(violations));
+            }
+        };
+        let record = self
+            .store
+            .set_preferences(
+                &context.tenant,
+                account_id,
+                &preferences,
+                expected_revision,
+                self.clock.now(),
+            )
+            .await?;
+        tracing::info!(revision = record.revision, "trading preferences set");
+        self.view(record).await
     }
 
     /// One account, valued.

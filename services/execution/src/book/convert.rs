@@ -4,7 +4,7 @@
 use rebalancer_domain::account::{AccountStatus, AccountType, Restriction};
 use rebalancer_domain::cash::{CashMovementKind, CashMovementStatus};
 use rebalancer_domain::holdings::Valuation;
-use rebalancer_kit::wire::{decimal_text, money_text, timestamp};
+use rebalancer_kit::wire::{decimal_text, money_text, preferences_to_wire, timestamp};
 use rebalancer_proto::execution as pb;
 use rust_decimal::Decimal;
 
@@ -177,6 +177,7 @@ pub fn account_to_wire(view: &AccountView) -> pb::Account {
         withdrawable: money_text(
             (view.valuation.equity - view.record.earmarked).max(Decimal::ZERO),
         ),
+        preferences: Some(preferences_to_wire(&view.record.preferences)),
     }
 }
 
@@ -197,6 +198,7 @@ pub fn holdings_to_wire(
         as_of: Some(timestamp(as_of)),
         last_rebalanced_at: view.record.last_rebalanced_at.map(timestamp),
         earmarked_cash: money_text(view.record.limits().held_back()),
+        preferences: Some(preferences_to_wire(&view.record.preferences)),
     }
 }
 
@@ -231,6 +233,9 @@ pub fn stream_holdings_to_wire(
         as_of: Some(timestamp(as_of)),
         last_rebalanced_at: account.last_rebalanced_at.map(timestamp),
         earmarked_cash: money_text(account.limits().held_back()),
+        // Most accounts have none: nothing to send.
+        preferences: (!account.preferences.is_empty())
+            .then(|| preferences_to_wire(&account.preferences)),
     }
 }
 

@@ -10,7 +10,7 @@ use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::{invalid_argument, invalid_field};
 use rebalancer_kit::idempotency::required_claim;
 use rebalancer_kit::page::Page;
-use rebalancer_kit::wire::{datetime, enum_filter};
+use rebalancer_kit::wire::{datetime, enum_filter, preferences_input};
 use rebalancer_proto::execution as pb;
 use rebalancer_proto::execution::account_service_server::AccountService;
 use tonic::{Request, Response, Status};
@@ -98,6 +98,23 @@ impl AccountService for ExecutionApi {
             .get_account(&context, &message.account_id)
             .await?;
         Ok(Response::new(pb::GetAccountResponse {
+            account: Some(account_to_wire(&view)),
+        }))
+    }
+
+    async fn set_trading_preferences(
+        &self,
+        request: Request<pb::SetTradingPreferencesRequest>,
+    ) -> Result<Response<pb::SetTradingPreferencesResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        required("account_id", &message.account_id)?;
+        let input = preferences_input(&message.preferences.unwrap_or_default());
+        let view = self
+            .execution
+            .set_trading_preferences(&context, &message.account_id, input, &message.etag)
+            .await?;
+        Ok(Response::new(pb::SetTradingPreferencesResponse {
             account: Some(account_to_wire(&view)),
         }))
     }

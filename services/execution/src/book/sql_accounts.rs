@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use rebalancer_domain::account::{AccountStatus, AccountType, Restriction};
+use rebalancer_domain::preferences::TradingPreferences;
 use rebalancer_kit::db::Dec;
 use sqlx::{QueryBuilder, Row};
 
@@ -21,12 +22,13 @@ impl AccountStore for SqlStore<DB> {
         upsert: AccountUpsert,
     ) -> Result<(AccountRecord, bool), StoreError> {
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
-        let current = sqlx::query("SELECT revision, created_at, last_rebalanced_at, earmarked, restrictions FROM accounts WHERE tenant_id = $1 AND id = $2")
+        let current = sqlx::query("SELECT revision, created_at, last_rebalanced_at, earmarked, restrictions, preferences FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.to_owned())
             .bind(upsert.id.clone())
             .fetch_optional(&mut *tx)
             .await?;
         let restrictions = restrictions_text(&upsert.restrictions);
+        let mut preferences = TradingPreferences::default();
         let (revision, created_at, last_rebalanced_at, earmarked, created) = match current {
             None => {
                 if upsert.expected_revision.is_some() {
@@ -68,6 +70,8 @@ impl AccountStore for SqlStore<DB> {
                 let last_rebalanced_at: Option<DateTime<Utc>> =
                     row.try_get("last_rebalanced_at")?;
                 let earmarked: Dec = row.try_get("earmarked")?;
+                let stored: String = row.try_get("preferences")?;
+                preferences = parse_preferences(&stored)?;
                 // Reconciliation's restriction stays until a statement agrees.
                 let held: String = row.try_get("restrictions")?;
                 let restrictions = if parse_restrictions(&held)?.contains(&Restriction::BrokerBreak)
@@ -157,6 +161,7 @@ impl AccountStore for SqlStore<DB> {
                 account_type: upsert.account_type,
                 margin_limit: upsert.margin_limit,
                 earmarked,
+                preferences,
             },
             created,
         ))
@@ -172,6 +177,59 @@ impl AccountStore for SqlStore<DB> {
             .select_accounts(tenant, &filter, Some(id), None, 1)
             .await?;
         Ok(accounts.pop())
+    }
+
+    async fn set_preferences(
+        &self,
+        tenant: &str,
+        id: &str,
+        preferences: &TradingPreferences,
+        expected_revision: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<AccountRecord, StoreError> {
+        let text = if preferences.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(preferences)
+                .map_err(|error| StoreError::Corrupt(format!("preferences: {error}")))?
+        };
+        let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT revision FROM accounts WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.to_owned())
+                .bind(id.to_owned())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(revision) = current else {
+            return Err(StoreError::NotFound(format!("account {id} not found")));
+        };
+        if let Some(expected) = expected_revision
+            && expected != revision
+        {
+            return Err(StoreError::StaleRevision(format!(
+                "account {id} changed since etag r{expected} (now r{revision})"
+            )));
+        }
+        let updated = sqlx::query(
+            "UPDATE accounts SET preferences = $3, revision = revision + 1, updated_at = $4 \
+             WHERE tenant_id = $1 AND id = $2 AND revision = $5 RETURNING revision",
+        )
+        .bind(tenant.to_owned())
+        .bind(id.to_owned())
+        .bind(text)
+        .bind(now)
+        .bind(revision)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if updated.is_none() {
+            return Err(StoreError::StaleRevision(format!(
+                "account {id} changed concurrently"
+            )));
+        }
+        tx.commit().await?;
+        self.get_account(tenant, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("account {id} not found")))
     }
 
     async fn list_accounts(
@@ -259,7 +317,7 @@ impl SqlStore<DB> {
     ) -> Result<Vec<AccountRecord>, StoreError> {
         let mut query = QueryBuilder::<DB>::new(
             "SELECT id, status, cash, restrictions, revision, created_at, updated_at, last_rebalanced_at, \
-             account_type, margin_limit, earmarked FROM accounts WHERE tenant_id = ",
+             account_type, margin_limit, earmarked, preferences FROM accounts WHERE tenant_id = ",
         );
         query.push_bind(tenant.to_owned());
         if !range.account_ids.is_empty() {
@@ -299,6 +357,7 @@ impl SqlStore<DB> {
             let account_type: String = row.try_get("account_type")?;
             let margin_limit: Dec = row.try_get("margin_limit")?;
             let earmarked: Dec = row.try_get("earmarked")?;
+            let preferences: String = row.try_get("preferences")?;
             accounts.push(AccountRecord {
                 id: row.try_get("id")?,
                 status: AccountStatus::parse(&status)
@@ -314,6 +373,7 @@ impl SqlStore<DB> {
                     .ok_or_else(|| StoreError::Corrupt(format!("account type {account_type:?}")))?,
                 margin_limit: margin_limit.0,
                 earmarked: earmarked.0,
+                preferences: parse_preferences(&preferences)?,
             });
         }
         let (Some(first), Some(last)) = (accounts.first(), accounts.last()) else {
@@ -351,6 +411,14 @@ impl SqlStore<DB> {
 }
 
 /// Restrictions as stored: sorted names joined by commas.
+/// Stored preferences: '' is none.
+fn parse_preferences(text: &str) -> Result<TradingPreferences, StoreError> {
+    if text.is_empty() {
+        return Ok(TradingPreferences::default());
+    }
+    serde_json::from_str(text).map_err(|error| StoreError::Corrupt(format!("preferences: {error}")))
+}
+
 fn restrictions_text(restrictions: &[Restriction]) -> String {
     let mut names: Vec<&str> = restrictions.iter().map(|r| r.as_str()).collect();
     names.sort_unstable();

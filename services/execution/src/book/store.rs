@@ -6,6 +6,7 @@ use std::fmt::Debug;
 use chrono::{DateTime, Utc};
 use rebalancer_domain::account::{AccountStatus, AccountType, CashLimits, Restriction};
 use rebalancer_domain::cash::{CashAction, CashMovementKind, CashMovementStatus};
+use rebalancer_domain::preferences::TradingPreferences;
 use rust_decimal::Decimal;
 
 use crate::store::{Created, IdempotencyClaim, PageRequest, StoreError};
@@ -38,6 +39,8 @@ pub struct AccountRecord {
     pub margin_limit: Decimal,
     /// Withdrawals requested and not yet settled or canceled.
     pub earmarked: Decimal,
+    /// Restricted symbols, substitutes, cash reserve.
+    pub preferences: TradingPreferences,
 }
 
 impl AccountRecord {
@@ -138,6 +141,17 @@ pub trait AccountStore: Send + Sync + Debug {
         tenant: &str,
         id: &str,
     ) -> Result<Option<AccountRecord>, StoreError>;
+
+    /// Replaces an account's trading preferences (a new revision); the
+    /// account as it is now.
+    async fn set_preferences(
+        &self,
+        tenant: &str,
+        id: &str,
+        preferences: &TradingPreferences,
+        expected_revision: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<AccountRecord, StoreError>;
 
     /// Accounts in id order.
     async fn list_accounts(

@@ -95,6 +95,30 @@ pub(super) fn oversold(orders: &[Sized<'_>], account: &AccountRecord) -> Vec<Str
         .collect()
 }
 
+/// Orders on a side of a symbol the account's preferences now restrict.
+pub(super) fn restricted(orders: &[Sized<'_>], account: &AccountRecord) -> Vec<String> {
+    orders
+        .iter()
+        .filter_map(|sized| {
+            let rule = account
+                .preferences
+                .restricted
+                .iter()
+                .find(|rule| rule.symbol == sized.order.symbol)?;
+            let (blocked, verb) = match sized.order.side {
+                Side::Buy => (rule.no_buy, "buys"),
+                Side::Sell => (rule.no_sell, "sells"),
+            };
+            blocked.then(|| {
+                format!(
+                    "{verb} {} but the account restricts it now",
+                    sized.order.symbol
+                )
+            })
+        })
+        .collect()
+}
+
 /// The live orders of a run as they stand.
 pub(super) fn live_orders(run: &RunRecord) -> Vec<Sized<'_>> {
     run.orders
@@ -141,6 +165,7 @@ impl Execution {
             })?;
         let orders = live_orders(run);
         let mut changes = oversold(&orders, &account);
+        changes.extend(restricted(&orders, &account));
         let limits = self.run_limits(context, run, &account).await?;
         // Buys the plan funded with cash that has gone since.
         if limits.free_cash() < run.cash_before - CENT {

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::TimeDelta;
 use rebalancer_domain::Violations;
+use rebalancer_domain::band_edge::band_edge_weights;
 use rebalancer_domain::calendar;
 use rebalancer_domain::decimal::{parse_decimal, significant_scale};
 use rebalancer_domain::ids::external_id_problem;
@@ -243,6 +244,7 @@ impl Execution {
                 minimum_order_notional: None,
                 whole_shares_only: false,
                 sleeve_minimums: Vec::new(),
+                band_edge: None,
             },
             None => match self
                 .known_or_assigned(context, &spec.account_id, known_target)
@@ -257,6 +259,7 @@ impl Execution {
                     minimum_order_notional: None,
                     whole_shares_only: false,
                     sleeve_minimums: Vec::new(),
+                    band_edge: None,
                 },
                 None => {
                     return Err(ExecutionError::FailedPrecondition(format!(
@@ -281,6 +284,14 @@ impl Execution {
                 .weights
                 .iter()
                 .filter_map(|w| w.symbol().map(ToString::to_string)),
+        );
+        // Substitutes may take a model asset's place: price them too.
+        symbols.extend(
+            account_record
+                .preferences
+                .substitutes
+                .iter()
+                .map(|pair| pair.held_symbol.clone()),
         );
         let unique: HashSet<String> = symbols.drain(..).collect();
         let symbols: Vec<String> = unique.into_iter().collect();
@@ -321,13 +332,32 @@ impl Execution {
                 .map(|p| (p.symbol.as_str(), p.quantity)),
             &prices,
         );
-        let (target, unopened_sleeves) = target.open_sleeves(valuation.equity, &holdings, &prices);
+        let (mut target, unopened_sleeves) =
+            target.open_sleeves(valuation.equity, &holdings, &prices);
+        // The account's own target: substitutes in their model asset's slot,
+        // cash at least the reserve.
+        let preferences = &account_record.preferences;
+        if !preferences.is_empty() {
+            target.weights = preferences.apply(&target.weights, valuation.equity);
+        }
+        // To the band's edge: only what is outside its band moves, to the edge.
+        if let (RunKind::FullRebalance, Some(conditions)) = (kind, &target.band_edge) {
+            let values: HashMap<Symbol, Decimal> = holdings
+                .iter()
+                .filter_map(|holding| {
+                    let price = prices.get(holding.symbol.as_str())?;
+                    Some((holding.symbol.clone(), holding.quantity * *price))
+                })
+                .collect();
+            target.weights = band_edge_weights(&target.weights, conditions, cash, &values);
+        }
         let snapshot = AccountSnapshot {
             cash,
             holdings,
             buys_blocked: account_record.restrictions.iter().any(|r| r.blocks_buys())
                 || valuation.leverage_exceeded(),
             sells_blocked: account_record.restrictions.iter().any(|r| r.blocks_sells()),
+            restricted: preferences.symbol_restrictions(),
         };
         let plan_kind = match kind {
             RunKind::FullRebalance => PlanKind::FullRebalance,

@@ -16,11 +16,12 @@ use std::collections::HashMap;
 
 use rebalancer_domain::Symbol;
 use rebalancer_domain::decimal::parse_decimal;
-use rebalancer_domain::portfolio::Weight;
+use rebalancer_domain::portfolio::{RebalanceCondition, RebalanceTo, Weight};
 use rebalancer_domain::run::ApprovalMode;
 use rebalancer_domain::sleeve_minimums::{self, SleeveMinimum};
 use rebalancer_domain::trades::Holding;
 use rebalancer_kit::RequestContext;
+use rebalancer_kit::wire::{condition_from_wire, rebalance_to_input};
 use rebalancer_proto::client::{Retry, retry_idempotent};
 use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
 use rebalancer_proto::target::{AssignmentStatus, ResolvedAssignment, StreamAssignmentsRequest};
@@ -41,6 +42,9 @@ pub(super) struct TargetInfo {
     pub(super) whole_shares_only: bool,
     /// Sleeves with an investment minimum (assignments only).
     pub(super) sleeve_minimums: Vec<SleeveMinimum>,
+    /// The portfolio's conditions when full rebalances go to the band's
+    /// edge rather than to target.
+    pub(super) band_edge: Option<Vec<RebalanceCondition>>,
 }
 
 impl TargetInfo {
@@ -287,6 +291,14 @@ pub(super) fn target_info(
         whole_shares_only: assignment.order_sizing
             == i32::from(rebalancer_proto::target::OrderSizing::WholeShares),
         sleeve_minimums,
+        band_edge: (rebalance_to_input(assignment.rebalance_to) == Some(RebalanceTo::BandEdge))
+            .then(|| {
+                assignment
+                    .rebalance_conditions
+                    .iter()
+                    .filter_map(condition_from_wire)
+                    .collect()
+            }),
     })
 }
 

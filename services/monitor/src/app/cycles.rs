@@ -2,7 +2,12 @@
 //! configured New York time), on-demand cycles, splitting a cycle into
 //! shards, and the reads of the Rebalance Center.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+use futures::StreamExt as _;
+use rebalancer_proto::client::{Retry, retry_idempotent};
+use rebalancer_proto::target::GetPortfolioRequest;
+use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
 
 use rebalancer_domain::Violations;
 use rebalancer_domain::calendar::{at_new_york, exchange_date, is_trading_day};
@@ -38,6 +43,9 @@ pub struct FlaggedPage {
     pub cycle_id: String,
     pub groups: Vec<PortfolioCounts>,
     pub evaluations: Vec<EvaluationRecord>,
+    /// Names of the groups' portfolios, as the target service has them now
+    /// (missing when it could not say).
+    pub names: HashMap<String, String>,
 }
 
 impl Monitor {
@@ -310,10 +318,50 @@ impl Monitor {
                 limit,
             )
             .await?;
+        let ids: Vec<String> = groups.keys().flatten().cloned().collect();
+        let names = self.portfolio_names(&context.tenant, ids).await;
         Ok(FlaggedPage {
             cycle_id: cycle.id,
             groups: groups.into_iter().collect(),
             evaluations,
+            names,
         })
+    }
+
+    /// The names of `ids`, read from the target service a few at a time;
+    /// best effort: a portfolio it cannot read (deleted since, or the
+    /// service down) is left out and logged.
+    async fn portfolio_names(&self, tenant: &str, ids: Vec<String>) -> HashMap<String, String> {
+        let call = RequestContext::system(tenant).call();
+        let lookups = futures::stream::iter(ids.into_iter().map(|id| {
+            let call = call.clone();
+            let channel = self.target.clone();
+            async move {
+                let answer = retry_idempotent(Retry::default(), "GetPortfolio", |_| {
+                    let mut client = PortfolioServiceClient::new(channel.clone());
+                    let request = call.request(GetPortfolioRequest {
+                        portfolio_id: id.clone(),
+                        version: 0,
+                    });
+                    async move { client.get_portfolio(request).await }
+                })
+                .await;
+                match answer {
+                    Ok(response) => response
+                        .into_inner()
+                        .portfolio
+                        .map(|portfolio| (id, portfolio.name)),
+                    Err(status) => {
+                        tracing::warn!(portfolio_id = %id, code = ?status.code(), "portfolio name unavailable");
+                        None
+                    }
+                }
+            }
+        }))
+        .buffer_unordered(8);
+        lookups
+            .filter_map(|found| async move { found })
+            .collect()
+            .await
     }
 }

@@ -4,18 +4,16 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use rebalancer_domain::Symbol;
 use rebalancer_domain::account::Restriction;
 use rebalancer_domain::cash::CashMovementKind;
 use rebalancer_domain::evaluation::{PendingMovement, PreparedTarget};
-use rebalancer_domain::portfolio::{
-    BandKind, ConditionKind, ConditionSubKind, DriftBand, PortfolioStatus, RebalanceCondition,
-    Weight, calendar_rule,
-};
-use rebalancer_kit::wire::{condition_input, datetime};
+use rebalancer_domain::portfolio::{PortfolioStatus, Weight};
+use rebalancer_domain::preferences::TradingPreferences;
+use rebalancer_kit::wire::{condition_from_wire, datetime, preferences_input, rebalance_to_input};
 use rebalancer_proto::{execution as exec, target};
 use rust_decimal::Decimal;
 
@@ -98,7 +96,7 @@ fn parse_target(resolved: &target::ResolvedAssignment) -> ParsedTarget {
     let conditions = resolved
         .rebalance_conditions
         .iter()
-        .filter_map(condition)
+        .filter_map(condition_from_wire)
         .collect();
     let status = match target::PortfolioStatus::try_from(resolved.portfolio_status) {
         Ok(target::PortfolioStatus::Active) => PortfolioStatus::Active,
@@ -114,29 +112,8 @@ fn parse_target(resolved: &target::ResolvedAssignment) -> ParsedTarget {
             u32::try_from(resolved.cooldown_days).unwrap_or(0),
             decimal(&resolved.invest_cash_threshold),
             status,
-        ),
-    }
-}
-
-/// A condition from the target service (already validated there).
-fn condition(wire: &rebalancer_proto::common::RebalanceCondition) -> Option<RebalanceCondition> {
-    let input = condition_input(wire);
-    match (input.kind?, input.sub_kind?) {
-        (ConditionKind::DriftBand, sub_kind) => {
-            let kind = match sub_kind {
-                ConditionSubKind::Absolute => BandKind::Absolute,
-                ConditionSubKind::Relative => BandKind::Relative,
-                _ => return None,
-            };
-            Some(RebalanceCondition::DriftBand(DriftBand {
-                kind,
-                percent: decimal(&input.percent),
-                symbol: Symbol::parse(&input.symbol).ok(),
-            }))
-        }
-        (ConditionKind::Calendar, sub_kind) => {
-            calendar_rule(sub_kind, &input.day).map(RebalanceCondition::Calendar)
-        }
+        )
+        .rebalancing_to(rebalance_to_input(resolved.rebalance_to).unwrap_or_default()),
     }
 }
 
@@ -151,6 +128,10 @@ pub struct ParsedHoldings {
     pub deposits: Vec<String>,
     pub open_run: bool,
     pub last_rebalanced_at: Option<DateTime<Utc>>,
+    /// Restricted symbols, substitutes, cash reserve; `None` for none.
+    pub preferences: Option<TradingPreferences>,
+    /// The account's own target, made once from its assignment's.
+    pub own_target: OnceLock<PreparedTarget>,
 }
 
 /// Parses streamed holdings.
@@ -199,5 +180,12 @@ pub fn holdings(wire: &exec::Holdings) -> ParsedHoldings {
         deposits,
         open_run: !wire.open_run_id.is_empty(),
         last_rebalanced_at: wire.last_rebalanced_at.as_ref().and_then(datetime),
+        // Validated when they were set; anything unreadable is left out.
+        preferences: wire
+            .preferences
+            .as_ref()
+            .and_then(|wire| preferences_input(wire).validate("preferences").ok())
+            .filter(|preferences| !preferences.is_empty()),
+        own_target: OnceLock::new(),
     }
 }

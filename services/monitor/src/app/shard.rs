@@ -14,7 +14,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use futures::StreamExt;
 use rebalancer_domain::evaluation::{
-    self, AccountView, AssignmentView, Evaluation, EvaluationInput, PriceBook, TargetView,
+    self, AccountView, AssignmentView, Evaluation, EvaluationInput, PreparedTarget, PriceBook,
+    TargetView,
 };
 use rebalancer_domain::run::RunKind;
 use rebalancer_kit::RequestContext;
@@ -403,7 +404,13 @@ impl Monitor {
                 .iter()
                 .flat_map(|a| a.weights.iter().map(|w| w.symbol.as_str()))
                 .filter(|s| !s.is_empty());
-            for symbol in held.chain(targeted) {
+            // A substitute takes its model asset's place: price it too.
+            let substitutes = pair
+                .holdings
+                .iter()
+                .filter_map(|h| h.preferences.as_ref())
+                .flat_map(|p| p.substitutes.iter().map(|s| s.held_symbol.as_str()));
+            for symbol in held.chain(targeted).chain(substitutes) {
                 if !priced.contains(symbol) && !wanted.iter().any(|w| w == symbol) {
                     wanted.push(symbol.to_owned());
                 }
@@ -684,7 +691,7 @@ fn evaluate<'a>(
             target_changed_at,
         } => AssignmentView::Active {
             target: TargetView {
-                target: &target.prepared,
+                target: own_target(&target.prepared, holdings, prices),
                 target_changed_at: *target_changed_at,
             },
             rebalancing_enabled: *rebalancing_enabled,
@@ -705,6 +712,32 @@ fn evaluate<'a>(
         account,
         prices: &prices.prices,
         price_notes: &prices.notes,
+    })
+}
+
+/// The target `holdings`' account is measured against: its assignment's, or
+/// with trading preferences its own (made once per account and cycle).
+fn own_target<'a>(
+    prepared: &'a PreparedTarget,
+    holdings: Option<&'a ParsedHoldings>,
+    prices: &PriceBook,
+) -> &'a PreparedTarget {
+    let Some((holdings, preferences)) =
+        holdings.and_then(|h| h.preferences.as_ref().map(|p| (h, p)))
+    else {
+        return prepared;
+    };
+    holdings.own_target.get_or_init(|| {
+        let values: Vec<(String, Decimal)> = holdings
+            .positions
+            .iter()
+            .filter_map(|(symbol, quantity)| {
+                let price = prices.prices.get(symbol)?;
+                Some((symbol.clone(), *quantity * *price))
+            })
+            .collect();
+        let equity = holdings.cash + values.iter().map(|(_, value)| *value).sum::<Decimal>();
+        prepared.with_weights(preferences.monitored_target(&prepared.weights, equity, &values))
     })
 }
 

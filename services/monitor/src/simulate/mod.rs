@@ -1,7 +1,9 @@
 //! `SimulatePolicy`: backtests a rebalancing policy (weights over STOCKS,
-//! BONDS and cash; drift bands; a calendar; a cooldown) on Robert Shiller's
-//! monthly S&P history, embedded in the binary. Pure computation: it reads
-//! nothing from the database and changes nothing.
+//! BONDS and cash; drift bands; a calendar or review calendar; a cooldown;
+//! to target or to the band's edge) on Robert Shiller's monthly S&P history,
+//! embedded in the binary, and optionally a grid of policies over the same
+//! weights and months, as Vanguard's study tabulates them. Pure
+//! computation: it reads nothing from the database and changes nothing.
 
 use std::sync::OnceLock;
 
@@ -10,7 +12,8 @@ use rebalancer_domain::Violations;
 use rebalancer_domain::backtest::{self, Month, Outcome, Policy, Sleeve};
 use rebalancer_domain::decimal::parse_decimal;
 use rebalancer_domain::portfolio::{
-    CalendarRule, ConditionInput, RebalanceCondition, TargetInput, WeightInput, WeightTarget,
+    BandKind, CalendarRule, ConditionInput, ConditionSubKind, DriftBand, RebalanceCondition,
+    RebalanceTo, TargetInput, WeightInput, WeightTarget,
 };
 use rust_decimal::Decimal;
 
@@ -35,6 +38,143 @@ pub struct SimulationInput {
     pub end_month: String,
     /// Starting value; empty means 10000.
     pub initial_value: String,
+    /// `None`: to target.
+    pub rebalance_to: Option<RebalanceTo>,
+    pub grid: Option<GridInput>,
+}
+
+/// A grid of policies as the client sent it.
+#[derive(Debug, Clone, Default)]
+pub struct GridInput {
+    /// `None` for an unknown or unspecified sub-type.
+    pub monitoring: Vec<Option<ConditionSubKind>>,
+    pub thresholds: Vec<String>,
+    pub rebalance_to: Vec<Option<RebalanceTo>>,
+    pub include_never: bool,
+}
+
+/// One policy of a grid and how it did.
+#[derive(Debug, Clone)]
+pub struct GridResult {
+    pub label: String,
+    pub conditions: Vec<RebalanceCondition>,
+    pub rebalance_to: RebalanceTo,
+    pub outcome: Outcome,
+}
+
+/// The requested policy's outcome and the grid's.
+#[derive(Debug, Clone)]
+pub struct Simulation {
+    pub outcome: Outcome,
+    pub grid: Vec<GridResult>,
+}
+
+/// Policies one grid may hold at most.
+const MAX_GRID: usize = 200;
+
+/// The grid's policies, validated: label, conditions, where to.
+fn grid_policies(
+    grid: &GridInput,
+    violations: &mut Violations,
+) -> Vec<(String, Vec<RebalanceCondition>, RebalanceTo)> {
+    let mut calendars = Vec::new();
+    for (index, sub_kind) in grid.monitoring.iter().enumerate() {
+        let rule = match sub_kind {
+            Some(ConditionSubKind::Monthly) => ("monthly", CalendarRule::Monthly(31)),
+            Some(ConditionSubKind::Quarterly) => (
+                "quarterly",
+                CalendarRule::Quarterly {
+                    first_month: 3,
+                    day: 31,
+                },
+            ),
+            Some(ConditionSubKind::Annually) => {
+                ("annually", CalendarRule::Annually { month: 12, day: 31 })
+            }
+            _ => {
+                violations.add(
+                    format!("grid.monitoring[{index}]"),
+                    "must be monthly, quarterly or annually (the history is monthly)",
+                );
+                continue;
+            }
+        };
+        calendars.push(rule);
+    }
+    let mut thresholds = Vec::new();
+    for (index, text) in grid.thresholds.iter().enumerate() {
+        match parse_decimal(text) {
+            Ok(value)
+                if value >= Decimal::ZERO
+                    && value <= Decimal::ONE_HUNDRED
+                    && value.normalize().scale() <= 4 =>
+            {
+                thresholds.push(value.normalize());
+            }
+            _ => violations.add(
+                format!("grid.thresholds[{index}]"),
+                format!("{text:?} must be a percent from 0 to 100 with at most 4 decimals"),
+            ),
+        }
+    }
+    let mut targets = Vec::new();
+    for (index, to) in grid.rebalance_to.iter().enumerate() {
+        match to {
+            Some(to) => targets.push(*to),
+            None => violations.add(
+                format!("grid.rebalance_to[{index}]"),
+                "must be REBALANCE_TO_TARGET or REBALANCE_TO_BAND_EDGE",
+            ),
+        }
+    }
+    if targets.is_empty() {
+        targets.push(RebalanceTo::Target);
+    }
+    if !grid.monitoring.is_empty() && grid.thresholds.is_empty() {
+        violations.add("grid.thresholds", "is required with grid.monitoring");
+    }
+    if !grid.thresholds.is_empty() && grid.monitoring.is_empty() {
+        violations.add("grid.monitoring", "is required with grid.thresholds");
+    }
+    let mut policies = Vec::new();
+    if grid.include_never {
+        policies.push(("never".to_owned(), Vec::new(), RebalanceTo::Target));
+    }
+    for (name, rule) in &calendars {
+        for threshold in &thresholds {
+            for to in &targets {
+                let (conditions, to) = if threshold.is_zero() {
+                    // Every monitoring date trades: there is no band edge.
+                    (
+                        vec![RebalanceCondition::Calendar(*rule)],
+                        RebalanceTo::Target,
+                    )
+                } else {
+                    let band = RebalanceCondition::DriftBand(DriftBand {
+                        kind: BandKind::Absolute,
+                        percent: *threshold,
+                        symbol: None,
+                    });
+                    (vec![band, RebalanceCondition::Review(*rule)], *to)
+                };
+                let how = match to {
+                    RebalanceTo::Target => "to target",
+                    RebalanceTo::BandEdge => "to band edge",
+                };
+                let label = format!("{name} {threshold}% {how}");
+                if !policies.iter().any(|(known, _, _)| *known == label) {
+                    policies.push((label, conditions, to));
+                }
+            }
+        }
+    }
+    if policies.len() > MAX_GRID {
+        violations.add(
+            "grid",
+            format!("holds {} policies, at most {MAX_GRID}", policies.len()),
+        );
+    }
+    policies
 }
 
 /// Months (inclusive) simulated when the range is shorter than this are refused.
@@ -60,7 +200,7 @@ fn parse_month(field: &str, text: &str, violations: &mut Violations) -> Option<(
 ///
 /// # Errors
 /// [`Violations`] naming each offending field.
-pub fn simulate(input: SimulationInput) -> Result<Outcome, Violations> {
+pub fn simulate(input: SimulationInput) -> Result<Simulation, Violations> {
     let mut violations = Violations::new();
     let start = parse_month("start_month", &input.start_month, &mut violations);
     let end = parse_month("end_month", &input.end_month, &mut violations);
@@ -84,10 +224,16 @@ pub fn simulate(input: SimulationInput) -> Result<Outcome, Violations> {
             }
         }
     };
+    let grid = input
+        .grid
+        .as_ref()
+        .map(|grid| grid_policies(grid, &mut violations))
+        .unwrap_or_default();
     let spec = TargetInput {
         weights: input.weights,
         conditions: input.conditions,
         cooldown_days: input.cooldown_days,
+        rebalance_to: input.rebalance_to,
         ..TargetInput::default()
     }
     .validate();
@@ -132,6 +278,7 @@ pub fn simulate(input: SimulationInput) -> Result<Outcome, Violations> {
             if matches!(
                 condition,
                 RebalanceCondition::Calendar(CalendarRule::Weekly(_))
+                    | RebalanceCondition::Review(CalendarRule::Weekly(_))
             ) {
                 violations.add(
                     format!("rebalance_conditions[{index}].sub_type"),
@@ -185,12 +332,32 @@ pub fn simulate(input: SimulationInput) -> Result<Outcome, Violations> {
     let Some(spec) = spec else {
         return Err(violations);
     };
+    let months = &all[from..to];
     let policy = Policy {
-        weights,
+        weights: weights.clone(),
         conditions: spec.conditions,
         cooldown_days: spec.cooldown_days,
+        rebalance_to: spec.rebalance_to,
     };
-    Ok(backtest::simulate(&all[from..to], &policy, initial))
+    let outcome = backtest::simulate(months, &policy, initial);
+    let grid = grid
+        .into_iter()
+        .map(|(label, conditions, rebalance_to)| {
+            let policy = Policy {
+                weights: weights.clone(),
+                conditions: conditions.clone(),
+                cooldown_days: spec.cooldown_days,
+                rebalance_to,
+            };
+            GridResult {
+                label,
+                conditions,
+                rebalance_to,
+                outcome: backtest::simulate(months, &policy, initial),
+            }
+        })
+        .collect();
+    Ok(Simulation { outcome, grid })
 }
 
 #[cfg(test)]
@@ -219,6 +386,7 @@ mod tests {
             percent: percent.to_owned(),
             day: String::new(),
             symbol: String::new(),
+            only_outside_bands: false,
         }
     }
 
@@ -238,7 +406,8 @@ mod tests {
             end_month: "2019-12".into(),
             ..SimulationInput::default()
         })
-        .expect("valid");
+        .expect("valid")
+        .outcome;
         assert!(!outcome.rebalances.is_empty());
         assert!(outcome.final_value > Decimal::from(10_000));
         assert!(outcome.max_drift > Decimal::from(5));
@@ -252,6 +421,7 @@ mod tests {
             percent: String::new(),
             day: "monday".to_owned(),
             symbol: String::new(),
+            only_outside_bands: false,
         };
         let error = simulate(SimulationInput {
             weights: vec![weight("STOCKS", "60"), weight("BONDS", "40")],

@@ -84,6 +84,7 @@ fn condition(
         percent: percent.to_owned(),
         day: day.to_owned(),
         symbol: String::new(),
+        only_outside_bands: false,
     }
 }
 

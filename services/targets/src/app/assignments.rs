@@ -218,6 +218,50 @@ impl Target {
         Ok(created)
     }
 
+    /// Makes `portfolio_id`, an account-level target, the target of
+    /// `account_id`: its active assignment is switched to it (keeping its
+    /// settings), an account without one is assigned with `defaults`;
+    /// nothing changes when it follows the portfolio already, so a repeated
+    /// create finishes what a failed one started.
+    ///
+    /// # Errors
+    /// As [`Target::assign`] and [`Target::update_assignment`].
+    pub async fn assign_account_target(
+        &self,
+        context: &RequestContext,
+        account_id: &str,
+        portfolio_id: &str,
+        defaults: (bool, ApprovalMode),
+    ) -> Result<AssignmentRecord, TargetError> {
+        let current = self
+            .store
+            .assignment_of_account(&context.tenant, account_id)
+            .await?
+            .filter(|current| current.status == AssignmentStatus::Active);
+        match current {
+            Some(current) if current.portfolio_id.as_deref() == Some(portfolio_id) => Ok(current),
+            Some(current) => {
+                let update = AssignmentUpdate {
+                    portfolio_id: Some(portfolio_id.to_owned()),
+                    ..AssignmentUpdate::default()
+                };
+                let etag = format!("r{}", current.revision);
+                self.update_assignment(context, &current.id, &etag, update)
+                    .await
+            }
+            None => {
+                let (rebalancing_enabled, approval_mode) = defaults;
+                let input = AssignInput {
+                    account_id: account_id.to_owned(),
+                    portfolio_id: portfolio_id.to_owned(),
+                    rebalancing_enabled,
+                    approval_mode,
+                };
+                Ok(self.assign(context, input, None).await?.into_inner())
+            }
+        }
+    }
+
     /// An assignment by id or by account.
     ///
     /// # Errors

@@ -6,8 +6,8 @@
 
 use rebalancer_domain::Violations;
 use rebalancer_domain::portfolio::{
-    ConditionInput, OrderSizing, PortfolioInput, PortfolioStatus, Scope, TargetSpec, WeightInput,
-    WeightTarget, validate_name,
+    ConditionInput, OrderSizing, PortfolioInput, PortfolioStatus, RebalanceTo, Scope, TargetSpec,
+    WeightInput, WeightTarget, validate_name,
 };
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::db::new_id;
@@ -32,6 +32,7 @@ pub struct PortfolioPatch {
     pub invest_cash_threshold: Option<String>,
     pub minimum_order_notional: Option<String>,
     pub investment_minimum: Option<String>,
+    pub rebalance_to: Option<Option<RebalanceTo>>,
 }
 
 impl PortfolioPatch {
@@ -43,6 +44,7 @@ impl PortfolioPatch {
             || self.invest_cash_threshold.is_some()
             || self.minimum_order_notional.is_some()
             || self.investment_minimum.is_some()
+            || self.rebalance_to.is_some()
     }
 }
 
@@ -193,6 +195,9 @@ impl Target {
             }
             if let Some(minimum) = patch.investment_minimum.clone() {
                 input.investment_minimum = minimum;
+            }
+            if let Some(rebalance_to) = patch.rebalance_to {
+                input.rebalance_to = rebalance_to;
             }
             match input.validate() {
                 Ok(target) => Some(target),

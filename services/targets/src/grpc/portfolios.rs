@@ -1,14 +1,14 @@
 //! `rebalancer.target.v1.PortfolioService`.
 
 use rebalancer_domain::Violations;
-use rebalancer_domain::portfolio::PortfolioStatus;
+use rebalancer_domain::portfolio::{PortfolioStatus, Scope};
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::{invalid_argument, invalid_field};
 use rebalancer_kit::idempotency::claim;
 use rebalancer_kit::page::Page;
 use rebalancer_kit::wire::{
-    condition_input, condition_to_wire, decimal_text, money_text, required, weight_input,
-    weight_to_wire,
+    condition_input, condition_to_wire, decimal_text, money_text, rebalance_to_input, required,
+    weight_input, weight_to_wire,
 };
 use rebalancer_proto::target as pb;
 use rebalancer_proto::target::portfolio_service_server::PortfolioService;
@@ -16,8 +16,8 @@ use tonic::{Request, Response, Status};
 
 use crate::app::{PortfolioPatch, Target};
 use crate::convert::{
-    audit_to_wire, order_sizing_from_wire, portfolio_input, portfolio_to_wire, scope_from_wire,
-    status_from_wire, version_to_wire,
+    approval_mode_from_wire, assignment_to_wire, audit_to_wire, order_sizing_from_wire,
+    portfolio_input, portfolio_to_wire, scope_from_wire, status_from_wire, version_to_wire,
 };
 use crate::store::PortfolioFilter;
 
@@ -45,6 +45,7 @@ const UPDATABLE: &[(&str, &str)] = &[
     ("invest_cash_threshold", "investCashThreshold"),
     ("minimum_order_notional", "minimumOrderNotional"),
     ("investment_minimum", "investmentMinimum"),
+    ("rebalance_to", "rebalanceTo"),
 ];
 
 /// The patch an update asks for: the masked fields, or (AIP-134) every
@@ -92,6 +93,7 @@ fn patch(
                     "investment_minimum",
                     !portfolio.investment_minimum.is_empty(),
                 ),
+                ("rebalance_to", portfolio.rebalance_to != 0),
             ];
             fields.extend(
                 set.iter()
@@ -125,6 +127,7 @@ fn patch(
         minimum_order_notional: has("minimum_order_notional")
             .then(|| portfolio.minimum_order_notional.clone()),
         investment_minimum: has("investment_minimum").then(|| portfolio.investment_minimum.clone()),
+        rebalance_to: has("rebalance_to").then(|| rebalance_to_input(portfolio.rebalance_to)),
     })
 }
 
@@ -139,12 +142,38 @@ impl PortfolioService for PortfolioApi {
         let claim = claim("CreatePortfolio", &message.idempotency_key, &message, |m| {
             m.idempotency_key.clear();
         })?;
+        let approval_mode = approval_mode_from_wire(message.approval_mode);
+        if message.approval_mode != 0 && approval_mode.is_none() {
+            return Err(invalid_field(
+                "approval_mode",
+                "is not a known approval mode",
+            ));
+        }
         let created = self
             .target
             .create_portfolio(&context, portfolio_input(&message), claim)
-            .await?;
+            .await?
+            .into_inner();
+        // An account-level target is the account's target from the start.
+        let assignment = match (&created.scope, &created.account_id) {
+            (Scope::Account, Some(account_id)) => Some(
+                self.target
+                    .assign_account_target(
+                        &context,
+                        account_id,
+                        &created.id,
+                        (
+                            message.rebalancing_enabled,
+                            approval_mode.unwrap_or_default(),
+                        ),
+                    )
+                    .await?,
+            ),
+            _ => None,
+        };
         Ok(Response::new(pb::CreatePortfolioResponse {
-            portfolio: Some(portfolio_to_wire(&created.into_inner())),
+            portfolio: Some(portfolio_to_wire(&created)),
+            assignment: assignment.as_ref().map(assignment_to_wire),
         }))
     }
 

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use rebalancer_domain::Symbol;
 use rebalancer_domain::portfolio::{
-    BandKind, ConditionSubKind, DriftBand, OrderSizing, PortfolioStatus, RebalanceCondition, Scope,
-    TargetSpec, Weight, WeightTarget, calendar_rule,
+    BandKind, ConditionSubKind, DriftBand, OrderSizing, PortfolioStatus, RebalanceCondition,
+    RebalanceTo, Scope, TargetSpec, Weight, WeightTarget, calendar_rule,
 };
 use rebalancer_kit::db::{Dec, claimed_id};
 use sqlx::Row;
@@ -42,8 +42,8 @@ impl SqlStore<DB> {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO portfolio_versions (tenant_id, portfolio_id, version, cooldown_days, order_sizing, \
-             invest_cash_threshold, minimum_order_notional, investment_minimum, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             invest_cash_threshold, minimum_order_notional, investment_minimum, created_at, created_by, \
+             rebalance_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(tenant.to_owned())
         .bind(portfolio_id.to_owned())
@@ -55,6 +55,7 @@ impl SqlStore<DB> {
         .bind(Dec(target.investment_minimum))
         .bind(now)
         .bind(actor.to_owned())
+        .bind(target.rebalance_to.as_str().to_owned())
         .execute(&mut *conn)
         .await?;
         for (position, weight) in (0_i32..).zip(&target.weights) {
@@ -87,7 +88,7 @@ impl SqlStore<DB> {
                     None,
                     band.symbol.as_ref().map(ToString::to_string),
                 ),
-                RebalanceCondition::Calendar(rule) => (
+                RebalanceCondition::Calendar(rule) | RebalanceCondition::Review(rule) => (
                     "calendar",
                     rule.sub_kind().as_str(),
                     None,
@@ -95,9 +96,10 @@ impl SqlStore<DB> {
                     None,
                 ),
             };
+            let only_outside_bands = matches!(condition, RebalanceCondition::Review(_));
             sqlx::query(
                 "INSERT INTO portfolio_conditions (tenant_id, portfolio_id, version, position, kind, sub_kind, \
-                 percent, day, symbol) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 percent, day, symbol, only_outside_bands) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(tenant.to_owned())
             .bind(portfolio_id.to_owned())
@@ -108,6 +110,7 @@ impl SqlStore<DB> {
             .bind(percent)
             .bind(day)
             .bind(symbol)
+            .bind(only_outside_bands)
             .execute(&mut *conn)
             .await?;
         }
@@ -123,7 +126,7 @@ impl SqlStore<DB> {
     ) -> Result<Option<(TargetSpec, DateTime<Utc>, String)>, StoreError> {
         let row = sqlx::query(
             "SELECT cooldown_days, order_sizing, invest_cash_threshold, minimum_order_notional, \
-             investment_minimum, created_at, created_by FROM portfolio_versions \
+             investment_minimum, created_at, created_by, rebalance_to FROM portfolio_versions \
              WHERE tenant_id = $1 AND portfolio_id = $2 AND version = $3",
         )
         .bind(tenant.to_owned())
@@ -137,6 +140,9 @@ impl SqlStore<DB> {
         let invest_cash_threshold: Dec = row.try_get("invest_cash_threshold")?;
         let minimum_order_notional: Dec = row.try_get("minimum_order_notional")?;
         let investment_minimum: Dec = row.try_get("investment_minimum")?;
+        let rebalance_to_text: String = row.try_get("rebalance_to")?;
+        let rebalance_to = RebalanceTo::parse(&rebalance_to_text)
+            .ok_or_else(|| StoreError::Corrupt(format!("rebalance to {rebalance_to_text:?}")))?;
         let created_at: DateTime<Utc> = row.try_get("created_at")?;
         let created_by: String = row.try_get("created_by")?;
 
@@ -176,7 +182,7 @@ impl SqlStore<DB> {
         }
 
         let condition_rows = sqlx::query(
-            "SELECT kind, sub_kind, percent, day, symbol FROM portfolio_conditions \
+            "SELECT kind, sub_kind, percent, day, symbol, only_outside_bands FROM portfolio_conditions \
              WHERE tenant_id = $1 AND portfolio_id = $2 AND version = $3 ORDER BY position",
         )
         .bind(tenant.to_owned())
@@ -197,6 +203,7 @@ impl SqlStore<DB> {
             invest_cash_threshold: invest_cash_threshold.0,
             minimum_order_notional: minimum_order_notional.0,
             investment_minimum: investment_minimum.0,
+            rebalance_to,
         };
         Ok(Some((target, created_at, created_by)))
     }
@@ -237,8 +244,13 @@ pub(super) fn condition_from_row<R>(row: &R) -> Result<RebalanceCondition, Store
         "calendar" => {
             let day: Option<String> = row.try_get("day")?;
             let day = day.unwrap_or_default();
+            let only_outside_bands: bool = row.try_get("only_outside_bands")?;
             calendar_rule(sub_kind, &day)
-                .map(RebalanceCondition::Calendar)
+                .map(if only_outside_bands {
+                    RebalanceCondition::Review
+                } else {
+                    RebalanceCondition::Calendar
+                })
                 .ok_or_else(|| StoreError::Corrupt(format!("calendar day {day:?}")))
         }
         other => Err(StoreError::Corrupt(format!("condition kind {other:?}"))),
