@@ -11,6 +11,7 @@ use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient
 use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
 use rebalancer_proto::target::{
     AssignRequest, AssignmentStatus, CreatePortfolioRequest, GetAssignmentRequest, PortfolioScope,
+    UpdateAssignmentRequest,
 };
 use rebalancer_tests::{Backend, TestStack, weight};
 
@@ -90,6 +91,22 @@ async fn account_targets_are_assigned_on_creation(backend: Backend) {
     let repeated = again.assignment.expect("assignment");
     assert_eq!(repeated.id, assignment.id);
     assert_eq!(repeated.etag, assignment.etag);
+    // Reassigned to the model since: a late replay does not switch it back.
+    assignments
+        .update_assignment(firm.request(UpdateAssignmentRequest {
+            assignment_id: assignment.id.clone(),
+            etag: assignment.etag.clone(),
+            portfolio_id: Some(model.id.clone()),
+            ..UpdateAssignmentRequest::default()
+        }))
+        .await
+        .expect("reassign");
+    let late = portfolios
+        .create_portfolio(firm.request(own("acct-new", "own-new")))
+        .await
+        .expect("late repeat")
+        .into_inner();
+    assert_eq!(late.assignment.expect("assignment").portfolio_id, model.id);
 
     // Assigned to the model: switched, its own settings kept.
     let switched = portfolios

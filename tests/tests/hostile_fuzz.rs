@@ -22,8 +22,8 @@ use rebalancer_proto::execution::{
 };
 use rebalancer_proto::monitor::EvaluateNowRequest;
 use rebalancer_proto::monitor::monitor_service_client::MonitorServiceClient;
-use rebalancer_proto::target::CreatePortfolioRequest;
 use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
+use rebalancer_proto::target::{AssetTradeRule, CreatePortfolioRequest};
 use rebalancer_tests::{Backend, TestStack};
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -207,6 +207,11 @@ async fn call(stack: &TestStack, rng: &mut Rng) -> (&'static str, Result<(), ton
                     rebalance_to: rng.enum_value(),
                     rebalancing_enabled: rng.below(2) == 0,
                     approval_mode: rng.enum_value(),
+                    asset_rules: rng.many(3, |rng| AssetTradeRule {
+                        symbol: rng.text(),
+                        minimum_order_notional: rng.decimal(),
+                        minimum_drift: rng.decimal(),
+                    }),
                 }))
                 .await
                 .map(drop),

@@ -151,6 +151,7 @@ impl Case {
             assets: &assets,
             minimum_order_notional: Decimal::ONE,
             whole_shares_only: true,
+            asset_rules: &[],
         });
         let took = started.elapsed();
         let shares = self

@@ -9,6 +9,7 @@
 
 use rust_decimal::Decimal;
 
+use crate::band_edge::{EdgeSlot, edge_weights};
 use crate::portfolio::{BandKind, CalendarRule, RebalanceCondition, RebalanceTo};
 
 /// One month of history.
@@ -146,9 +147,8 @@ fn due_in(rule: CalendarRule, month: u32) -> bool {
 }
 
 /// Percent per sleeve after a rebalance from `weights`: the targets, or for
-/// [`RebalanceTo::BandEdge`] the nearest band edge for a sleeve outside its
-/// band, the others kept, and what that leaves over shared by the kept
-/// sleeves in proportion to their targets.
+/// [`RebalanceTo::BandEdge`] what [`edge_weights`] makes of them (cash is
+/// the sleeve that settles the difference).
 fn rebalanced_weights(
     policy: &Policy,
     targets: [Decimal; 3],
@@ -157,30 +157,22 @@ fn rebalanced_weights(
     if policy.rebalance_to == RebalanceTo::Target {
         return targets;
     }
-    let mut moved = [false; 3];
-    let mut next = weights;
-    for (position, sleeve) in SLEEVES.iter().enumerate() {
-        if let Some((low, high)) = band(policy, *sleeve, targets[position])
-            && (weights[position] < low || weights[position] > high)
-        {
-            next[position] = weights[position].clamp(low, high);
-            moved[position] = true;
-        }
+    // Cash first, then stocks and bonds.
+    let order = [2, 0, 1];
+    let slots: Vec<EdgeSlot> = order
+        .iter()
+        .map(|position| EdgeSlot {
+            target: targets[*position],
+            current: weights[*position],
+            band: band(policy, SLEEVES[*position], targets[*position]),
+        })
+        .collect();
+    let next = edge_weights(&slots);
+    let mut result = [Decimal::ZERO; 3];
+    for (position, weight) in order.iter().zip(next) {
+        result[*position] = weight;
     }
-    let left = Decimal::ONE_HUNDRED - next.iter().sum::<Decimal>();
-    let kept_targets: Decimal = (0..3).filter(|i| !moved[*i]).map(|i| targets[i]).sum();
-    let share_by: Vec<usize> = if kept_targets > Decimal::ZERO {
-        (0..3).filter(|i| !moved[*i]).collect()
-    } else {
-        (0..3).collect()
-    };
-    let base: Decimal = share_by.iter().map(|i| targets[*i]).sum();
-    if base > Decimal::ZERO {
-        for i in share_by {
-            next[i] += left * targets[i] / base;
-        }
-    }
-    next
+    result
 }
 
 /// Simulates `policy` over `history` (consecutive months) from `initial`.

@@ -3,11 +3,12 @@
 //! of its band, and leaves the others where they are (Vanguard's "rebalance
 //! to the threshold", which trades less than going back to target).
 //!
-//! What those moves leave over or short — the edges do not add up to what
-//! the moved assets weighed — is shared by the slots that did not move
-//! (cash included) in proportion to their target weights; when every slot
-//! moved, by all of them. A slot is never taken below 0; the rounding that
-//! leaves goes to cash, so the weights always add up to exactly 100.
+//! Cash settles the difference, within its own target: when the edges need
+//! more cash than the account has above its target, every buy is cut in the
+//! same proportion; cash still above its target afterwards (a deposit, a
+//! first investment) is invested toward target, each asset below its target
+//! getting a share in proportion to its gap, never past it. The weights
+//! always add up to exactly 100.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -17,19 +18,79 @@ use crate::Symbol;
 use crate::evaluation::PreparedTarget;
 use crate::portfolio::{PortfolioStatus, RebalanceCondition, Weight};
 
-/// One slot of the account: cash or a symbol.
-#[derive(Debug, Clone)]
-struct Slot {
-    symbol: Option<Symbol>,
-    target: Decimal,
-    next: Decimal,
-    moved: bool,
+/// One asset (or cash) of an account, percent of its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeSlot {
+    pub target: Decimal,
+    pub current: Decimal,
+    /// Allowed range; `None` keeps the slot where it is (cash is slot 0).
+    pub band: Option<(Decimal, Decimal)>,
+}
+
+/// The weights after a rebalance to the band's edge; `slots[0]` is cash.
+#[must_use]
+pub fn edge_weights(slots: &[EdgeSlot]) -> Vec<Decimal> {
+    let Some((cash, assets)) = slots.split_first() else {
+        return Vec::new();
+    };
+    let mut next: Vec<Decimal> = assets
+        .iter()
+        .map(|slot| match slot.band {
+            Some((lower, upper)) => slot.current.clamp(lower, upper),
+            None => slot.current,
+        })
+        .collect();
+    let cash_after = |next: &[Decimal]| Decimal::ONE_HUNDRED - next.iter().sum::<Decimal>();
+    // Buys beyond what cash above its target and the sells pay for are cut.
+    if cash_after(&next) < cash.target {
+        let sells: Decimal = assets
+            .iter()
+            .zip(&next)
+            .map(|(slot, to)| (slot.current - *to).max(Decimal::ZERO))
+            .sum();
+        let buys: Decimal = assets
+            .iter()
+            .zip(&next)
+            .map(|(slot, to)| (*to - slot.current).max(Decimal::ZERO))
+            .sum();
+        if buys > Decimal::ZERO {
+            let affordable = (cash.current - cash.target + sells).max(Decimal::ZERO);
+            let share = (affordable / buys).min(Decimal::ONE);
+            for (slot, to) in assets.iter().zip(next.iter_mut()) {
+                if *to > slot.current {
+                    *to = slot.current + (*to - slot.current) * share;
+                }
+            }
+        }
+    }
+    // Cash still above its target goes toward target, by gap.
+    let excess = cash_after(&next) - cash.target;
+    if excess > Decimal::ZERO {
+        let gaps: Vec<Decimal> = assets
+            .iter()
+            .zip(&next)
+            .map(|(slot, to)| (slot.target - *to).max(Decimal::ZERO))
+            .collect();
+        let total: Decimal = gaps.iter().sum();
+        if total > Decimal::ZERO {
+            let share = (excess / total).min(Decimal::ONE);
+            for (to, gap) in next.iter_mut().zip(gaps) {
+                *to += gap * share;
+            }
+        }
+    }
+    for to in &mut next {
+        *to = (*to).max(Decimal::ZERO);
+    }
+    let mut weights = vec![cash_after(&next).max(Decimal::ZERO)];
+    weights.extend(next);
+    weights
 }
 
 /// The weights of a rebalance to the band's edge of `conditions`' bands,
-/// for an account of `equity` holding `cash` and `values` (dollars per
-/// symbol). `weights` are the flat target (cash and assets, summing to 100).
-/// Without a positive equity, the target itself.
+/// for an account holding `cash` and `values` (dollars per symbol).
+/// `weights` are the flat target (cash and assets, summing to 100). Without
+/// a positive equity, the target itself.
 #[must_use]
 pub fn band_edge_weights(
     weights: &[Weight],
@@ -54,12 +115,6 @@ pub fn band_edge_weights(
         .filter(|weight| weight.symbol().is_none())
         .map(|weight| weight.percent)
         .sum();
-    let mut slots = vec![Slot {
-        symbol: None,
-        target: cash_target,
-        next: percent(cash),
-        moved: false,
-    }];
     // Target assets and held ones, in symbol order so the result is stable.
     let mut symbols: BTreeMap<Symbol, Decimal> = weights
         .iter()
@@ -68,9 +123,13 @@ pub fn band_edge_weights(
     for symbol in values.keys() {
         symbols.entry(symbol.clone()).or_insert(Decimal::ZERO);
     }
-    for (symbol, target) in symbols {
-        let current = percent(values.get(&symbol).copied().unwrap_or_default());
-        let band = prepared
+    let mut slots = vec![EdgeSlot {
+        target: cash_target,
+        current: percent(cash),
+        band: None,
+    }];
+    for (symbol, target) in &symbols {
+        let (lower, upper) = prepared
             .assets()
             .iter()
             .find(|asset| asset.symbol == symbol.as_str())
@@ -78,55 +137,25 @@ pub fn band_edge_weights(
                 || prepared.off_target_band(),
                 |asset| (asset.lower, asset.upper),
             );
-        let (next, moved) = match band {
-            (Some(lower), Some(upper)) if current < lower || current > upper => {
-                (current.clamp(lower, upper), true)
-            }
-            (Some(_), Some(_)) => (current, false),
+        let current = percent(values.get(symbol).copied().unwrap_or_default());
+        slots.push(EdgeSlot {
+            target: *target,
+            current,
             // No band: the asset goes to target, as a plain rebalance would.
-            _ => (target, current != target),
-        };
-        slots.push(Slot {
-            symbol: Some(symbol),
-            target,
-            next,
-            moved,
+            band: Some(lower.zip(upper).unwrap_or((*target, *target))),
         });
     }
-    share_what_is_left(&mut slots);
-    slots
-        .into_iter()
-        .filter(|slot| slot.next > Decimal::ZERO)
-        .map(|slot| match slot.symbol {
-            Some(symbol) => Weight::asset(symbol, slot.next),
-            None => Weight::cash(slot.next),
-        })
-        .collect()
-}
-
-/// Spreads `100 − Σ next` over the slots that did not move, by target.
-fn share_what_is_left(slots: &mut [Slot]) {
-    let left = Decimal::ONE_HUNDRED - slots.iter().map(|slot| slot.next).sum::<Decimal>();
-    let kept: Decimal = slots
-        .iter()
-        .filter(|slot| !slot.moved)
-        .map(|slot| slot.target)
-        .sum();
-    let everyone = kept.is_zero();
-    let base: Decimal = if everyone {
-        slots.iter().map(|slot| slot.target).sum()
-    } else {
-        kept
-    };
-    if base > Decimal::ZERO {
-        for slot in slots.iter_mut().filter(|slot| everyone || !slot.moved) {
-            slot.next = (slot.next + left * slot.target / base).max(Decimal::ZERO);
+    let next = edge_weights(&slots);
+    let mut result = Vec::with_capacity(next.len());
+    for (symbol, percent) in symbols.into_keys().zip(next.iter().skip(1)) {
+        if *percent > Decimal::ZERO {
+            result.push(Weight::asset(symbol, *percent));
         }
     }
-    let rounding = Decimal::ONE_HUNDRED - slots.iter().map(|slot| slot.next).sum::<Decimal>();
-    if let Some(cash) = slots.first_mut() {
-        cash.next = (cash.next + rounding).max(Decimal::ZERO);
+    if next[0] > Decimal::ZERO {
+        result.push(Weight::cash(next[0]));
     }
+    result
 }
 
 #[cfg(test)]
@@ -172,7 +201,7 @@ mod tests {
     #[test]
     fn assets_inside_their_band_stay_and_cash_takes_the_difference() {
         // SPY 67% (band 55-65) goes to 65; TLT 31% stays (band 30-40): the
-        // 2 points sold go to cash, the only other slot that did not move.
+        // 2 points sold go to cash (2% → 4%, still under its 5% target).
         let weights = vec![
             Weight::cash(dec!(5)),
             Weight::asset(symbol("SPY"), dec!(60)),
@@ -181,9 +210,65 @@ mod tests {
         let values = HashMap::from([(symbol("SPY"), dec!(6700)), (symbol("TLT"), dec!(3100))]);
         let edge = band_edge_weights(&weights, &five_points(), dec!(200), &values);
         assert_eq!(percent_of(&edge, Some("SPY")), dec!(65));
-        assert!(percent_of(&edge, Some("TLT")) > dec!(31));
-        let total: Decimal = edge.iter().map(|w| w.percent).sum();
-        assert_eq!(total, dec!(100));
+        assert_eq!(percent_of(&edge, Some("TLT")), dec!(31));
+        assert_eq!(percent_of(&edge, None), dec!(4));
+    }
+
+    #[test]
+    fn cash_above_its_target_is_invested_toward_target() {
+        // A first investment: all cash. The edges (55, 35) leave 10 points
+        // of cash over its 0 target, shared by the gaps: back to 60/40.
+        let weights = vec![
+            Weight::asset(symbol("SPY"), dec!(60)),
+            Weight::asset(symbol("AGG"), dec!(40)),
+        ];
+        let edge = band_edge_weights(&weights, &five_points(), dec!(10000), &HashMap::new());
+        assert_eq!(percent_of(&edge, Some("SPY")), dec!(60));
+        assert_eq!(percent_of(&edge, Some("AGG")), dec!(40));
+        assert_eq!(percent_of(&edge, None), dec!(0));
+    }
+
+    #[test]
+    fn buys_the_cash_cannot_pay_for_are_cut() {
+        // Cash 0 of a 0 target; SPY at 50 (band 55-65) wants 5 points, AGG
+        // at 50 (band 35-45) gives 5: the edges pay for each other. With
+        // AGG inside its band nothing pays for SPY's buy.
+        let slots = [
+            EdgeSlot {
+                target: dec!(0),
+                current: dec!(0),
+                band: None,
+            },
+            EdgeSlot {
+                target: dec!(60),
+                current: dec!(50),
+                band: Some((dec!(55), dec!(65))),
+            },
+            EdgeSlot {
+                target: dec!(40),
+                current: dec!(50),
+                band: Some((dec!(35), dec!(45))),
+            },
+        ];
+        assert_eq!(edge_weights(&slots), vec![dec!(0), dec!(55), dec!(45)]);
+        let inside = [
+            EdgeSlot {
+                target: dec!(0),
+                current: dec!(0),
+                band: None,
+            },
+            EdgeSlot {
+                target: dec!(60),
+                current: dec!(50),
+                band: Some((dec!(55), dec!(65))),
+            },
+            EdgeSlot {
+                target: dec!(40),
+                current: dec!(50),
+                band: None,
+            },
+        ];
+        assert_eq!(edge_weights(&inside), vec![dec!(0), dec!(50), dec!(50)]);
     }
 
     #[test]

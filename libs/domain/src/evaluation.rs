@@ -248,13 +248,13 @@ impl PreparedTarget {
         self
     }
 
-    /// The same target with other weights (an account's own, after its
-    /// substitutes, cash reserve and restrictions).
+    /// The same target with other weights and conditions (an account's
+    /// own, after its substitutes, cash reserve and restrictions).
     #[must_use]
-    pub fn with_weights(&self, weights: Vec<Weight>) -> Self {
+    pub fn with_target(&self, weights: Vec<Weight>, conditions: Vec<RebalanceCondition>) -> Self {
         Self::new(
             weights,
-            self.conditions.clone(),
+            conditions,
             self.cooldown_days,
             self.invest_cash_threshold,
             self.portfolio_status,
@@ -1019,7 +1019,14 @@ fn full() -> RunDecision {
 /// is today.
 #[must_use]
 pub fn calendar_due(rule: CalendarRule, today: NaiveDate) -> bool {
-    let candidates: Vec<NaiveDate> = match rule {
+    due_candidates(rule, today)
+        .into_iter()
+        .any(|date| trading_day_on_or_before(date) == today)
+}
+
+/// The rule's days in `today`'s period and the next, before rolling back.
+fn due_candidates(rule: CalendarRule, today: NaiveDate) -> Vec<NaiveDate> {
+    match rule {
         CalendarRule::Weekly(weekday) => {
             let monday = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
             let offset = i64::from(weekday.num_days_from_monday());
@@ -1055,20 +1062,32 @@ pub fn calendar_due(rule: CalendarRule, today: NaiveDate) -> bool {
             .into_iter()
             .filter_map(|year| clamp(year, month, day))
             .collect(),
-    };
-    candidates
-        .into_iter()
-        .any(|date| trading_day_on_or_before(date) == today)
+    }
 }
 
 /// The first trading day from `today` on (today included) on which `rule`
-/// is due, within a year and a half.
+/// is due: the earliest of its days over the next fifteen months (three
+/// weeks for a weekly rule), rolled back to trading days.
 #[must_use]
 pub fn next_due(rule: CalendarRule, today: NaiveDate) -> Option<NaiveDate> {
-    today
-        .iter_days()
-        .take(550)
-        .find(|day| calendar_due(rule, *day))
+    let probes: Vec<NaiveDate> = match rule {
+        CalendarRule::Weekly(_) => (0..3).map(|week| today + Duration::weeks(week)).collect(),
+        _ => {
+            let (mut year, mut month) = (today.year(), today.month());
+            let mut probes = Vec::new();
+            for _ in 0..15 {
+                probes.extend(NaiveDate::from_ymd_opt(year, month, 1));
+                (year, month) = next_month(year, month);
+            }
+            probes
+        }
+    };
+    probes
+        .into_iter()
+        .flat_map(|probe| due_candidates(rule, probe))
+        .map(trading_day_on_or_before)
+        .filter(|day| *day >= today)
+        .min()
 }
 
 fn next_month(year: i32, month: u32) -> (i32, u32) {

@@ -571,6 +571,31 @@ fn a_hybrid_policy_outside_its_band_trades_on_its_review_day_only() {
 }
 
 #[test]
+fn the_next_due_day_is_the_first_day_the_rule_fires() {
+    let rules = [
+        CalendarRule::Weekly(Weekday::Mon),
+        CalendarRule::Monthly(31),
+        CalendarRule::Monthly(1),
+        CalendarRule::Quarterly {
+            first_month: 2,
+            day: 30,
+        },
+        CalendarRule::Annually { month: 1, day: 1 },
+        CalendarRule::Annually { month: 2, day: 29 },
+    ];
+    let start = NaiveDate::from_ymd_opt(2026, 1, 1).expect("valid");
+    for rule in rules {
+        for offset in 0..400 {
+            let today = start + Duration::days(offset);
+            let brute = (0..550)
+                .map(|ahead| today + Duration::days(ahead))
+                .find(|day| calendar_due(rule, *day));
+            assert_eq!(next_due(rule, today), brute, "{rule:?} from {today}");
+        }
+    }
+}
+
+#[test]
 fn a_quarter_cycle_can_start_in_any_month() {
     // March, June, September and December, on the last day of the month.
     let rule = CalendarRule::Quarterly {

@@ -111,6 +111,32 @@ crate::text_enum! {
     }
 }
 
+/// Trading rules for one asset of a portfolio, as the client sent them.
+#[derive(Debug, Clone, Default)]
+pub struct AssetRuleInput {
+    pub symbol: String,
+    /// Empty: the portfolio's minimum order notional.
+    pub minimum_order_notional: String,
+    /// Empty: any drift is traded.
+    pub minimum_drift: String,
+}
+
+/// Trading rules for one asset of a portfolio (Tamarac's minimum trade and
+/// trade tolerance per security).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AssetRule {
+    pub symbol: Symbol,
+    /// Orders of the asset worth less are not placed (at least the
+    /// portfolio's minimum).
+    pub minimum_order_notional: Option<Decimal>,
+    /// A full rebalance trades the asset only when it is at least this many
+    /// percentage points from its target.
+    pub minimum_drift: Option<Decimal>,
+}
+
+/// Rules one portfolio may hold at most.
+pub const MAX_ASSET_RULES: usize = 1000;
+
 /// The versioned part of a portfolio, as the client sent it.
 #[derive(Debug, Clone, Default)]
 pub struct TargetInput {
@@ -123,6 +149,7 @@ pub struct TargetInput {
     pub investment_minimum: String,
     /// `None`: to target.
     pub rebalance_to: Option<RebalanceTo>,
+    pub asset_rules: Vec<AssetRuleInput>,
 }
 
 /// A whole portfolio as the client sent it.
@@ -297,6 +324,7 @@ pub struct TargetSpec {
     pub minimum_order_notional: Decimal,
     pub investment_minimum: Decimal,
     pub rebalance_to: RebalanceTo,
+    pub asset_rules: Vec<AssetRule>,
 }
 
 impl TargetSpec {
@@ -378,6 +406,18 @@ impl TargetSpec {
             minimum_order_notional: text(self.minimum_order_notional),
             investment_minimum: text(self.investment_minimum),
             rebalance_to: Some(self.rebalance_to),
+            asset_rules: self
+                .asset_rules
+                .iter()
+                .map(|rule| AssetRuleInput {
+                    symbol: rule.symbol.to_string(),
+                    minimum_order_notional: rule
+                        .minimum_order_notional
+                        .map(text)
+                        .unwrap_or_default(),
+                    minimum_drift: rule.minimum_drift.map(text).unwrap_or_default(),
+                })
+                .collect(),
         }
     }
 
@@ -523,6 +563,7 @@ impl TargetInput {
                 "band_edge needs a drift band in rebalance_conditions",
             );
         }
+        let asset_rules = validate_asset_rules(&self.asset_rules, &weights, violations);
         TargetSpec {
             weights,
             conditions,
@@ -532,8 +573,81 @@ impl TargetInput {
             minimum_order_notional,
             investment_minimum,
             rebalance_to,
+            asset_rules,
         }
     }
+}
+
+/// Per-asset rules: a known, unique asset of the target (any symbol when
+/// the target has sleeves), at least one rule, amounts as the portfolio's.
+fn validate_asset_rules(
+    inputs: &[AssetRuleInput],
+    weights: &[Weight],
+    violations: &mut Violations,
+) -> Vec<AssetRule> {
+    if inputs.len() > MAX_ASSET_RULES {
+        violations.add("asset_rules", format!("at most {MAX_ASSET_RULES}"));
+        return Vec::new();
+    }
+    let has_sleeves = weights
+        .iter()
+        .any(|weight| matches!(weight.target, WeightTarget::Portfolio(_)));
+    let mut rules: Vec<AssetRule> = Vec::with_capacity(inputs.len());
+    for (index, input) in inputs.iter().enumerate() {
+        let at = |field: &str| format!("asset_rules[{index}].{field}");
+        let symbol = match Symbol::parse(&input.symbol) {
+            Ok(symbol) => symbol,
+            Err(error) => {
+                violations.add(at("symbol"), error.to_string());
+                continue;
+            }
+        };
+        if !has_sleeves && !weights.iter().any(|w| w.symbol() == Some(&symbol)) {
+            violations.add(
+                at("symbol"),
+                format!("{symbol} is not one of the portfolio's assets"),
+            );
+            continue;
+        }
+        if rules.iter().any(|rule| rule.symbol == symbol) {
+            violations.add(at("symbol"), format!("{symbol} has two rules"));
+            continue;
+        }
+        let minimum_order_notional = if input.minimum_order_notional.is_empty() {
+            None
+        } else {
+            Some(validate_amount(
+                &at("minimum_order_notional"),
+                &input.minimum_order_notional,
+                Decimal::ZERO,
+                violations,
+            ))
+        };
+        let minimum_drift = if input.minimum_drift.is_empty() {
+            None
+        } else {
+            match parse_positive_percent(&input.minimum_drift, HUNDRED, 4) {
+                Ok(percent) => Some(percent),
+                Err(problem) => {
+                    violations.add(at("minimum_drift"), problem);
+                    None
+                }
+            }
+        };
+        if input.minimum_order_notional.is_empty() && input.minimum_drift.is_empty() {
+            violations.add(
+                at("minimum_order_notional"),
+                "set minimum_order_notional, minimum_drift or both",
+            );
+            continue;
+        }
+        rules.push(AssetRule {
+            symbol,
+            minimum_order_notional,
+            minimum_drift,
+        });
+    }
+    rules
 }
 
 /// A dollar amount: empty means `default`; else 0 or more with at most 2 decimals.
@@ -847,11 +961,25 @@ fn parse_quarter_day(day: &str) -> Result<CalendarRule, (&'static str, String)> 
             ),
         )
     };
-    if let Some((month, day_of_month)) = parse_month_day(day) {
-        return Ok(CalendarRule::Quarterly {
-            first_month: (month - 1) % 3 + 1,
-            day: day_of_month,
-        });
+    // Any day 1..=31 of any month: it is clamped to each month's length, so
+    // "02-31" (what a February cycle on the 31st is written as) is fine.
+    if let Some((month, day_of_month)) = day.split_once('-') {
+        let parsed = (month.len() == 2 && day_of_month.len() == 2)
+            .then(|| {
+                Some((
+                    month.parse::<u32>().ok()?,
+                    day_of_month.parse::<u32>().ok()?,
+                ))
+            })
+            .flatten()
+            .filter(|(month, day)| (1..=12).contains(month) && (1..=31).contains(day));
+        return match parsed {
+            Some((month, day)) => Ok(CalendarRule::Quarterly {
+                first_month: (month - 1) % 3 + 1,
+                day,
+            }),
+            None => Err(problem()),
+        };
     }
     match day.parse::<u32>() {
         Ok(n) if (1..=31).contains(&n) && day.len() <= 2 => Ok(CalendarRule::Quarterly {

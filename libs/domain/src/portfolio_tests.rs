@@ -253,6 +253,9 @@ fn one_calendar_condition_with_a_valid_day() {
         // Any month of the cycle names it: June is March's cycle.
         (ConditionSubKind::Quarterly, "06-15", "03-15"),
         (ConditionSubKind::Quarterly, "01-15", "15"),
+        // Clamped to each month's length: May's cycle on the 31st.
+        (ConditionSubKind::Quarterly, "05-31", "02-31"),
+        (ConditionSubKind::Quarterly, "02-31", "02-31"),
         (ConditionSubKind::Annually, "02-29", "02-29"),
     ];
     for (sub_kind, day, shown) in cases {
@@ -271,6 +274,8 @@ fn one_calendar_condition_with_a_valid_day() {
         (ConditionSubKind::Monthly, "0"),
         (ConditionSubKind::Monthly, "32"),
         (ConditionSubKind::Quarterly, ""),
+        (ConditionSubKind::Quarterly, "13-01"),
+        (ConditionSubKind::Quarterly, "03-32"),
         (ConditionSubKind::Annually, "02-30"),
         (ConditionSubKind::Annually, "13-01"),
         (ConditionSubKind::Annually, "3-1"),

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Symbol;
 use crate::decimal::{parse_decimal, significant_scale};
-use crate::portfolio::{Weight, WeightTarget};
+use crate::portfolio::{DriftBand, RebalanceCondition, Weight, WeightTarget};
 use crate::trades::SymbolRestriction;
 use crate::violation::Violations;
 
@@ -99,6 +99,36 @@ impl TradingPreferences {
                     no_buy: rule.no_buy,
                     no_sell: rule.no_sell,
                 })
+            })
+            .collect()
+    }
+
+    /// `conditions` with each substitute taking over its model asset's
+    /// per-asset bands (a band of VOO, standing in for SPY, is SPY's).
+    #[must_use]
+    pub fn substitute_conditions(
+        &self,
+        conditions: &[RebalanceCondition],
+    ) -> Vec<RebalanceCondition> {
+        conditions
+            .iter()
+            .map(|condition| match condition {
+                RebalanceCondition::DriftBand(band) => {
+                    let held = band.symbol.as_ref().and_then(|symbol| {
+                        self.substitutes
+                            .iter()
+                            .find(|s| s.model_symbol == symbol.as_str())
+                            .and_then(|s| Symbol::parse(&s.held_symbol).ok())
+                    });
+                    match held {
+                        Some(held) => RebalanceCondition::DriftBand(DriftBand {
+                            symbol: Some(held),
+                            ..band.clone()
+                        }),
+                        None => condition.clone(),
+                    }
+                }
+                other => other.clone(),
             })
             .collect()
     }
@@ -194,40 +224,62 @@ impl TradingPreferences {
                 .map(|(_, value)| *value * Decimal::ONE_HUNDRED / equity)
                 .sum()
         };
+        // Weights pinned to what the account holds, and the rest.
+        let mut pinned: Vec<Weight> = Vec::new();
         for rule in &self.restricted {
             let current = held(&rule.symbol);
-            let slot = own
-                .iter_mut()
-                .find(|w| w.symbol().is_some_and(|s| s.as_str() == rule.symbol));
-            match slot {
-                Some(weight) => {
-                    if rule.no_buy && weight.percent > current {
-                        weight.percent = current;
-                    }
-                    if rule.no_sell && weight.percent < current {
-                        weight.percent = current;
-                    }
-                }
-                None if rule.no_sell && current > Decimal::ZERO => {
-                    if let Ok(symbol) = Symbol::parse(&rule.symbol) {
-                        own.push(Weight::asset(symbol, current));
-                    }
-                }
-                None => {}
+            let position = own
+                .iter()
+                .position(|w| w.symbol().is_some_and(|s| s.as_str() == rule.symbol));
+            let model = position.map_or(Decimal::ZERO, |index| own[index].percent);
+            let keeps = (rule.no_buy && model > current) || (rule.no_sell && model < current);
+            if !keeps {
+                continue;
+            }
+            if let Some(index) = position {
+                own.remove(index);
+            }
+            if current > Decimal::ZERO
+                && let Ok(symbol) = Symbol::parse(&rule.symbol)
+            {
+                pinned.push(Weight::asset(symbol, current));
             }
         }
-        own.retain(|w| w.target == WeightTarget::Cash || w.percent > Decimal::ZERO);
-        let assets: Decimal = own
+        let pinned_total: Decimal = pinned.iter().map(|w| w.percent).sum();
+        let free_assets: Decimal = own
             .iter()
             .filter(|w| w.target != WeightTarget::Cash)
             .map(|w| w.percent)
             .sum();
-        own.retain(|w| w.target != WeightTarget::Cash);
+        let cash_weight: Decimal = own
+            .iter()
+            .filter(|w| w.target == WeightTarget::Cash)
+            .map(|w| w.percent)
+            .sum();
+        // What is pinned above the model comes out of the free assets, in
+        // proportion, so the weights still add up to 100.
+        let room = (Decimal::ONE_HUNDRED - pinned_total - cash_weight).max(Decimal::ZERO);
+        let scale = if free_assets > room && free_assets > Decimal::ZERO {
+            room / free_assets
+        } else {
+            Decimal::ONE
+        };
+        let mut result: Vec<Weight> = own
+            .into_iter()
+            .filter(|w| w.target != WeightTarget::Cash)
+            .map(|w| Weight {
+                percent: w.percent * scale,
+                target: w.target,
+            })
+            .filter(|w| w.percent > Decimal::ZERO)
+            .collect();
+        result.extend(pinned);
+        let assets: Decimal = result.iter().map(|w| w.percent).sum();
         let cash = (Decimal::ONE_HUNDRED - assets).max(Decimal::ZERO);
         if cash > Decimal::ZERO {
-            own.push(Weight::cash(cash));
+            result.push(Weight::cash(cash));
         }
-        own
+        result
     }
 }
 
@@ -454,6 +506,54 @@ mod tests {
             ..TradingPreferences::default()
         };
         assert_eq!(small.apply(&model(), dec!(100000)), model());
+    }
+
+    #[test]
+    fn the_monitor_does_not_ask_for_restricted_trades() {
+        let rule = |symbol: &str, no_buy: bool, no_sell: bool| Restricted {
+            symbol: symbol.into(),
+            no_buy,
+            no_sell,
+            reason: String::new(),
+        };
+        // SPY may not be sold and is held at 70% of a 60/35/5 model: it
+        // stays at 70, TLT gives way (35 → 25), cash keeps its 5.
+        let preferences = TradingPreferences {
+            restricted: vec![rule("SPY", false, true)],
+            ..TradingPreferences::default()
+        };
+        let values = vec![
+            ("SPY".to_owned(), dec!(70000)),
+            ("TLT".to_owned(), dec!(30000)),
+        ];
+        let own = preferences.monitored_target(&model(), dec!(100000), &values);
+        let total: Decimal = own.iter().map(|w| w.percent).sum();
+        assert_eq!(total, dec!(100));
+        let of = |name: &str| {
+            own.iter()
+                .find(|w| w.symbol().is_some_and(|s| s.as_str() == name))
+                .map(|w| w.percent)
+        };
+        assert_eq!(of("SPY"), Some(dec!(70)));
+        assert_eq!(of("TLT"), Some(dec!(25)));
+        // TLT may not be bought and is held at 10%: capped there.
+        let preferences = TradingPreferences {
+            restricted: vec![rule("TLT", true, false)],
+            ..TradingPreferences::default()
+        };
+        let values = vec![
+            ("SPY".to_owned(), dec!(60000)),
+            ("TLT".to_owned(), dec!(10000)),
+        ];
+        let own = preferences.monitored_target(&model(), dec!(100000), &values);
+        assert_eq!(
+            own.iter()
+                .find(|w| w.symbol().is_some_and(|s| s.as_str() == "TLT"))
+                .map(|w| w.percent),
+            Some(dec!(10))
+        );
+        let total: Decimal = own.iter().map(|w| w.percent).sum();
+        assert_eq!(total, dec!(100));
     }
 
     #[test]

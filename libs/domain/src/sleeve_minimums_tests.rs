@@ -18,6 +18,7 @@ fn node(weights: Vec<Weight>, minimum: Decimal) -> SleeveNode {
             minimum_order_notional: dec!(1),
             investment_minimum: minimum,
             rebalance_to: RebalanceTo::Target,
+            asset_rules: Vec::new(),
         },
     }
 }

@@ -263,6 +263,7 @@ mod tests {
             minimum_order_notional: dec!(1),
             investment_minimum: minimum,
             rebalance_to: RebalanceTo::Target,
+            asset_rules: Vec::new(),
         }
     }
 

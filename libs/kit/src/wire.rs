@@ -110,6 +110,26 @@ pub fn condition_from_wire(wire: &pb::RebalanceCondition) -> Option<RebalanceCon
     }
 }
 
+/// A per-asset trading rule already validated by the target service, back
+/// in the domain; `None` when it does not parse.
+#[must_use]
+pub fn asset_rule_from_wire(
+    wire: &rebalancer_proto::target::AssetTradeRule,
+) -> Option<rebalancer_domain::portfolio::AssetRule> {
+    let amount = |text: &str| -> Option<Option<Decimal>> {
+        if text.is_empty() {
+            Some(None)
+        } else {
+            text.parse().ok().map(Some)
+        }
+    };
+    Some(rebalancer_domain::portfolio::AssetRule {
+        symbol: rebalancer_domain::Symbol::parse(&wire.symbol).ok()?,
+        minimum_order_notional: amount(&wire.minimum_order_notional)?,
+        minimum_drift: amount(&wire.minimum_drift)?,
+    })
+}
+
 /// A condition sub-type as sent: `None` when unspecified or unknown.
 #[must_use]
 pub fn condition_sub_kind(value: i32) -> Option<ConditionSubKind> {

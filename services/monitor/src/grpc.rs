@@ -218,6 +218,12 @@ impl MonitorService for MonitorApi {
     ) -> Result<Response<pb::SimulatePolicyResponse>, Status> {
         let _context = RequestContext::of(&request)?;
         let message = request.into_inner();
+        if message.rebalance_to != 0 && rebalance_to_input(message.rebalance_to).is_none() {
+            return Err(invalid_field(
+                "rebalance_to",
+                "is not a known rebalance target",
+            ));
+        }
         let input = SimulationInput {
             weights: message.weights.iter().map(weight_input).collect(),
             conditions: message

@@ -3,7 +3,7 @@
 use rebalancer_domain::Violations;
 use rebalancer_domain::portfolio::Weight;
 use rebalancer_domain::portfolio::{
-    OrderSizing, PortfolioInput, PortfolioStatus, Scope, TargetInput,
+    AssetRule, AssetRuleInput, OrderSizing, PortfolioInput, PortfolioStatus, Scope, TargetInput,
 };
 use rebalancer_domain::sleeves::SleeveMinimum;
 use rebalancer_kit::wire::{
@@ -18,6 +18,29 @@ use crate::app::ResolvedAssignment;
 use crate::store::{
     ApprovalMode, AssignmentRecord, AssignmentStatus, AuditRecord, PortfolioRecord, VersionRecord,
 };
+
+/// A per-asset rule as sent.
+#[must_use]
+pub fn asset_rule_input(rule: &pb::AssetTradeRule) -> AssetRuleInput {
+    AssetRuleInput {
+        symbol: rule.symbol.clone(),
+        minimum_order_notional: rule.minimum_order_notional.clone(),
+        minimum_drift: rule.minimum_drift.clone(),
+    }
+}
+
+/// A stored per-asset rule on the wire.
+#[must_use]
+pub fn asset_rule_to_wire(rule: &AssetRule) -> pb::AssetTradeRule {
+    pb::AssetTradeRule {
+        symbol: rule.symbol.to_string(),
+        minimum_order_notional: rule
+            .minimum_order_notional
+            .map(money_text)
+            .unwrap_or_default(),
+        minimum_drift: rule.minimum_drift.map(decimal_text).unwrap_or_default(),
+    }
+}
 
 /// A create request as domain input, for validation.
 #[must_use]
@@ -39,6 +62,7 @@ pub fn portfolio_input(request: &pb::CreatePortfolioRequest) -> PortfolioInput {
             invest_cash_threshold: request.invest_cash_threshold.clone(),
             minimum_order_notional: request.minimum_order_notional.clone(),
             rebalance_to: rebalance_to_input(request.rebalance_to),
+            asset_rules: request.asset_rules.iter().map(asset_rule_input).collect(),
             investment_minimum: request.investment_minimum.clone(),
         },
     }
@@ -133,6 +157,7 @@ pub fn portfolio_to_wire(record: &PortfolioRecord) -> pb::Portfolio {
         updated_at: Some(timestamp(record.updated_at)),
         version_created_at: Some(timestamp(record.version_created_at)),
         rebalance_to: rebalance_to_wire(target.rebalance_to),
+        asset_rules: target.asset_rules.iter().map(asset_rule_to_wire).collect(),
     }
 }
 
@@ -228,6 +253,12 @@ pub fn resolved_assignment_to_wire(resolved: &ResolvedAssignment) -> pb::Resolve
             message.invest_cash_threshold = money_text(portfolio.target.invest_cash_threshold);
             message.minimum_order_notional = money_text(portfolio.target.minimum_order_notional);
             message.rebalance_to = rebalance_to_wire(portfolio.target.rebalance_to);
+            message.asset_rules = portfolio
+                .target
+                .asset_rules
+                .iter()
+                .map(asset_rule_to_wire)
+                .collect();
             message.sleeve_minimums = target
                 .resolved
                 .minimums
@@ -274,6 +305,7 @@ pub fn version_to_wire(record: &VersionRecord) -> pb::PortfolioVersion {
         created_at: Some(timestamp(record.created_at)),
         created_by: record.created_by.clone(),
         rebalance_to: rebalance_to_wire(target.rebalance_to),
+        asset_rules: target.asset_rules.iter().map(asset_rule_to_wire).collect(),
     }
 }
 

@@ -32,6 +32,12 @@ pub(super) struct Line {
     pub(super) buy_restricted: bool,
     /// The account may not sell this symbol.
     pub(super) sell_restricted: bool,
+    /// Orders worth less are not placed: the portfolio's minimum, or the
+    /// asset's own when larger.
+    pub(super) minimum: Decimal,
+    /// A full rebalance leaves the symbol alone closer to target than this
+    /// many points.
+    pub(super) minimum_drift: Option<Decimal>,
 }
 
 /// A held symbol without a price: kept as is, outside equity.
@@ -100,6 +106,13 @@ impl Book {
                     .iter()
                     .any(|rule| &rule.symbol == symbol && side(rule))
             };
+            let rule = input.asset_rules.iter().find(|rule| &rule.symbol == symbol);
+            let minimum = rule
+                .and_then(|rule| rule.minimum_order_notional)
+                .unwrap_or(Decimal::ZERO)
+                .max(input.minimum_order_notional)
+                .max(Decimal::ZERO);
+            let minimum_drift = rule.and_then(|rule| rule.minimum_drift);
             match asset {
                 Some(asset) => lines.push(Line {
                     symbol: symbol.clone(),
@@ -111,6 +124,8 @@ impl Book {
                     sized_in_dollars: asset.fractionable && !input.whole_shares_only,
                     buy_restricted: restricted(|rule| rule.no_buy),
                     sell_restricted: restricted(|rule| rule.no_sell),
+                    minimum,
+                    minimum_drift,
                 }),
                 None if quantity > Decimal::ZERO => unpriced_holdings.push(UnpricedHolding {
                     symbol: symbol.clone(),
@@ -144,6 +159,17 @@ impl Book {
     }
 
     /// Dollars the target keeps in cash on the current equity.
+    /// Whether a full rebalance leaves `line` alone: closer to its target
+    /// than the asset's minimum drift (percentage points of equity).
+    pub(super) fn within_minimum_drift(&self, line: &Line) -> Option<Decimal> {
+        let minimum = line.minimum_drift?;
+        if self.equity <= Decimal::ZERO {
+            return None;
+        }
+        let drift = (line.value * Decimal::ONE_HUNDRED / self.equity - line.target_percent).abs();
+        (drift < minimum).then_some(drift)
+    }
+
     pub(super) fn cash_target(&self) -> Decimal {
         percent_share(self.equity, self.cash_percent)
     }

@@ -14,6 +14,7 @@ use rust_decimal::Decimal;
 
 use super::book::{Book, Line};
 use super::ledger::{Ledger, Refusal, notional_order, quantity_order};
+use super::rebalance::minimum_drift_refusal;
 use super::rounding::{CENT, floor_cents};
 use super::waterfill::{Bound, smallest_under, water_fill};
 use super::whole_shares::{WholeShareBuy, round_to_targets};
@@ -42,12 +43,18 @@ pub(super) fn invest_cash(book: &Book, ledger: &mut Ledger) {
     if budget <= Decimal::ZERO {
         return;
     }
-    buy_towards_targets(book, budget, ledger);
+    buy_towards_targets(book, budget, ledger, false);
 }
 
-/// Spends at most `budget` on the positions below target.
-pub(super) fn buy_towards_targets(book: &Book, budget: Decimal, ledger: &mut Ledger) {
-    let candidates = buyable_needs(book, ledger);
+/// Spends at most `budget` on the positions below target; a full rebalance
+/// (`rebalancing`) leaves alone those within their minimum drift.
+pub(super) fn buy_towards_targets(
+    book: &Book,
+    budget: Decimal,
+    ledger: &mut Ledger,
+    rebalancing: bool,
+) {
+    let candidates = buyable_needs(book, ledger, rebalancing);
     if candidates.is_empty() {
         return;
     }
@@ -65,20 +72,28 @@ pub(super) fn buy_towards_targets(book: &Book, budget: Decimal, ledger: &mut Led
         }
         return;
     }
-    let allocation = allocate_with_minimum(&candidates, budget, book.minimum);
+    let allocation = allocate_with_minimum(&candidates, budget);
     for (index, refusal) in allocation.dropped {
         ledger.refuse(candidates[index].line, Side::Buy, refusal);
     }
-    place_buys(book, &candidates, &allocation.kept, budget, ledger);
+    place_buys(&candidates, &allocation.kept, budget, ledger);
 }
 
 /// The positions at least a cent below target that may be bought; the others
 /// are refused here.
-fn buyable_needs<'a>(book: &'a Book, ledger: &mut Ledger) -> Vec<BuyCandidate<'a>> {
+fn buyable_needs<'a>(
+    book: &'a Book,
+    ledger: &mut Ledger,
+    rebalancing: bool,
+) -> Vec<BuyCandidate<'a>> {
     let mut candidates = Vec::new();
     for line in &book.lines {
         let need = book.target_value(line) - line.value;
         if need < CENT {
+            continue;
+        }
+        if rebalancing && let Some(drift) = book.within_minimum_drift(line) {
+            ledger.refuse(line, Side::Buy, minimum_drift_refusal(line, need, drift));
             continue;
         }
         if !line.tradable {
@@ -105,28 +120,27 @@ fn buyable_needs<'a>(book: &'a Book, ledger: &mut Ledger) -> Vec<BuyCandidate<'a
 
 /// Water-fills the budget, dropping the smallest share under the minimum and
 /// filling again until every share is 0 or at least the minimum.
-fn allocate_with_minimum(
-    candidates: &[BuyCandidate<'_>],
-    budget: Decimal,
-    minimum: Decimal,
-) -> Allocation {
+fn allocate_with_minimum(candidates: &[BuyCandidate<'_>], budget: Decimal) -> Allocation {
     let mut active: Vec<usize> = (0..candidates.len()).collect();
     let mut dropped = Vec::new();
     loop {
         // A need under the minimum may take the minimum (a slight overshoot
         // rather than no order at all).
+        let minimum = |position: usize| candidates[active[position]].line.minimum;
         let needs: Vec<Decimal> = active
             .iter()
-            .map(|index| candidates[*index].need.max(minimum))
+            .map(|index| candidates[*index].need.max(candidates[*index].line.minimum))
             .collect();
         let shares = water_fill(&needs, budget, Bound::AtMost);
-        let under_minimum = |share: Decimal| floor_cents(share) < minimum;
+        let under_minimum =
+            |position: usize, share: Decimal| floor_cents(share) < minimum(position);
         let Some(position) = smallest_under(&shares, under_minimum) else {
             let kept = active.into_iter().zip(shares).collect();
             return Allocation { kept, dropped };
         };
         let index = active.remove(position);
-        let refusal = minimum_refusal(&candidates[index], shares[position], minimum);
+        let line_minimum = candidates[index].line.minimum;
+        let refusal = minimum_refusal(&candidates[index], shares[position], line_minimum);
         dropped.push((index, refusal));
     }
 }
@@ -155,7 +169,6 @@ struct DollarBuy {
 /// shares as close to target as the budget allows for the others, then what
 /// rounding leaves to the fractional ones.
 fn place_buys(
-    book: &Book,
     candidates: &[BuyCandidate<'_>],
     kept: &[(usize, Decimal)],
     budget: Decimal,
@@ -177,6 +190,7 @@ fn place_buys(
                 price,
                 candidate.need,
                 *allocation,
+                candidate.line.minimum,
             ));
         }
     }
@@ -189,11 +203,11 @@ fn place_buys(
         .filter(|buy| !buy.notional.is_zero())
         .map(|buy| (candidates[buy.candidate].need - buy.notional).max(Decimal::ZERO))
         .sum();
-    let rounding_leftover = round_to_targets(&mut whole_buys, budget - spent, book.minimum, sink);
+    let rounding_leftover = round_to_targets(&mut whole_buys, budget - spent, sink);
     let mut leftover = rounding_leftover;
     for buy in &whole_buys {
         let candidate = &candidates[buy.candidate];
-        match whole_share_order(candidate, buy, book.minimum) {
+        match whole_share_order(candidate, buy, candidate.line.minimum) {
             Ok(shares) => ledger.place(quantity_order(candidate.line, Side::Buy, shares)),
             Err(refusal) => {
                 leftover += buy.cost();

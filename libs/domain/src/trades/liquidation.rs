@@ -71,13 +71,13 @@ pub(super) fn raise_cash(book: &Book, amount: Decimal, ledger: &mut Ledger) {
         .copied()
         .filter(|candidate| may_sell(book, candidate.line))
         .collect();
-    let sales = sales_with_minimum(&sellable, required, book.minimum);
+    let sales = sales_with_minimum(&sellable, required);
     for (index, dollars) in sales.dropped {
         let line = sellable[index].line;
         let notional = ceil_cents(dollars);
         let detail = format!(
             "${notional} of {} is below the minimum order of ${} and the other sales cover the amount",
-            line.symbol, book.minimum
+            line.symbol, line.minimum
         );
         let refusal = Refusal::new(SkipReason::BelowMinimumNotional, notional, detail);
         ledger.refuse(line, Side::Sell, refusal);
@@ -171,11 +171,7 @@ fn allocate_sales(candidates: &[SaleCandidate<'_>], required: Decimal) -> Vec<De
 /// raised to the minimum (or to the whole position, when that is worth less)
 /// when they cannot. When what is left to raise is itself under the minimum,
 /// one sale of the minimum from the most overweight position covers it.
-fn sales_with_minimum(
-    candidates: &[SaleCandidate<'_>],
-    required: Decimal,
-    minimum: Decimal,
-) -> Sales {
+fn sales_with_minimum(candidates: &[SaleCandidate<'_>], required: Decimal) -> Sales {
     let mut free: Vec<usize> = (0..candidates.len()).collect();
     let mut pinned: Vec<(usize, Decimal)> = Vec::new();
     let mut dropped = Vec::new();
@@ -185,7 +181,9 @@ fn sales_with_minimum(
         let free_candidates: Vec<SaleCandidate<'_>> =
             free.iter().map(|index| candidates[*index]).collect();
         let dollars = allocate_sales(&free_candidates, still_required);
-        let under_minimum = |amount: Decimal| ceil_cents(amount) < minimum;
+        let minimum = |position: usize| candidates[free[position]].line.minimum;
+        let under_minimum =
+            |position: usize, amount: Decimal| ceil_cents(amount) < minimum(position);
         let Some(position) = smallest_under(&dollars, under_minimum) else {
             let free_sales = free
                 .into_iter()
@@ -194,12 +192,13 @@ fn sales_with_minimum(
             let sales = pinned.into_iter().chain(free_sales).collect();
             return Sales { sales, dropped };
         };
-        if still_required < minimum {
+        let largest = position_of_largest(&dollars);
+        let (largest_minimum, minimum) = (minimum(largest), minimum(position));
+        if still_required < largest_minimum {
             // One sale at the minimum covers what is left: take it from the
             // position the allocation leans on most.
-            let largest = position_of_largest(&dollars);
             let index = free.remove(largest);
-            pinned.push((index, minimum.min(candidates[index].line.value)));
+            pinned.push((index, largest_minimum.min(candidates[index].line.value)));
             continue;
         }
         let index = free.remove(position);

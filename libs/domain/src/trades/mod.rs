@@ -54,7 +54,7 @@ use std::collections::HashMap;
 use rust_decimal::Decimal;
 
 use crate::Symbol;
-use crate::portfolio::Weight;
+use crate::portfolio::{AssetRule, Weight};
 
 use book::Book;
 use ledger::Ledger;
@@ -152,6 +152,8 @@ pub struct PlanInput<'a> {
     pub minimum_order_notional: Decimal,
     /// Trade whole shares even for fractionable assets.
     pub whole_shares_only: bool,
+    /// Per-asset minimum order and minimum drift.
+    pub asset_rules: &'a [AssetRule],
 }
 
 /// An order the plan places.
@@ -183,6 +185,8 @@ crate::text_enum! {
     pub enum SkipReason {
         /// The order would be worth less than the minimum order notional.
         BelowMinimumNotional = "below_minimum_notional",
+        /// A full rebalance leaves an asset this close to its target alone.
+        BelowMinimumDrift = "below_minimum_drift",
         /// The budget ran out before this trade.
         InsufficientCash = "insufficient_cash",
         /// The asset may not be traded.

@@ -51,6 +51,7 @@ impl World {
             assets: &self.assets,
             minimum_order_notional: self.minimum,
             whole_shares_only: self.whole_shares_only,
+            asset_rules: &[],
         }
     }
 

@@ -23,11 +23,29 @@ pub(super) fn full_rebalance(book: &Book, ledger: &mut Ledger) {
         if excess < CENT {
             continue;
         }
+        if let Some(drift) = book.within_minimum_drift(line) {
+            ledger.refuse(line, Side::Sell, minimum_drift_refusal(line, excess, drift));
+            continue;
+        }
         let sized = rebalance_sell(book, line, target, excess);
         ledger.place_or_refuse(line, Side::Sell, sized);
     }
     let budget = book.cash + ledger.proceeds() - book.cash_target();
-    buy_towards_targets(book, budget, ledger);
+    buy_towards_targets(book, budget, ledger, true);
+}
+
+/// Why an asset within its minimum drift is not traded.
+pub(super) fn minimum_drift_refusal(line: &Line, dollars: Decimal, drift: Decimal) -> Refusal {
+    Refusal::new(
+        SkipReason::BelowMinimumDrift,
+        floor_cents(dollars),
+        format!(
+            "{} is {} points from its target, within its minimum drift of {}",
+            line.symbol,
+            drift.round_dp(2),
+            line.minimum_drift.unwrap_or_default().normalize()
+        ),
+    )
 }
 
 /// The sell bringing `line` down to `target`, or why there is none.
@@ -63,12 +81,12 @@ fn rebalance_sell(
         ));
     }
     if target.is_zero() {
-        return sell_entire_position(line, book.minimum);
+        return sell_entire_position(line, line.minimum);
     }
     if line.sized_in_dollars {
-        sell_dollars(line, wanted, book.minimum)
+        sell_dollars(line, wanted, line.minimum)
     } else {
-        sell_nearest_shares(line, excess, book.minimum)
+        sell_nearest_shares(line, excess, line.minimum)
     }
 }
 

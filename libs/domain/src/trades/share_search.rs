@@ -174,7 +174,7 @@ impl Search<'_> {
         };
         let most = choice.most().min((left / choice.price).floor());
         let start = choice.start.min(most);
-        // Upwards from the start: a handful of counts at most.
+        // Upwards from the start (the node limit caps a long climb).
         let mut shares = start;
         while shares <= most {
             if choice.allowed(shares) {

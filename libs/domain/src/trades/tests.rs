@@ -20,6 +20,7 @@ struct Scenario {
     assets: HashMap<Symbol, TradeAsset>,
     minimum: Decimal,
     whole_shares_only: bool,
+    asset_rules: Vec<AssetRule>,
 }
 
 impl Scenario {
@@ -36,6 +37,7 @@ impl Scenario {
             assets: HashMap::new(),
             minimum: dec!(1),
             whole_shares_only: false,
+            asset_rules: Vec::new(),
         }
     }
 
@@ -120,6 +122,7 @@ impl Scenario {
             assets: &self.assets,
             minimum_order_notional: self.minimum,
             whole_shares_only: self.whole_shares_only,
+            asset_rules: &self.asset_rules,
         })
     }
 }
@@ -853,4 +856,67 @@ fn minimum_of_zero_places_every_cent() {
             .iter()
             .all(|order| order.notional == Some(dec!(0.90)))
     );
+}
+
+#[test]
+fn an_asset_minimum_order_raises_the_portfolio_minimum_for_that_asset() {
+    // $10,000 all cash into Balanced: SPY wants $6,000, TLT $3,500. TLT's
+    // own minimum order is $5,000: its buy is refused, SPY's is placed.
+    let mut scenario = Scenario::balanced(dec!(10000));
+    scenario.asset_rules = vec![AssetRule {
+        symbol: symbol("TLT"),
+        minimum_order_notional: Some(dec!(5000)),
+        minimum_drift: None,
+    }];
+    let plan = scenario.plan(PlanKind::FullRebalance);
+    assert!(plan.orders.iter().any(|o| o.symbol == symbol("SPY")));
+    assert!(plan.orders.iter().all(|o| o.symbol != symbol("TLT")));
+    let refused = plan
+        .skipped
+        .iter()
+        .find(|s| s.symbol == symbol("TLT"))
+        .expect("TLT refused");
+    assert_eq!(refused.reason, SkipReason::InsufficientCash, "{refused:?}");
+    assert!(
+        refused.detail.contains("minimum order of $5000"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_full_rebalance_leaves_an_asset_within_its_minimum_drift_alone() {
+    // $100,000 at SPY 62 / TLT 33 / cash 5: SPY is 2 points over, TLT 2
+    // under. With a 3-point minimum drift on both, nothing trades.
+    let base = Scenario::balanced(dec!(5000))
+        .hold("SPY", dec!(124))
+        .hold("TLT", dec!(330));
+    let rule = |ticker: &str| AssetRule {
+        symbol: symbol(ticker),
+        minimum_order_notional: None,
+        minimum_drift: Some(dec!(3)),
+    };
+    let mut both = base.clone();
+    both.asset_rules = vec![rule("SPY"), rule("TLT")];
+    let plan = both.plan(PlanKind::FullRebalance);
+    assert!(plan.orders.is_empty(), "{:?}", plan.orders);
+    let reasons: Vec<SkipReason> = plan.skipped.iter().map(|s| s.reason).collect();
+    assert_eq!(
+        reasons,
+        [SkipReason::BelowMinimumDrift, SkipReason::BelowMinimumDrift]
+    );
+    assert!(
+        plan.skipped[0]
+            .detail
+            .contains("within its minimum drift of 3"),
+        "{:?}",
+        plan.skipped
+    );
+    // Without rules the same account trades both back to target.
+    let plan = base.plan(PlanKind::FullRebalance);
+    assert_eq!(plan.orders.len(), 2, "{:?}", plan.orders);
+    // Investing cash is not a rebalance: the minimum drift does not apply.
+    let mut deposit = both.clone();
+    deposit.account.cash += dec!(10000);
+    let plan = deposit.plan(PlanKind::InvestCash);
+    assert!(plan.orders.iter().any(|o| o.symbol == symbol("TLT")));
 }

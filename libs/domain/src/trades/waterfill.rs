@@ -127,11 +127,11 @@ pub(super) fn proportional(weights: &[Decimal], amount: Decimal) -> Vec<Decimal>
 /// gives way and the choice is deterministic.
 pub(super) fn smallest_under(
     amounts: &[Decimal],
-    is_under: impl Fn(Decimal) -> bool,
+    is_under: impl Fn(usize, Decimal) -> bool,
 ) -> Option<usize> {
     let mut smallest: Option<usize> = None;
     for (position, amount) in amounts.iter().enumerate() {
-        if *amount <= Decimal::ZERO || !is_under(*amount) {
+        if *amount <= Decimal::ZERO || !is_under(position, *amount) {
             continue;
         }
         if smallest.is_none_or(|current| *amount <= amounts[current]) {
@@ -210,8 +210,14 @@ mod tests {
     #[test]
     fn smallest_under_prefers_dropping_the_later_of_equals() {
         let amounts = [dec!(0.5), dec!(0), dec!(0.5), dec!(2)];
-        assert_eq!(smallest_under(&amounts, |amount| amount < dec!(1)), Some(2));
-        assert_eq!(smallest_under(&amounts, |amount| amount < dec!(0.1)), None);
+        assert_eq!(
+            smallest_under(&amounts, |_, amount| amount < dec!(1)),
+            Some(2)
+        );
+        assert_eq!(
+            smallest_under(&amounts, |_, amount| amount < dec!(0.1)),
+            None
+        );
     }
 
     fn cents(raw: &[i64]) -> Vec<Decimal> {

@@ -36,6 +36,8 @@ pub(super) struct WholeShareBuy {
     pub(super) shares: Decimal,
     /// Dollars still below target once `shares` are bought.
     pub(super) gap: Decimal,
+    /// Smallest order of the asset, dollars.
+    pub(super) minimum: Decimal,
 }
 
 impl WholeShareBuy {
@@ -45,6 +47,7 @@ impl WholeShareBuy {
         price: Decimal,
         need: Decimal,
         allocation: Decimal,
+        minimum: Decimal,
     ) -> Self {
         let shares = (allocation / price).floor().max(Decimal::ZERO);
         Self {
@@ -52,6 +55,7 @@ impl WholeShareBuy {
             price,
             shares,
             gap: need - shares * price,
+            minimum,
         }
     }
 
@@ -93,18 +97,17 @@ struct Exchange {
 /// Rounds the buys to the shares that leave the account closest to its
 /// target, cash counted, within `leftover` more dollars: the squared-gap
 /// rounding below gives the start, the search of `share_search` the plan.
-/// No buy is left below `minimum` dollars but at zero; `sink` is what the
+/// No buy is left below its minimum but at zero; `sink` is what the
 /// fractional buys can still absorb. Returns the dollars left.
 pub(super) fn round_to_targets(
     buys: &mut [WholeShareBuy],
     leftover: Decimal,
-    minimum: Decimal,
     sink: Decimal,
 ) -> Decimal {
     let mut remaining = round_squared_gaps(buys, leftover);
     let mut choices = Vec::with_capacity(buys.len());
     for buy in buys.iter_mut() {
-        if !buy.shares.is_zero() && buy.cost() < minimum {
+        if !buy.shares.is_zero() && buy.cost() < buy.minimum {
             remaining += buy.cost();
             let count = buy.shares;
             buy.remove_shares(count);
@@ -112,7 +115,7 @@ pub(super) fn round_to_targets(
         choices.push(ShareChoice {
             price: buy.price,
             need: buy.gap + buy.cost(),
-            fewest: (minimum / buy.price).ceil().max(Decimal::ONE),
+            fewest: (buy.minimum / buy.price).ceil().max(Decimal::ONE),
             start: buy.shares,
         });
     }
@@ -220,7 +223,7 @@ mod tests {
 
     #[test]
     fn starts_from_the_shares_the_allocation_pays_for() {
-        let buy = WholeShareBuy::from_allocation(0, dec!(30), dec!(100), dec!(95));
+        let buy = WholeShareBuy::from_allocation(0, dec!(30), dec!(100), dec!(95), dec!(1));
         assert_eq!(buy.shares, dec!(3));
         assert_eq!(buy.gap, dec!(10));
         assert_eq!(buy.cost(), dec!(90));
@@ -232,8 +235,8 @@ mod tests {
         // reducing 60² − 40² = 2000. B is $45 short at $50: reduces 45² − 5² = 2000
         // too; the tie goes to the earlier buy. Then B still gets its share.
         let mut buys = vec![
-            WholeShareBuy::from_allocation(0, dec!(100), dec!(60), dec!(0)),
-            WholeShareBuy::from_allocation(1, dec!(50), dec!(45), dec!(0)),
+            WholeShareBuy::from_allocation(0, dec!(100), dec!(60), dec!(0), dec!(1)),
+            WholeShareBuy::from_allocation(1, dec!(50), dec!(45), dec!(0), dec!(1)),
         ];
         let left = spend_leftover(&mut buys, dec!(150));
         assert_eq!(buys[0].shares, dec!(1));
@@ -249,6 +252,7 @@ mod tests {
             dec!(50),
             dec!(20),
             dec!(0),
+            dec!(1),
         )];
         assert_eq!(spend_leftover(&mut buys, dec!(1000)), dec!(1000));
         assert_eq!(buys[0].shares, dec!(0));
@@ -261,8 +265,20 @@ mod tests {
         // of a 14th expensive share ($595.59 below its target). Giving back
         // two cheap shares pays for it and lands far closer.
         let mut buys = vec![
-            WholeShareBuy::from_allocation(0, dec!(68.51), dec!(12831.618477), dec!(12831.618477)),
-            WholeShareBuy::from_allocation(1, dec!(701.10), dec!(9709.892772), dec!(9709.892772)),
+            WholeShareBuy::from_allocation(
+                0,
+                dec!(68.51),
+                dec!(12831.618477),
+                dec!(12831.618477),
+                dec!(1),
+            ),
+            WholeShareBuy::from_allocation(
+                1,
+                dec!(701.10),
+                dec!(9709.892772),
+                dec!(9709.892772),
+                dec!(1),
+            ),
         ];
         let leftover = dec!(22541.511249) - buys[0].cost() - buys[1].cost();
         let left = round_squared_gaps(&mut buys, leftover);
@@ -278,8 +294,8 @@ mod tests {
     #[test]
     fn exchanges_nothing_when_nothing_improves() {
         let mut buys = vec![
-            WholeShareBuy::from_allocation(0, dec!(100), dec!(1000), dec!(1000)),
-            WholeShareBuy::from_allocation(1, dec!(30), dec!(600), dec!(600)),
+            WholeShareBuy::from_allocation(0, dec!(100), dec!(1000), dec!(1000), dec!(1)),
+            WholeShareBuy::from_allocation(1, dec!(30), dec!(600), dec!(600), dec!(1)),
         ];
         assert_eq!(round_squared_gaps(&mut buys, dec!(0)), dec!(0));
         assert_eq!((buys[0].shares, buys[1].shares), (dec!(10), dec!(20)));
@@ -292,6 +308,7 @@ mod tests {
             dec!(50),
             dec!(500),
             dec!(0),
+            dec!(1),
         )];
         assert_eq!(spend_leftover(&mut buys, dec!(120)), dec!(20));
         assert_eq!(buys[0].shares, dec!(2));

@@ -267,6 +267,7 @@ fn skip_reason_to_wire(reason: &str) -> pb::SkipReason {
         "no_price" => pb::SkipReason::NoPrice,
         "excluded" => pb::SkipReason::Excluded,
         "below_investment_minimum" => pb::SkipReason::BelowInvestmentMinimum,
+        "below_minimum_drift" => pb::SkipReason::BelowMinimumDrift,
         _ => pb::SkipReason::Unspecified,
     }
 }

@@ -245,6 +245,7 @@ impl Execution {
                 whole_shares_only: false,
                 sleeve_minimums: Vec::new(),
                 band_edge: None,
+                asset_rules: Vec::new(),
             },
             None => match self
                 .known_or_assigned(context, &spec.account_id, known_target)
@@ -260,6 +261,7 @@ impl Execution {
                     whole_shares_only: false,
                     sleeve_minimums: Vec::new(),
                     band_edge: None,
+                    asset_rules: Vec::new(),
                 },
                 None => {
                     return Err(ExecutionError::FailedPrecondition(format!(
@@ -349,7 +351,8 @@ impl Execution {
                     Some((holding.symbol.clone(), holding.quantity * *price))
                 })
                 .collect();
-            target.weights = band_edge_weights(&target.weights, conditions, cash, &values);
+            let conditions = preferences.substitute_conditions(conditions);
+            target.weights = band_edge_weights(&target.weights, &conditions, cash, &values);
         }
         let snapshot = AccountSnapshot {
             cash,
@@ -371,6 +374,7 @@ impl Execution {
             assets: &trade_assets,
             minimum_order_notional,
             whole_shares_only: target.whole_shares_only,
+            asset_rules: &target.asset_rules,
         });
 
         let id = new_id();
@@ -509,6 +513,7 @@ impl Execution {
 fn skip_entry(skipped: &trades::SkippedTrade) -> SkipEntry {
     let reason = match skipped.reason {
         trades::SkipReason::BelowMinimumNotional => "below_minimum_notional",
+        trades::SkipReason::BelowMinimumDrift => "below_minimum_drift",
         trades::SkipReason::InsufficientCash => "insufficient_cash",
         trades::SkipReason::NotTradable => "not_tradable",
         trades::SkipReason::Restricted => "restricted",

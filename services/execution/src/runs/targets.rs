@@ -16,12 +16,12 @@ use std::collections::HashMap;
 
 use rebalancer_domain::Symbol;
 use rebalancer_domain::decimal::parse_decimal;
-use rebalancer_domain::portfolio::{RebalanceCondition, RebalanceTo, Weight};
+use rebalancer_domain::portfolio::{AssetRule, RebalanceCondition, RebalanceTo, Weight};
 use rebalancer_domain::run::ApprovalMode;
 use rebalancer_domain::sleeve_minimums::{self, SleeveMinimum};
 use rebalancer_domain::trades::Holding;
 use rebalancer_kit::RequestContext;
-use rebalancer_kit::wire::{condition_from_wire, rebalance_to_input};
+use rebalancer_kit::wire::{asset_rule_from_wire, condition_from_wire, rebalance_to_input};
 use rebalancer_proto::client::{Retry, retry_idempotent};
 use rebalancer_proto::target::assignment_service_client::AssignmentServiceClient;
 use rebalancer_proto::target::{AssignmentStatus, ResolvedAssignment, StreamAssignmentsRequest};
@@ -45,6 +45,8 @@ pub(super) struct TargetInfo {
     /// The portfolio's conditions when full rebalances go to the band's
     /// edge rather than to target.
     pub(super) band_edge: Option<Vec<RebalanceCondition>>,
+    /// Per-asset minimum orders and minimum drifts.
+    pub(super) asset_rules: Vec<AssetRule>,
 }
 
 impl TargetInfo {
@@ -291,6 +293,11 @@ pub(super) fn target_info(
         whole_shares_only: assignment.order_sizing
             == i32::from(rebalancer_proto::target::OrderSizing::WholeShares),
         sleeve_minimums,
+        asset_rules: assignment
+            .asset_rules
+            .iter()
+            .filter_map(asset_rule_from_wire)
+            .collect(),
         band_edge: (rebalance_to_input(assignment.rebalance_to) == Some(RebalanceTo::BandEdge))
             .then(|| {
                 assignment

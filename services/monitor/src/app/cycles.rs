@@ -2,11 +2,10 @@
 //! configured New York time), on-demand cycles, splitting a cycle into
 //! shards, and the reads of the Rebalance Center.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use futures::StreamExt as _;
 use rebalancer_proto::client::{Retry, retry_idempotent};
-use rebalancer_proto::target::GetPortfolioRequest;
+use rebalancer_proto::target::ListPortfoliosRequest;
 use rebalancer_proto::target::portfolio_service_client::PortfolioServiceClient;
 
 use rebalancer_domain::Violations;
@@ -22,6 +21,9 @@ use crate::error::MonitorError;
 use crate::store::{
     Created, CycleRecord, CycleTrigger, EvaluationRecord, IdempotencyClaim, NewCycle,
 };
+
+/// Pages of portfolios read for the Rebalance Center's group names.
+const NAME_PAGES: usize = 20;
 
 /// Most accounts one on-demand cycle may list.
 const MAX_LISTED_ACCOUNTS: usize = 10_000;
@@ -328,40 +330,45 @@ impl Monitor {
         })
     }
 
-    /// The names of `ids`, read from the target service a few at a time;
-    /// best effort: a portfolio it cannot read (deleted since, or the
-    /// service down) is left out and logged.
+    /// The names of `ids`, read from the target service a page of 1,000
+    /// portfolios at a time (at most [`NAME_PAGES`] pages), best effort: a
+    /// failure is logged and leaves the names it could not read out.
     async fn portfolio_names(&self, tenant: &str, ids: Vec<String>) -> HashMap<String, String> {
+        let mut wanted: HashSet<String> = ids.into_iter().collect();
+        let mut names = HashMap::new();
+        if wanted.is_empty() {
+            return names;
+        }
         let call = RequestContext::system(tenant).call();
-        let lookups = futures::stream::iter(ids.into_iter().map(|id| {
-            let call = call.clone();
-            let channel = self.target.clone();
-            async move {
-                let answer = retry_idempotent(Retry::default(), "GetPortfolio", |_| {
-                    let mut client = PortfolioServiceClient::new(channel.clone());
-                    let request = call.request(GetPortfolioRequest {
-                        portfolio_id: id.clone(),
-                        version: 0,
-                    });
-                    async move { client.get_portfolio(request).await }
-                })
-                .await;
-                match answer {
-                    Ok(response) => response
-                        .into_inner()
-                        .portfolio
-                        .map(|portfolio| (id, portfolio.name)),
-                    Err(status) => {
-                        tracing::warn!(portfolio_id = %id, code = ?status.code(), "portfolio name unavailable");
-                        None
-                    }
+        let mut page_token = String::new();
+        for _ in 0..NAME_PAGES {
+            let answer = retry_idempotent(Retry::default(), "ListPortfolios", |_| {
+                let mut client = PortfolioServiceClient::new(self.target.clone());
+                let request = call.request(ListPortfoliosRequest {
+                    page_size: 1000,
+                    page_token: page_token.clone(),
+                    ..ListPortfoliosRequest::default()
+                });
+                async move { client.list_portfolios(request).await }
+            })
+            .await;
+            let page = match answer {
+                Ok(response) => response.into_inner(),
+                Err(status) => {
+                    tracing::warn!(code = ?status.code(), message = status.message(), "portfolio names unavailable");
+                    break;
+                }
+            };
+            for portfolio in page.portfolios {
+                if wanted.remove(&portfolio.id) {
+                    names.insert(portfolio.id, portfolio.name);
                 }
             }
-        }))
-        .buffer_unordered(8);
-        lookups
-            .filter_map(|found| async move { found })
-            .collect()
-            .await
+            if wanted.is_empty() || page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        names
     }
 }

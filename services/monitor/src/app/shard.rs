@@ -737,7 +737,10 @@ fn own_target<'a>(
             })
             .collect();
         let equity = holdings.cash + values.iter().map(|(_, value)| *value).sum::<Decimal>();
-        prepared.with_weights(preferences.monitored_target(&prepared.weights, equity, &values))
+        prepared.with_target(
+            preferences.monitored_target(&prepared.weights, equity, &values),
+            preferences.substitute_conditions(&prepared.conditions),
+        )
     })
 }
 

@@ -136,8 +136,22 @@ fn grid_policies(
     if !grid.thresholds.is_empty() && grid.monitoring.is_empty() {
         violations.add("grid.monitoring", "is required with grid.thresholds");
     }
+    let combinations = calendars
+        .len()
+        .saturating_mul(thresholds.len())
+        .saturating_mul(targets.len())
+        .saturating_add(usize::from(grid.include_never));
+    if combinations > MAX_GRID {
+        violations.add(
+            "grid",
+            format!("holds {combinations} policies, at most {MAX_GRID}"),
+        );
+        return Vec::new();
+    }
     let mut policies = Vec::new();
+    let mut labels = std::collections::HashSet::new();
     if grid.include_never {
+        labels.insert("never".to_owned());
         policies.push(("never".to_owned(), Vec::new(), RebalanceTo::Target));
     }
     for (name, rule) in &calendars {
@@ -162,17 +176,11 @@ fn grid_policies(
                     RebalanceTo::BandEdge => "to band edge",
                 };
                 let label = format!("{name} {threshold}% {how}");
-                if !policies.iter().any(|(known, _, _)| *known == label) {
+                if labels.insert(label.clone()) {
                     policies.push((label, conditions, to));
                 }
             }
         }
-    }
-    if policies.len() > MAX_GRID {
-        violations.add(
-            "grid",
-            format!("holds {} policies, at most {MAX_GRID}", policies.len()),
-        );
     }
     policies
 }

@@ -220,9 +220,10 @@ impl Target {
 
     /// Makes `portfolio_id`, an account-level target, the target of
     /// `account_id`: its active assignment is switched to it (keeping its
-    /// settings), an account without one is assigned with `defaults`;
-    /// nothing changes when it follows the portfolio already, so a repeated
-    /// create finishes what a failed one started.
+    /// settings; only when `switch`, the portfolio's first creation), an
+    /// account without one is assigned with `defaults`; nothing changes when
+    /// it follows the portfolio already. So a repeated create finishes what
+    /// a failed one started, and never undoes a later reassignment.
     ///
     /// # Errors
     /// As [`Target::assign`] and [`Target::update_assignment`].
@@ -232,6 +233,7 @@ impl Target {
         account_id: &str,
         portfolio_id: &str,
         defaults: (bool, ApprovalMode),
+        switch: bool,
     ) -> Result<AssignmentRecord, TargetError> {
         let current = self
             .store
@@ -240,6 +242,7 @@ impl Target {
             .filter(|current| current.status == AssignmentStatus::Active);
         match current {
             Some(current) if current.portfolio_id.as_deref() == Some(portfolio_id) => Ok(current),
+            Some(current) if !switch => Ok(current),
             Some(current) => {
                 let update = AssignmentUpdate {
                     portfolio_id: Some(portfolio_id.to_owned()),

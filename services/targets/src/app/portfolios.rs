@@ -6,8 +6,8 @@
 
 use rebalancer_domain::Violations;
 use rebalancer_domain::portfolio::{
-    ConditionInput, OrderSizing, PortfolioInput, PortfolioStatus, RebalanceTo, Scope, TargetSpec,
-    WeightInput, WeightTarget, validate_name,
+    AssetRuleInput, ConditionInput, OrderSizing, PortfolioInput, PortfolioStatus, RebalanceTo,
+    Scope, TargetSpec, WeightInput, WeightTarget, validate_name,
 };
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::db::new_id;
@@ -33,6 +33,7 @@ pub struct PortfolioPatch {
     pub minimum_order_notional: Option<String>,
     pub investment_minimum: Option<String>,
     pub rebalance_to: Option<Option<RebalanceTo>>,
+    pub asset_rules: Option<Vec<AssetRuleInput>>,
 }
 
 impl PortfolioPatch {
@@ -45,6 +46,7 @@ impl PortfolioPatch {
             || self.minimum_order_notional.is_some()
             || self.investment_minimum.is_some()
             || self.rebalance_to.is_some()
+            || self.asset_rules.is_some()
     }
 }
 
@@ -198,6 +200,9 @@ impl Target {
             }
             if let Some(rebalance_to) = patch.rebalance_to {
                 input.rebalance_to = rebalance_to;
+            }
+            if let Some(rules) = patch.asset_rules.clone() {
+                input.asset_rules = rules;
             }
             match input.validate() {
                 Ok(target) => Some(target),

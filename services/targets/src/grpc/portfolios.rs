@@ -4,11 +4,11 @@ use rebalancer_domain::Violations;
 use rebalancer_domain::portfolio::{PortfolioStatus, Scope};
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::error::{invalid_argument, invalid_field};
-use rebalancer_kit::idempotency::claim;
+use rebalancer_kit::idempotency::{Created, claim};
 use rebalancer_kit::page::Page;
 use rebalancer_kit::wire::{
-    condition_input, condition_to_wire, decimal_text, money_text, rebalance_to_input, required,
-    weight_input, weight_to_wire,
+    condition_input, condition_to_wire, decimal_text, money_text, rebalance_to_input,
+    rebalance_to_wire, required, weight_input, weight_to_wire,
 };
 use rebalancer_proto::target as pb;
 use rebalancer_proto::target::portfolio_service_server::PortfolioService;
@@ -16,8 +16,9 @@ use tonic::{Request, Response, Status};
 
 use crate::app::{PortfolioPatch, Target};
 use crate::convert::{
-    approval_mode_from_wire, assignment_to_wire, audit_to_wire, order_sizing_from_wire,
-    portfolio_input, portfolio_to_wire, scope_from_wire, status_from_wire, version_to_wire,
+    approval_mode_from_wire, asset_rule_input, assignment_to_wire, audit_to_wire,
+    order_sizing_from_wire, portfolio_input, portfolio_to_wire, scope_from_wire, status_from_wire,
+    version_to_wire,
 };
 use crate::store::PortfolioFilter;
 
@@ -46,6 +47,7 @@ const UPDATABLE: &[(&str, &str)] = &[
     ("minimum_order_notional", "minimumOrderNotional"),
     ("investment_minimum", "investmentMinimum"),
     ("rebalance_to", "rebalanceTo"),
+    ("asset_rules", "assetRules"),
 ];
 
 /// The patch an update asks for: the masked fields, or (AIP-134) every
@@ -94,6 +96,7 @@ fn patch(
                     !portfolio.investment_minimum.is_empty(),
                 ),
                 ("rebalance_to", portfolio.rebalance_to != 0),
+                ("asset_rules", !portfolio.asset_rules.is_empty()),
             ];
             fields.extend(
                 set.iter()
@@ -128,6 +131,8 @@ fn patch(
             .then(|| portfolio.minimum_order_notional.clone()),
         investment_minimum: has("investment_minimum").then(|| portfolio.investment_minimum.clone()),
         rebalance_to: has("rebalance_to").then(|| rebalance_to_input(portfolio.rebalance_to)),
+        asset_rules: has("asset_rules")
+            .then(|| portfolio.asset_rules.iter().map(asset_rule_input).collect()),
     })
 }
 
@@ -149,11 +154,20 @@ impl PortfolioService for PortfolioApi {
                 "is not a known approval mode",
             ));
         }
+        if message.rebalance_to != 0 && rebalance_to_input(message.rebalance_to).is_none() {
+            return Err(invalid_field(
+                "rebalance_to",
+                "is not a known rebalance target",
+            ));
+        }
         let created = self
             .target
             .create_portfolio(&context, portfolio_input(&message), claim)
-            .await?
-            .into_inner();
+            .await?;
+        // A replay finishes an assignment a failed first try left undone,
+        // but never switches an account reassigned since.
+        let first = matches!(created, Created::New(_));
+        let created = created.into_inner();
         // An account-level target is the account's target from the start.
         let assignment = match (&created.scope, &created.account_id) {
             (Scope::Account, Some(account_id)) => Some(
@@ -166,6 +180,7 @@ impl PortfolioService for PortfolioApi {
                             message.rebalancing_enabled,
                             approval_mode.unwrap_or_default(),
                         ),
+                        first,
                     )
                     .await?,
             ),
@@ -247,6 +262,12 @@ impl PortfolioService for PortfolioApi {
             )
         })?;
         required("portfolio.id", &portfolio.id)?;
+        if portfolio.rebalance_to != 0 && rebalance_to_input(portfolio.rebalance_to).is_none() {
+            return Err(invalid_field(
+                "portfolio.rebalance_to",
+                "is not a known rebalance target",
+            ));
+        }
         let patch = patch(&portfolio, message.update_mask.as_ref())?;
         let record = self
             .target
@@ -367,6 +388,7 @@ impl PortfolioService for PortfolioApi {
                 .iter()
                 .map(condition_to_wire)
                 .collect(),
+            rebalance_to: rebalance_to_wire(target.portfolio.target.rebalance_to),
             sleeves: target
                 .resolved
                 .sleeves

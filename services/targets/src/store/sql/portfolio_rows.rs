@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use rebalancer_domain::Symbol;
 use rebalancer_domain::portfolio::{
-    BandKind, ConditionSubKind, DriftBand, OrderSizing, PortfolioStatus, RebalanceCondition,
-    RebalanceTo, Scope, TargetSpec, Weight, WeightTarget, calendar_rule,
+    AssetRule, BandKind, ConditionSubKind, DriftBand, OrderSizing, PortfolioStatus,
+    RebalanceCondition, RebalanceTo, Scope, TargetSpec, Weight, WeightTarget, calendar_rule,
 };
 use rebalancer_kit::db::{Dec, claimed_id};
 use sqlx::Row;
@@ -43,7 +43,7 @@ impl SqlStore<DB> {
         sqlx::query(
             "INSERT INTO portfolio_versions (tenant_id, portfolio_id, version, cooldown_days, order_sizing, \
              invest_cash_threshold, minimum_order_notional, investment_minimum, created_at, created_by, \
-             rebalance_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             rebalance_to, asset_rules) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(tenant.to_owned())
         .bind(portfolio_id.to_owned())
@@ -56,6 +56,7 @@ impl SqlStore<DB> {
         .bind(now)
         .bind(actor.to_owned())
         .bind(target.rebalance_to.as_str().to_owned())
+        .bind(asset_rules_text(&target.asset_rules)?)
         .execute(&mut *conn)
         .await?;
         for (position, weight) in (0_i32..).zip(&target.weights) {
@@ -126,7 +127,7 @@ impl SqlStore<DB> {
     ) -> Result<Option<(TargetSpec, DateTime<Utc>, String)>, StoreError> {
         let row = sqlx::query(
             "SELECT cooldown_days, order_sizing, invest_cash_threshold, minimum_order_notional, \
-             investment_minimum, created_at, created_by, rebalance_to FROM portfolio_versions \
+             investment_minimum, created_at, created_by, rebalance_to, asset_rules FROM portfolio_versions \
              WHERE tenant_id = $1 AND portfolio_id = $2 AND version = $3",
         )
         .bind(tenant.to_owned())
@@ -141,6 +142,7 @@ impl SqlStore<DB> {
         let minimum_order_notional: Dec = row.try_get("minimum_order_notional")?;
         let investment_minimum: Dec = row.try_get("investment_minimum")?;
         let rebalance_to_text: String = row.try_get("rebalance_to")?;
+        let asset_rules_stored: String = row.try_get("asset_rules")?;
         let rebalance_to = RebalanceTo::parse(&rebalance_to_text)
             .ok_or_else(|| StoreError::Corrupt(format!("rebalance to {rebalance_to_text:?}")))?;
         let created_at: DateTime<Utc> = row.try_get("created_at")?;
@@ -204,6 +206,7 @@ impl SqlStore<DB> {
             minimum_order_notional: minimum_order_notional.0,
             investment_minimum: investment_minimum.0,
             rebalance_to,
+            asset_rules: parse_asset_rules(&asset_rules_stored)?,
         };
         Ok(Some((target, created_at, created_by)))
     }
@@ -255,6 +258,22 @@ pub(super) fn condition_from_row<R>(row: &R) -> Result<RebalanceCondition, Store
         }
         other => Err(StoreError::Corrupt(format!("condition kind {other:?}"))),
     }
+}
+
+/// Per-asset rules as stored: JSON, '' for none.
+fn asset_rules_text(rules: &[AssetRule]) -> Result<String, StoreError> {
+    if rules.is_empty() {
+        return Ok(String::new());
+    }
+    serde_json::to_string(rules)
+        .map_err(|error| StoreError::Corrupt(format!("asset rules: {error}")))
+}
+
+fn parse_asset_rules(text: &str) -> Result<Vec<AssetRule>, StoreError> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(text).map_err(|error| StoreError::Corrupt(format!("asset rules: {error}")))
 }
 
 /// Escapes LIKE wildcards in user text (with `ESCAPE '\'`).
