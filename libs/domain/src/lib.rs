@@ -17,6 +17,7 @@ pub mod evaluation;
 pub mod exact;
 pub mod holdings;
 pub mod ids;
+pub mod lots;
 pub mod netting;
 pub mod portfolio;
 pub mod preferences;
