@@ -10,7 +10,8 @@
 use rust_decimal::Decimal;
 
 use crate::band_edge::{EdgeSlot, edge_weights};
-use crate::portfolio::{BandKind, CalendarRule, RebalanceCondition, RebalanceTo};
+use crate::evaluation;
+use crate::portfolio::{CalendarRule, RebalanceCondition, RebalanceTo};
 
 /// One month of history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,38 +103,14 @@ fn sleeve_name(sleeve: Sleeve) -> &'static str {
     }
 }
 
-/// The allowed range of `sleeve` around `target`, percent: the narrower of
-/// its absolute and relative bands; `None` without a band (cash never has).
+/// The allowed range of `sleeve` around `target`, percent, as evaluation
+/// has it; `None` without a band (cash never has one).
 fn band(policy: &Policy, sleeve: Sleeve, target: Decimal) -> Option<(Decimal, Decimal)> {
     if sleeve == Sleeve::Cash {
         return None;
     }
-    let width = |kind: BandKind| {
-        let mut general = None;
-        for condition in &policy.conditions {
-            if let RebalanceCondition::DriftBand(band) = condition
-                && band.kind == kind
-            {
-                match &band.symbol {
-                    Some(symbol) if symbol.as_str() == sleeve_name(sleeve) => {
-                        return Some(band.percent);
-                    }
-                    Some(_) => {}
-                    None => general = Some(band.percent),
-                }
-            }
-        }
-        general
-    };
-    let absolute = width(BandKind::Absolute);
-    let relative = width(BandKind::Relative).map(|w| target * w / Decimal::ONE_HUNDRED);
-    let half = match (absolute, relative) {
-        (Some(a), Some(r)) => a.min(r),
-        (Some(a), None) => a,
-        (None, Some(r)) => r,
-        (None, None) => return None,
-    };
-    Some((target - half, target + half))
+    let (lower, upper) = evaluation::band(&policy.conditions, sleeve_name(sleeve), target);
+    lower.zip(upper)
 }
 
 /// Whether a calendar rule falls in `month` (weekly and monthly rules fall
@@ -383,7 +360,7 @@ mod tests {
     use rust_decimal_macros::dec;
 
     use super::*;
-    use crate::portfolio::DriftBand;
+    use crate::portfolio::{BandKind, DriftBand};
 
     fn history() -> Vec<Month> {
         // Stocks double in a year while bonds are flat (rate unchanged, 0%).

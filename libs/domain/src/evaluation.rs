@@ -785,7 +785,7 @@ fn measure_decimal<'a>(
 
 /// The allowed weight range of `symbol`: the narrower of its absolute and
 /// relative bands (a per-asset band overrides the portfolio's of that kind).
-fn band(
+pub(crate) fn band(
     conditions: &[RebalanceCondition],
     symbol: &str,
     target: Decimal,

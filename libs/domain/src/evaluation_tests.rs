@@ -446,19 +446,24 @@ fn per_asset_bands_override_the_portfolio_band() {
     assert_eq!(evaluation.flag, Flag::OutOfTolerance, "{evaluation:?}");
 }
 
+/// The 2026 trading days on which `rule` fires.
+fn fired_in_2026(rule: CalendarRule) -> Vec<String> {
+    let start = NaiveDate::from_ymd_opt(2026, 1, 1).expect("valid");
+    let end = NaiveDate::from_ymd_opt(2026, 12, 31).expect("valid");
+    sessions_between(start, end)
+        .into_iter()
+        .filter(|session| calendar_due(rule, session.date))
+        .map(|session| session.date.to_string())
+        .collect()
+}
+
 #[test]
 fn quarterly_calendar_fires_on_the_right_trading_days() {
     let rule = CalendarRule::Quarterly {
         first_month: 1,
         day: 1,
     };
-    let start = NaiveDate::from_ymd_opt(2026, 1, 1).expect("valid");
-    let end = NaiveDate::from_ymd_opt(2026, 12, 31).expect("valid");
-    let fired: Vec<String> = sessions_between(start, end)
-        .into_iter()
-        .filter(|session| calendar_due(rule, session.date))
-        .map(|session| session.date.to_string())
-        .collect();
+    let fired = fired_in_2026(rule);
     // Jan 1 is a holiday: 2026's rolls back to Dec 31, 2025 and 2027's to
     // Dec 31, 2026; Apr 1, Jul 1 and Oct 1 are trading days.
     assert_eq!(
@@ -602,13 +607,7 @@ fn a_quarter_cycle_can_start_in_any_month() {
         first_month: 3,
         day: 31,
     };
-    let start = NaiveDate::from_ymd_opt(2026, 1, 1).expect("valid");
-    let end = NaiveDate::from_ymd_opt(2026, 12, 31).expect("valid");
-    let fired: Vec<String> = sessions_between(start, end)
-        .into_iter()
-        .filter(|session| calendar_due(rule, session.date))
-        .map(|session| session.date.to_string())
-        .collect();
+    let fired = fired_in_2026(rule);
     assert_eq!(
         fired,
         ["2026-03-31", "2026-06-30", "2026-09-30", "2026-12-31"]

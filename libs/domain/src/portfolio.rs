@@ -651,7 +651,7 @@ fn validate_asset_rules(
 }
 
 /// A dollar amount: empty means `default`; else 0 or more with at most 2 decimals.
-fn validate_amount(
+pub(crate) fn validate_amount(
     field: &str,
     text: &str,
     default: Decimal,
@@ -682,7 +682,11 @@ fn validate_amount(
 }
 
 /// Parses a percent that must be in (0, `max`] with at most `max_scale` decimals.
-fn parse_positive_percent(text: &str, max: Decimal, max_scale: u32) -> Result<Decimal, String> {
+pub(crate) fn parse_positive_percent(
+    text: &str,
+    max: Decimal,
+    max_scale: u32,
+) -> Result<Decimal, String> {
     let value = parse_decimal(text).map_err(|error| match error {
         DecimalError::Empty => "is required".to_owned(),
         other => other.to_string(),

@@ -13,8 +13,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::Symbol;
-use crate::decimal::{parse_decimal, significant_scale};
-use crate::portfolio::{DriftBand, RebalanceCondition, Weight, WeightTarget};
+use crate::decimal::{DecimalError, parse_decimal};
+use crate::portfolio::{
+    DriftBand, RebalanceCondition, Weight, WeightTarget, parse_positive_percent, validate_amount,
+};
 use crate::trades::SymbolRestriction;
 use crate::violation::Violations;
 
@@ -378,20 +380,21 @@ impl PreferencesInput {
                 held_symbol: held,
             });
         }
-        let amount = reserve_field(
-            &self.cash_reserve_amount,
-            2,
-            None,
+        // "0" (or empty) is no reserve.
+        let amount = Some(validate_amount(
             &at("cash_reserve_amount".into()),
+            &self.cash_reserve_amount,
+            Decimal::ZERO,
             &mut violations,
-        );
-        let percent = reserve_field(
-            &self.cash_reserve_percent,
-            4,
-            Some(Decimal::ONE_HUNDRED),
-            &at("cash_reserve_percent".into()),
-            &mut violations,
-        );
+        ))
+        .filter(|amount| !amount.is_zero());
+        let percent = match parse_decimal(&self.cash_reserve_percent) {
+            Ok(percent) if percent.is_zero() => None,
+            Err(DecimalError::Empty) => None,
+            _ => parse_positive_percent(&self.cash_reserve_percent, Decimal::ONE_HUNDRED, 4)
+                .map_err(|problem| violations.add(at("cash_reserve_percent".into()), problem))
+                .ok(),
+        };
         let cash_reserve = match (amount, percent) {
             (Some(_), Some(_)) => {
                 violations.add(
@@ -409,39 +412,6 @@ impl PreferencesInput {
             substitutes,
             cash_reserve,
         })
-    }
-}
-
-/// A reserve amount or percent: empty is none; else 0 or more (0 is none).
-fn reserve_field(
-    text: &str,
-    scale: u32,
-    most: Option<Decimal>,
-    field: &str,
-    violations: &mut Violations,
-) -> Option<Decimal> {
-    if text.is_empty() {
-        return None;
-    }
-    match parse_decimal(text) {
-        Ok(value) if value.is_sign_negative() && !value.is_zero() => {
-            violations.add(field, "must be 0 or more");
-            None
-        }
-        Ok(value) if significant_scale(value) > scale => {
-            violations.add(field, format!("at most {scale} decimals"));
-            None
-        }
-        Ok(value) if most.is_some_and(|most| value > most) => {
-            violations.add(field, "must be at most 100");
-            None
-        }
-        Ok(value) if value.is_zero() => None,
-        Ok(value) => Some(value.normalize()),
-        Err(error) => {
-            violations.add(field, error.to_string());
-            None
-        }
     }
 }
 

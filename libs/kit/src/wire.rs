@@ -154,6 +154,18 @@ pub fn rebalance_to_input(value: i32) -> Option<RebalanceTo> {
     }
 }
 
+/// Refuses a `rebalance_to` value this build does not know (0, unspecified,
+/// is fine: to target).
+///
+/// # Errors
+/// `INVALID_ARGUMENT` naming `field`.
+pub fn check_rebalance_to(field: &str, value: i32) -> Result<(), Status> {
+    if value != 0 && rebalance_to_input(value).is_none() {
+        return Err(invalid_field(field, "is not a known rebalance target"));
+    }
+    Ok(())
+}
+
 /// Where a rebalance goes, on the wire.
 #[must_use]
 pub fn rebalance_to_wire(value: RebalanceTo) -> i32 {

@@ -8,8 +8,8 @@ use rebalancer_kit::error::invalid_field;
 use rebalancer_kit::idempotency::claim;
 use rebalancer_kit::page::Page;
 use rebalancer_kit::wire::{
-    condition_input, condition_sub_kind, condition_to_wire, decimal_text, money_text,
-    rebalance_to_input, rebalance_to_wire, required, weight_input,
+    check_rebalance_to, condition_input, condition_sub_kind, condition_to_wire, decimal_text,
+    money_text, rebalance_to_input, rebalance_to_wire, required, weight_input,
 };
 use rebalancer_proto::monitor as pb;
 use rebalancer_proto::monitor::monitor_service_server::MonitorService;
@@ -218,12 +218,7 @@ impl MonitorService for MonitorApi {
     ) -> Result<Response<pb::SimulatePolicyResponse>, Status> {
         let _context = RequestContext::of(&request)?;
         let message = request.into_inner();
-        if message.rebalance_to != 0 && rebalance_to_input(message.rebalance_to).is_none() {
-            return Err(invalid_field(
-                "rebalance_to",
-                "is not a known rebalance target",
-            ));
-        }
+        check_rebalance_to("rebalance_to", message.rebalance_to)?;
         let input = SimulationInput {
             weights: message.weights.iter().map(weight_input).collect(),
             conditions: message

@@ -344,11 +344,11 @@ impl Execution {
         }
         // To the band's edge: only what is outside its band moves, to the edge.
         if let (RunKind::FullRebalance, Some(conditions)) = (kind, &target.band_edge) {
-            let values: HashMap<Symbol, Decimal> = holdings
+            let values: HashMap<Symbol, Decimal> = valuation
+                .positions
                 .iter()
-                .filter_map(|holding| {
-                    let price = prices.get(holding.symbol.as_str())?;
-                    Some((holding.symbol.clone(), holding.quantity * *price))
+                .filter_map(|position| {
+                    Some((Symbol::parse(&position.symbol).ok()?, position.value?))
                 })
                 .collect();
             let conditions = preferences.substitute_conditions(conditions);

@@ -7,8 +7,8 @@ use rebalancer_kit::error::{invalid_argument, invalid_field};
 use rebalancer_kit::idempotency::{Created, claim};
 use rebalancer_kit::page::Page;
 use rebalancer_kit::wire::{
-    condition_input, condition_to_wire, decimal_text, money_text, rebalance_to_input,
-    rebalance_to_wire, required, weight_input, weight_to_wire,
+    check_rebalance_to, condition_input, condition_to_wire, decimal_text, money_text,
+    rebalance_to_input, rebalance_to_wire, required, weight_input, weight_to_wire,
 };
 use rebalancer_proto::target as pb;
 use rebalancer_proto::target::portfolio_service_server::PortfolioService;
@@ -154,12 +154,7 @@ impl PortfolioService for PortfolioApi {
                 "is not a known approval mode",
             ));
         }
-        if message.rebalance_to != 0 && rebalance_to_input(message.rebalance_to).is_none() {
-            return Err(invalid_field(
-                "rebalance_to",
-                "is not a known rebalance target",
-            ));
-        }
+        check_rebalance_to("rebalance_to", message.rebalance_to)?;
         let created = self
             .target
             .create_portfolio(&context, portfolio_input(&message), claim)
@@ -262,12 +257,7 @@ impl PortfolioService for PortfolioApi {
             )
         })?;
         required("portfolio.id", &portfolio.id)?;
-        if portfolio.rebalance_to != 0 && rebalance_to_input(portfolio.rebalance_to).is_none() {
-            return Err(invalid_field(
-                "portfolio.rebalance_to",
-                "is not a known rebalance target",
-            ));
-        }
+        check_rebalance_to("portfolio.rebalance_to", portfolio.rebalance_to)?;
         let patch = patch(&portfolio, message.update_mask.as_ref())?;
         let record = self
             .target
