@@ -135,6 +135,7 @@ impl Case {
             buys_blocked: false,
             sells_blocked: false,
             restricted: Vec::new(),
+            sell_limits: Vec::new(),
         };
         (account, target, assets)
     }

@@ -148,6 +148,8 @@ pub struct PositionInput {
     pub symbol: String,
     pub quantity: String,
     pub average_cost: String,
+    /// Tax lots (transferred in); empty: none given.
+    pub lots: Vec<crate::lots::LotInput>,
 }
 
 /// An account's whole state as a client sent it.
@@ -172,6 +174,8 @@ pub struct Position {
     /// At least 0, at most 9 decimals.
     pub quantity: Decimal,
     pub average_cost: Decimal,
+    /// The lots given with it, summing to `quantity`; empty: none given.
+    pub lots: Vec<crate::lots::Lot>,
 }
 
 /// A validated account state.
@@ -336,10 +340,25 @@ impl AccountInput {
                     }
                 }
             };
+            let lots = match crate::lots::validate_lots(&input.lots, quantity) {
+                Ok(lots) => lots,
+                Err(problems) => {
+                    violations.extend_prefixed(&format!("positions[{index}]"), problems);
+                    continue;
+                }
+            };
+            // Lots given without an average cost give it.
+            let average_cost = if input.average_cost.is_empty() && !quantity.is_zero() {
+                let basis: Decimal = lots.iter().map(|lot| lot.basis).sum();
+                (basis / quantity).round_dp(QUANTITY_SCALE).normalize()
+            } else {
+                average_cost
+            };
             positions.push(Position {
                 symbol,
                 quantity,
                 average_cost,
+                lots,
             });
         }
         let mut restrictions = Vec::new();
@@ -388,6 +407,7 @@ mod input_tests {
                 symbol: "spy".to_owned(),
                 quantity: "1.123456789".to_owned(),
                 average_cost: String::new(),
+                lots: Vec::new(),
             }],
             restrictions: vec![Some(Restriction::AchReturn)],
             ..AccountInput::default()
@@ -413,6 +433,7 @@ mod input_tests {
             symbol: "TLT".to_owned(),
             quantity: "0.0000000001".to_owned(),
             average_cost: String::new(),
+            lots: Vec::new(),
         });
         bad.restrictions = vec![None, Some(Restriction::LeverageExceeded)];
         let fields: Vec<String> = bad

@@ -27,6 +27,7 @@ pub mod run;
 pub mod sleeve_minimums;
 pub mod sleeves;
 pub mod symbol;
+pub mod tax;
 mod text_enum;
 pub mod trades;
 pub mod trading_hours;

@@ -54,7 +54,7 @@ impl Lot {
 }
 
 /// The day one year after `date` (Feb 29 → Feb 28 in a common year).
-fn anniversary(date: NaiveDate) -> NaiveDate {
+pub(crate) fn anniversary(date: NaiveDate) -> NaiveDate {
     let year = date.year() + 1;
     NaiveDate::from_ymd_opt(year, date.month(), date.day())
         .or_else(|| NaiveDate::from_ymd_opt(year, date.month(), 28))
@@ -261,6 +261,159 @@ pub fn split(lots: &mut [Lot], new: Decimal, old: Decimal) {
 #[must_use]
 pub fn unrealized(lot: &Lot, price: Decimal) -> Decimal {
     rounding_cents(lot.quantity * price) - lot.basis
+}
+
+/// A lot as a client sent it.
+#[derive(Debug, Clone, Default)]
+pub struct LotInput {
+    pub id: String,
+    pub quantity: String,
+    /// Dollars paid for the quantity.
+    pub cost_basis: String,
+    /// YYYY-MM-DD.
+    pub acquired_on: String,
+}
+
+/// The most lots one position may carry.
+pub const MAX_LOTS: usize = 1000;
+
+/// Checks the lots of a position of `quantity` shares: ids unique, each
+/// quantity positive with at most 9 decimals, each basis 0 or more with at
+/// most 2 decimals, dates valid, quantities summing to the position's.
+/// Field names are `lots[i].field` (or `lots` for the sum).
+///
+/// # Errors
+/// One violation per problem.
+pub fn validate_lots(
+    inputs: &[LotInput],
+    quantity: Decimal,
+) -> Result<Vec<Lot>, crate::Violations> {
+    use crate::decimal::{parse_decimal, significant_scale};
+    let mut violations = crate::Violations::new();
+    if inputs.is_empty() {
+        return Ok(Vec::new());
+    }
+    if inputs.len() > MAX_LOTS {
+        violations.add("lots", format!("at most {MAX_LOTS} lots per position"));
+        return Err(violations);
+    }
+    let mut lots = Vec::with_capacity(inputs.len());
+    let mut ids = std::collections::HashSet::new();
+    for (index, input) in inputs.iter().enumerate() {
+        let at = |field: &str| format!("lots[{index}].{field}");
+        if let Some(problem) = crate::ids::external_id_problem(&input.id) {
+            violations.add(at("id"), problem);
+        } else if !ids.insert(input.id.as_str()) {
+            violations.add(at("id"), format!("duplicate lot id {}", input.id));
+        }
+        let lot_quantity = match parse_decimal(&input.quantity) {
+            Ok(value)
+                if value > Decimal::ZERO
+                    && significant_scale(value) <= 9
+                    && value <= crate::account::MAX_CASH =>
+            {
+                Some(value.normalize())
+            }
+            _ => {
+                violations.add(
+                    at("quantity"),
+                    "must be a positive number of shares with at most 9 decimals",
+                );
+                None
+            }
+        };
+        let basis = match parse_decimal(&input.cost_basis) {
+            Ok(value)
+                if value >= Decimal::ZERO
+                    && significant_scale(value) <= 2
+                    && value <= crate::account::MAX_CASH =>
+            {
+                Some(value.normalize())
+            }
+            _ => {
+                violations.add(
+                    at("cost_basis"),
+                    "must be the dollars paid, 0 or more with at most 2 decimals",
+                );
+                None
+            }
+        };
+        let acquired = match NaiveDate::parse_from_str(&input.acquired_on, "%Y-%m-%d") {
+            Ok(date) if date.year() >= 1900 => Some(date),
+            _ => {
+                violations.add(
+                    at("acquired_on"),
+                    "must be a date, YYYY-MM-DD, from 1900 on",
+                );
+                None
+            }
+        };
+        if let (Some(quantity), Some(basis), Some(acquired)) = (lot_quantity, basis, acquired) {
+            lots.push(Lot {
+                id: input.id.clone(),
+                quantity,
+                basis,
+                acquired,
+            });
+        }
+    }
+    if violations.is_empty() {
+        let total: Decimal = lots.iter().map(|lot| lot.quantity).sum();
+        if total != quantity {
+            violations.add(
+                "lots",
+                format!(
+                    "lot quantities sum to {}, the position holds {}",
+                    total.normalize(),
+                    quantity.normalize()
+                ),
+            );
+        }
+    }
+    if violations.is_empty() {
+        Ok(lots)
+    } else {
+        Err(violations)
+    }
+}
+
+/// `lots` made to cover exactly `quantity` shares: shares the lots do not
+/// cover become one lot `uncovered_id` at `average_cost`, acquired on
+/// `opened`; lots beyond the quantity are closed newest first (a transfer
+/// out, not a sale).
+#[must_use]
+pub fn cover(
+    mut lots: Vec<Lot>,
+    quantity: Decimal,
+    average_cost: Decimal,
+    opened: NaiveDate,
+    uncovered_id: &str,
+) -> Vec<Lot> {
+    let held: Decimal = lots.iter().map(|lot| lot.quantity).sum();
+    if held < quantity {
+        let missing = quantity - held;
+        let id = if lots.iter().any(|lot| lot.id == uncovered_id) {
+            format!("{uncovered_id}-{}", lots.len())
+        } else {
+            uncovered_id.to_owned()
+        };
+        lots.push(Lot {
+            id,
+            quantity: missing,
+            basis: rounding_cents(missing * average_cost).max(Decimal::ZERO),
+            acquired: opened,
+        });
+    } else if held > quantity {
+        let (_, kept) = sell(
+            &lots,
+            held - quantity,
+            Decimal::ZERO,
+            opened,
+            &LotMethod::Lifo,
+        );
+        lots = kept;
+    }
+    lots
 }
 
 #[cfg(test)]

@@ -185,6 +185,7 @@ pub const RPCS: &[(&str, Permission)] = {
         ("execution.v1.AccountService/UpsertAccount", Operate),
         ("execution.v1.AccountService/GetAccount", Read),
         ("execution.v1.AccountService/SetTradingPreferences", Advise),
+        ("execution.v1.AccountService/SetTaxSettings", Advise),
         ("execution.v1.AccountService/ListAccounts", Read),
         ("execution.v1.AccountService/CreateCashMovement", Operate),
         ("execution.v1.AccountService/ListCashMovements", Read),

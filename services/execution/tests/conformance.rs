@@ -45,6 +45,7 @@ fn upsert(id: &str, cash: rust_decimal::Decimal, expected_revision: Option<i64>)
         id: id.to_owned(),
         status: AccountStatus::Active,
         cash,
+        lots: std::collections::HashMap::new(),
         positions: vec![
             PositionRecord {
                 symbol: "TLT".to_owned(),
@@ -471,6 +472,7 @@ fn run(account_id: &str, status: RunStatus) -> RunRecord {
         expires_at: None,
         broker: None,
         trace_context: None,
+        tax: None,
         orders: Vec::new(),
     }
 }

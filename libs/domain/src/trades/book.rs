@@ -38,6 +38,8 @@ pub(super) struct Line {
     /// A full rebalance leaves the symbol alone closer to target than this
     /// many points.
     pub(super) minimum_drift: Option<Decimal>,
+    /// The most shares a full rebalance may sell, and why.
+    pub(super) sell_limit: Option<(Decimal, String)>,
 }
 
 /// A held symbol without a price: kept as is, outside equity.
@@ -126,6 +128,13 @@ impl Book {
                     sell_restricted: restricted(|rule| rule.no_sell),
                     minimum,
                     minimum_drift,
+                    sell_limit: input
+                        .account
+                        .sell_limits
+                        .iter()
+                        .filter(|limit| &limit.symbol == symbol)
+                        .min_by(|a, b| a.quantity.cmp(&b.quantity))
+                        .map(|limit| (limit.quantity.max(Decimal::ZERO), limit.detail.clone())),
                 }),
                 None if quantity > Decimal::ZERO => unpriced_holdings.push(UnpricedHolding {
                     symbol: symbol.clone(),

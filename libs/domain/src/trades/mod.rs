@@ -41,6 +41,7 @@ mod liquidation;
 mod rebalance;
 mod rounding;
 mod share_search;
+mod tax_limits;
 mod waterfill;
 mod whole_shares;
 
@@ -104,6 +105,20 @@ pub struct AccountSnapshot {
     /// Symbols this account may not buy or sell (an advisor's or client's
     /// restriction); a symbol listed twice takes both.
     pub restricted: Vec<SymbolRestriction>,
+    /// The most shares of a symbol a full rebalance may sell (a tax
+    /// control: a gain budget, no short-term gains); what it leaves is
+    /// skipped with [`SkipReason::Tax`] and this detail.
+    pub sell_limits: Vec<SellLimit>,
+}
+
+/// A cap on one symbol's sales, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SellLimit {
+    pub symbol: Symbol,
+    /// 0 or more shares.
+    pub quantity: Decimal,
+    /// A sentence for people: why no more is sold.
+    pub detail: String,
 }
 
 /// A symbol one account may not buy, sell, or both.
@@ -197,6 +212,8 @@ crate::text_enum! {
         RoundsToZero = "rounds_to_zero",
         /// No price is known, so the position can be neither valued nor sized.
         NoPrice = "no_price",
+        /// A tax control (gain budget, no short-term gains) holds the sale back.
+        Tax = "tax",
     }
 }
 

@@ -239,6 +239,7 @@ fn build_world(
             buys_blocked,
             sells_blocked,
             restricted: Vec::new(),
+            sell_limits: Vec::new(),
         },
         target: target_weights(&raw_targets, cash_weight),
         assets,

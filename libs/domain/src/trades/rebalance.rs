@@ -12,6 +12,7 @@ use super::book::{Book, Line};
 use super::buys::buy_towards_targets;
 use super::ledger::{Ledger, Refusal, close_position, notional_order, quantity_order};
 use super::rounding::{CENT, floor_cents, nearest_whole};
+use super::tax_limits::cap_sell;
 use super::{PlannedOrder, Side, SkipReason};
 
 /// Plans the sells, then the buys, of a full rebalance.
@@ -28,7 +29,18 @@ pub(super) fn full_rebalance(book: &Book, ledger: &mut Ledger) {
             continue;
         }
         let sized = rebalance_sell(book, line, target, excess);
-        ledger.place_or_refuse(line, Side::Sell, sized);
+        match sized {
+            Ok(order) => {
+                let (kept, held_back) = cap_sell(line, order);
+                if let Some(order) = kept {
+                    ledger.place(order);
+                }
+                if let Some(refusal) = held_back {
+                    ledger.refuse(line, Side::Sell, refusal);
+                }
+            }
+            Err(refusal) => ledger.refuse(line, Side::Sell, refusal),
+        }
     }
     let budget = book.cash + ledger.proceeds() - book.cash_target();
     buy_towards_targets(book, budget, ledger, true);

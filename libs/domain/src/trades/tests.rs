@@ -32,6 +32,7 @@ impl Scenario {
                 buys_blocked: false,
                 sells_blocked: false,
                 restricted: Vec::new(),
+                sell_limits: Vec::new(),
             },
             target: Vec::new(),
             assets: HashMap::new(),

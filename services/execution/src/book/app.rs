@@ -4,9 +4,15 @@ use rebalancer_domain::Violations;
 use rebalancer_domain::account::AccountInput;
 use rebalancer_domain::cash::{self, CashAction, CashMovementKind, CashMovementStatus};
 use rebalancer_domain::holdings::{self, Valuation};
+use std::collections::HashMap;
+
+use chrono::Datelike;
+use rebalancer_domain::lots::{self, Lot, Term};
 use rebalancer_domain::preferences::PreferencesInput;
+use rebalancer_domain::tax::TaxSettingsInput;
 use rebalancer_kit::RequestContext;
 use rebalancer_kit::db::new_id;
+use rust_decimal::Decimal;
 
 use crate::Execution;
 use crate::book::store::{
@@ -25,7 +31,25 @@ pub struct AccountView {
     pub record: AccountRecord,
     pub valuation: Valuation,
     pub pending: Vec<CashMovementRecord>,
+    /// Open tax lots by symbol, covering each position (read for one
+    /// account, not for lists).
+    pub lots: HashMap<String, Vec<Lot>>,
+    /// This year's realized gains (read with the lots).
+    pub realized: Option<YearGains>,
+    /// The New York date it was read on (lots' holding periods).
+    pub today: chrono::NaiveDate,
 }
+
+/// Gains realized in one calendar year.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YearGains {
+    pub year: i32,
+    pub short_term: Decimal,
+    pub long_term: Decimal,
+}
+
+/// Realized gains read for one account's year at most (a cap, not a page).
+const MAX_REALIZED_ROWS: u32 = 100_000;
 
 /// Holdings are an account view with its pending movements.
 pub type HoldingsView = AccountView;
@@ -61,6 +85,9 @@ impl Execution {
             record,
             valuation,
             pending: Vec::new(),
+            lots: HashMap::new(),
+            realized: None,
+            today: rebalancer_domain::calendar::exchange_date(self.clock.now()),
         })
     }
 
@@ -91,6 +118,12 @@ impl Execution {
             id: state.account_id,
             status: state.status,
             cash: state.cash,
+            lots: state
+                .positions
+                .iter()
+                .filter(|p| !p.lots.is_empty())
+                .map(|p| (p.symbol.to_string(), p.lots.clone()))
+                .collect(),
             positions: state
                 .positions
                 .into_iter()
@@ -108,7 +141,7 @@ impl Execution {
         };
         let (record, created) = self.store.upsert_account(&context.tenant, upsert).await?;
         tracing::info!(created, revision = record.revision, "account upserted");
-        Ok((self.view(record).await?, created))
+        Ok((self.detailed_view(&context.tenant, record).await?, created))
     }
 
     /// Replaces an account's trading preferences.
@@ -146,7 +179,7 @@ impl Execution {
             )
             .await?;
         tracing::info!(revision = record.revision, "trading preferences set");
-        self.view(record).await
+        self.detailed_view(&context.tenant, record).await
     }
 
     /// One account, valued.
@@ -163,7 +196,113 @@ impl Execution {
             .get_account(&context.tenant, account_id)
             .await?
             .ok_or_else(|| ExecutionError::NotFound(format!("account {account_id} not found")))?;
-        self.view(record).await
+        self.detailed_view(&context.tenant, record).await
+    }
+
+    /// Replaces an account's tax settings.
+    ///
+    /// # Errors
+    /// `Invalid` with field violations, `NotFound`, `Aborted` for a stale etag.
+    #[tracing::instrument(name = "set_tax_settings", skip_all, fields(tenant = %context.tenant, account_id = %account_id))]
+    pub async fn set_tax_settings(
+        &self,
+        context: &RequestContext,
+        account_id: &str,
+        input: TaxSettingsInput,
+        etag: &str,
+    ) -> Result<AccountView, ExecutionError> {
+        let expected_revision = parse_etag("etag", etag);
+        let settings = input.validate();
+        let (settings, expected_revision) = match (settings, expected_revision) {
+            (Ok(settings), Ok(revision)) => (settings, revision),
+            (settings, revision) => {
+                let mut violations = Violations::new();
+                if let Err(problems) = settings {
+                    violations.extend_prefixed("tax_settings", problems);
+                }
+                for violation in revision.err().unwrap_or_default() {
+                    violations.add(violation.field, violation.description);
+                }
+                return Err(ExecutionError::Invalid(violations));
+            }
+        };
+        let record = self
+            .store
+            .set_tax_settings(
+                &context.tenant,
+                account_id,
+                &settings,
+                expected_revision,
+                self.clock.now(),
+            )
+            .await?;
+        tracing::info!(revision = record.revision, "tax settings set");
+        self.detailed_view(&context.tenant, record).await
+    }
+
+    /// An account's open lots by symbol, each position covered (shares its
+    /// stored lots miss read as one lot at the average cost).
+    pub(crate) async fn covered_lots(
+        &self,
+        tenant: &str,
+        record: &AccountRecord,
+    ) -> Result<HashMap<String, Vec<Lot>>, ExecutionError> {
+        let mut stored = self.store.account_lots(tenant, &record.id).await?;
+        let opened = rebalancer_domain::calendar::exchange_date(record.created_at);
+        Ok(record
+            .positions
+            .iter()
+            .map(|position| {
+                let lots = lots::cover(
+                    stored.remove(&position.symbol).unwrap_or_default(),
+                    position.quantity,
+                    position.average_cost,
+                    opened,
+                    crate::book::OPENING_LOT,
+                );
+                (position.symbol.clone(), lots)
+            })
+            .collect())
+    }
+
+    /// Net gains realized by an account's fills this calendar year (New
+    /// York), by term.
+    pub(crate) async fn realized_this_year(
+        &self,
+        tenant: &str,
+        account_id: &str,
+    ) -> Result<YearGains, ExecutionError> {
+        let today = rebalancer_domain::calendar::exchange_date(self.clock.now());
+        let january = today.with_ordinal(1).unwrap_or(today);
+        let rows = self
+            .store
+            .realized(tenant, account_id, january, MAX_REALIZED_ROWS)
+            .await?;
+        let gain = |term: Term| -> Decimal {
+            rows.iter()
+                .filter(|row| row.term == term.as_str())
+                .map(|row| row.proceeds - row.basis)
+                .sum()
+        };
+        Ok(YearGains {
+            year: today.year(),
+            short_term: gain(Term::Short),
+            long_term: gain(Term::Long),
+        })
+    }
+
+    /// One account valued, with its lots and this year's realized gains.
+    async fn detailed_view(
+        &self,
+        tenant: &str,
+        record: AccountRecord,
+    ) -> Result<AccountView, ExecutionError> {
+        let lots = self.covered_lots(tenant, &record).await?;
+        let realized = self.realized_this_year(tenant, &record.id).await?;
+        let mut view = self.view(record).await?;
+        view.lots = lots;
+        view.realized = Some(realized);
+        Ok(view)
     }
 
     /// Accounts in id order, valued.

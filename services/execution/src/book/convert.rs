@@ -8,9 +8,13 @@ use rebalancer_kit::wire::{decimal_text, money_text, preferences_to_wire, timest
 use rebalancer_proto::execution as pb;
 use rust_decimal::Decimal;
 
-use crate::book::AccountView;
+use chrono::NaiveDate;
+use rebalancer_domain::lots::{self, Lot, LotInput, Term};
+use rebalancer_domain::tax::{LotSelection, TaxSettings, TaxSettingsInput, TaxStatus};
+
 use crate::book::reconcile_store::{BreakRecord, ReconciliationRecord};
 use crate::book::store::{CashMovementRecord, HoldingsRecord};
+use crate::book::{AccountView, YearGains};
 
 #[must_use]
 pub fn account_status_from_wire(value: i32) -> Option<AccountStatus> {
@@ -133,8 +137,165 @@ fn positions_to_wire(view: &AccountView) -> Vec<pb::Position> {
             price: optional_text(valued.price, decimal_text),
             market_value: optional_text(valued.value, money_text),
             weight: optional_text(valued.weight.map(|w| w.round_dp(4)), decimal_text),
+            lots: view
+                .lots
+                .get(&position.symbol)
+                .map(|lots| {
+                    lots.iter()
+                        .map(|lot| lot_to_wire(lot, valued.price, view.today))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
         .collect()
+}
+
+fn lot_to_wire(lot: &Lot, price: Option<Decimal>, today: NaiveDate) -> pb::TaxLot {
+    pb::TaxLot {
+        id: lot.id.clone(),
+        quantity: decimal_text(lot.quantity),
+        cost_basis: money_text(lot.basis),
+        acquired_on: lot.acquired.to_string(),
+        market_value: optional_text(
+            price.map(|price| (lot.quantity * price).round_dp(2)),
+            money_text,
+        ),
+        unrealized_gain: optional_text(price.map(|price| lots::unrealized(lot, price)), money_text),
+        term: term_to_wire(lot.term_on(today).as_str()).into(),
+    }
+}
+
+/// "short" or "long" as stored.
+#[must_use]
+pub fn term_to_wire(term: &str) -> pb::HoldingTerm {
+    match Term::parse(term) {
+        Some(Term::Short) => pb::HoldingTerm::Short,
+        Some(Term::Long) => pb::HoldingTerm::Long,
+        None => pb::HoldingTerm::Unspecified,
+    }
+}
+
+fn tax_status_of(status: TaxStatus) -> &'static str {
+    match status {
+        TaxStatus::Taxable => "taxable",
+        TaxStatus::TaxDeferred => "tax_deferred",
+        TaxStatus::TaxExempt => "tax_exempt",
+    }
+}
+
+fn lot_selection_of(method: LotSelection) -> &'static str {
+    match method {
+        LotSelection::Fifo => "fifo",
+        LotSelection::Lifo => "lifo",
+        LotSelection::Hifo => "hifo",
+        LotSelection::MinimumTax => "minimum_tax",
+    }
+}
+
+/// The texts a run's tax estimate stores.
+#[must_use]
+pub fn tax_texts(settings: &TaxSettings) -> (&'static str, &'static str) {
+    (
+        tax_status_of(settings.status),
+        lot_selection_of(settings.lot_method),
+    )
+}
+
+#[must_use]
+pub fn tax_status_to_wire(status: &str) -> pb::TaxStatus {
+    match status {
+        "taxable" => pb::TaxStatus::Taxable,
+        "tax_deferred" => pb::TaxStatus::TaxDeferred,
+        "tax_exempt" => pb::TaxStatus::TaxExempt,
+        _ => pb::TaxStatus::Unspecified,
+    }
+}
+
+#[must_use]
+pub fn lot_method_to_wire(method: &str) -> pb::LotMethod {
+    match method {
+        "fifo" => pb::LotMethod::Fifo,
+        "lifo" => pb::LotMethod::Lifo,
+        "hifo" => pb::LotMethod::Hifo,
+        "minimum_tax" => pb::LotMethod::MinimumTax,
+        _ => pb::LotMethod::Unspecified,
+    }
+}
+
+#[must_use]
+pub fn tax_settings_to_wire(settings: &TaxSettings) -> pb::TaxSettings {
+    let (status, method) = tax_texts(settings);
+    pb::TaxSettings {
+        status: tax_status_to_wire(status).into(),
+        lot_method: lot_method_to_wire(method).into(),
+        run_gain_budget: optional_text(settings.run_gain_budget, money_text),
+        annual_gain_budget: optional_text(settings.annual_gain_budget, money_text),
+        no_short_term_gains: settings.no_short_term_gains,
+    }
+}
+
+/// Tax settings as sent; an unknown status or method is a violation.
+///
+/// # Errors
+/// Field violations relative to the settings.
+pub fn tax_settings_input(
+    settings: Option<&pb::TaxSettings>,
+) -> Result<TaxSettingsInput, rebalancer_domain::Violations> {
+    let settings = settings.cloned().unwrap_or_default();
+    let mut violations = rebalancer_domain::Violations::new();
+    let status = match pb::TaxStatus::try_from(settings.status) {
+        Ok(pb::TaxStatus::Unspecified | pb::TaxStatus::Taxable) => TaxStatus::Taxable,
+        Ok(pb::TaxStatus::TaxDeferred) => TaxStatus::TaxDeferred,
+        Ok(pb::TaxStatus::TaxExempt) => TaxStatus::TaxExempt,
+        Err(_) => {
+            violations.add("status", "is not a known tax status");
+            TaxStatus::Taxable
+        }
+    };
+    let lot_method = match pb::LotMethod::try_from(settings.lot_method) {
+        Ok(pb::LotMethod::Unspecified | pb::LotMethod::Fifo) => LotSelection::Fifo,
+        Ok(pb::LotMethod::Lifo) => LotSelection::Lifo,
+        Ok(pb::LotMethod::Hifo) => LotSelection::Hifo,
+        Ok(pb::LotMethod::MinimumTax) => LotSelection::MinimumTax,
+        Err(_) => {
+            violations.add("lot_method", "is not a known lot method");
+            LotSelection::Fifo
+        }
+    };
+    if !violations.is_empty() {
+        return Err(violations);
+    }
+    Ok(TaxSettingsInput {
+        status,
+        lot_method,
+        run_gain_budget: settings.run_gain_budget,
+        annual_gain_budget: settings.annual_gain_budget,
+        no_short_term_gains: settings.no_short_term_gains,
+    })
+}
+
+/// Lots as sent with a position.
+#[must_use]
+pub fn lots_input(position: &pb::Position) -> Vec<LotInput> {
+    position
+        .lots
+        .iter()
+        .map(|lot| LotInput {
+            id: lot.id.clone(),
+            quantity: lot.quantity.clone(),
+            cost_basis: lot.cost_basis.clone(),
+            acquired_on: lot.acquired_on.clone(),
+        })
+        .collect()
+}
+
+fn realized_to_wire(gains: &YearGains) -> pb::RealizedGains {
+    pb::RealizedGains {
+        year: gains.year,
+        short_term_gain: money_text(gains.short_term),
+        long_term_gain: money_text(gains.long_term),
+        total_gain: money_text(gains.short_term + gains.long_term),
+    }
 }
 
 /// Restrictions set by the platform plus the computed leverage one.
@@ -178,6 +339,8 @@ pub fn account_to_wire(view: &AccountView) -> pb::Account {
             (view.valuation.equity - view.record.earmarked).max(Decimal::ZERO),
         ),
         preferences: Some(preferences_to_wire(&view.record.preferences)),
+        tax_settings: Some(tax_settings_to_wire(&view.record.tax)),
+        realized_gains: view.realized.as_ref().map(realized_to_wire),
     }
 }
 

@@ -18,9 +18,9 @@ use tonic::{Request, Response, Status};
 use crate::book::PositionInput;
 use crate::book::convert::{
     account_status_from_wire, account_to_wire, account_type_from_wire, holdings_to_wire,
-    movement_kind_from_wire, movement_status_from_wire, movement_to_wire,
+    lots_input, movement_kind_from_wire, movement_status_from_wire, movement_to_wire,
     reconciliation_break_to_wire, reconciliation_to_wire, restriction_from_wire,
-    stream_holdings_to_wire,
+    stream_holdings_to_wire, tax_settings_input,
 };
 use crate::book::reconcile_store::BreakFilter;
 use crate::book::store::{AccountFilter, CashMovementFilter, HoldingsRange};
@@ -65,6 +65,7 @@ impl AccountService for ExecutionApi {
                 .positions
                 .into_iter()
                 .map(|p| PositionInput {
+                    lots: lots_input(&p),
                     symbol: p.symbol,
                     quantity: p.quantity,
                     average_cost: p.average_cost,
@@ -115,6 +116,27 @@ impl AccountService for ExecutionApi {
             .set_trading_preferences(&context, &message.account_id, input, &message.etag)
             .await?;
         Ok(Response::new(pb::SetTradingPreferencesResponse {
+            account: Some(account_to_wire(&view)),
+        }))
+    }
+
+    async fn set_tax_settings(
+        &self,
+        request: Request<pb::SetTaxSettingsRequest>,
+    ) -> Result<Response<pb::SetTaxSettingsResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        required("account_id", &message.account_id)?;
+        let input = tax_settings_input(message.tax_settings.as_ref()).map_err(|problems| {
+            let mut violations = rebalancer_domain::Violations::new();
+            violations.extend_prefixed("tax_settings", problems);
+            crate::error::ExecutionError::Invalid(violations)
+        })?;
+        let view = self
+            .execution
+            .set_tax_settings(&context, &message.account_id, input, &message.etag)
+            .await?;
+        Ok(Response::new(pb::SetTaxSettingsResponse {
             account: Some(account_to_wire(&view)),
         }))
     }

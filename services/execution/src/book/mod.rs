@@ -12,7 +12,9 @@ pub mod reconcile_store;
 mod sql_accounts;
 mod sql_booking;
 mod sql_cash;
+mod sql_lots;
 mod sql_reconcile;
 pub mod store;
 
-pub use app::{AccountView, HoldingsView, PositionInput, parse_etag};
+pub use app::{AccountView, HoldingsView, PositionInput, YearGains, parse_etag};
+pub(crate) use sql_lots::OPENING_LOT;

@@ -6,6 +6,7 @@ use rebalancer_domain::preferences::TradingPreferences;
 use rebalancer_kit::db::Dec;
 use sqlx::{QueryBuilder, Row};
 
+use crate::book::sql_lots::{OPENING_LOT, parse_tax};
 use crate::book::store::{
     AccountFilter, AccountRecord, AccountStore, AccountUpsert, HoldingsRange, HoldingsRecord,
     PositionRecord, still_to_raise,
@@ -22,13 +23,14 @@ impl AccountStore for SqlStore<DB> {
         upsert: AccountUpsert,
     ) -> Result<(AccountRecord, bool), StoreError> {
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
-        let current = sqlx::query("SELECT revision, created_at, last_rebalanced_at, earmarked, restrictions, preferences FROM accounts WHERE tenant_id = $1 AND id = $2")
+        let current = sqlx::query("SELECT revision, created_at, last_rebalanced_at, earmarked, restrictions, preferences, tax FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.to_owned())
             .bind(upsert.id.clone())
             .fetch_optional(&mut *tx)
             .await?;
         let restrictions = restrictions_text(&upsert.restrictions);
         let mut preferences = TradingPreferences::default();
+        let mut tax = rebalancer_domain::tax::TaxSettings::default();
         let (revision, created_at, last_rebalanced_at, earmarked, created) = match current {
             None => {
                 if upsert.expected_revision.is_some() {
@@ -72,6 +74,8 @@ impl AccountStore for SqlStore<DB> {
                 let earmarked: Dec = row.try_get("earmarked")?;
                 let stored: String = row.try_get("preferences")?;
                 preferences = parse_preferences(&stored)?;
+                let stored: String = row.try_get("tax")?;
+                tax = parse_tax(&stored)?;
                 // Reconciliation's restriction stays until a statement agrees.
                 let held: String = row.try_get("restrictions")?;
                 let restrictions = if parse_restrictions(&held)?.contains(&Restriction::BrokerBreak)
@@ -131,6 +135,34 @@ impl AccountStore for SqlStore<DB> {
             .filter(|p| !p.quantity.is_zero())
             .collect();
         positions.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+        // Lots follow the positions: given ones replace, others are kept
+        // and covered to the new quantity.
+        let mut stored = Self::read_lots(&mut *tx, tenant, &[upsert.id.as_str()], None).await?;
+        let opened = rebalancer_domain::calendar::exchange_date(upsert.now);
+        let mut lots = Vec::new();
+        for position in &positions {
+            let given = upsert
+                .lots
+                .get(&position.symbol)
+                .filter(|lots| !lots.is_empty());
+            let kept = match given {
+                Some(given) => given.clone(),
+                None => rebalancer_domain::lots::cover(
+                    stored
+                        .remove(&(upsert.id.clone(), position.symbol.clone()))
+                        .unwrap_or_default(),
+                    position.quantity,
+                    position.average_cost,
+                    opened,
+                    OPENING_LOT,
+                ),
+            };
+            lots.extend(
+                kept.into_iter()
+                    .map(|lot| (upsert.id.clone(), position.symbol.clone(), lot)),
+            );
+        }
+        Self::replace_lots(&mut *tx, tenant, None, &[upsert.id.as_str()], &lots).await?;
         for position in &positions {
             sqlx::query(
                 "INSERT INTO positions (tenant_id, account_id, symbol, quantity, average_cost) VALUES ($1, $2, $3, $4, $5)",
@@ -162,6 +194,7 @@ impl AccountStore for SqlStore<DB> {
                 margin_limit: upsert.margin_limit,
                 earmarked,
                 preferences,
+                tax,
             },
             created,
         ))
@@ -317,7 +350,7 @@ impl SqlStore<DB> {
     ) -> Result<Vec<AccountRecord>, StoreError> {
         let mut query = QueryBuilder::<DB>::new(
             "SELECT id, status, cash, restrictions, revision, created_at, updated_at, last_rebalanced_at, \
-             account_type, margin_limit, earmarked, preferences FROM accounts WHERE tenant_id = ",
+             account_type, margin_limit, earmarked, preferences, tax FROM accounts WHERE tenant_id = ",
         );
         query.push_bind(tenant.to_owned());
         if !range.account_ids.is_empty() {
@@ -358,6 +391,7 @@ impl SqlStore<DB> {
             let margin_limit: Dec = row.try_get("margin_limit")?;
             let earmarked: Dec = row.try_get("earmarked")?;
             let preferences: String = row.try_get("preferences")?;
+            let tax: String = row.try_get("tax")?;
             accounts.push(AccountRecord {
                 id: row.try_get("id")?,
                 status: AccountStatus::parse(&status)
@@ -374,6 +408,7 @@ impl SqlStore<DB> {
                 margin_limit: margin_limit.0,
                 earmarked: earmarked.0,
                 preferences: parse_preferences(&preferences)?,
+                tax: parse_tax(&tax)?,
             });
         }
         let (Some(first), Some(last)) = (accounts.first(), accounts.last()) else {

@@ -6,12 +6,15 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use rebalancer_domain::booking::{self, Booking, Position};
+use rebalancer_domain::lots::{self, Lot};
+use rebalancer_domain::trades::Side;
 use rebalancer_kit::db::Dec;
 use rust_decimal::Decimal;
 use sqlx::{QueryBuilder, Row};
 
 use crate::blocks::sql::CHUNK;
 use crate::blocks::store::AllocationRecord;
+use crate::book::sql_lots::{OPENING_LOT, Realized, parse_tax};
 use crate::store::{SqlStore, StoreError};
 
 #[rebalancer_kit::sql_store]
@@ -54,12 +57,21 @@ impl SqlStore<DB> {
                 for id in chunk {
                     ids.push_bind((*id).to_owned());
                 }
-                lock.push(") RETURNING id, cash");
+                lock.push(") RETURNING id, cash, tax, created_at");
                 let mut cash: HashMap<String, Decimal> = HashMap::new();
+                let mut settings = HashMap::new();
                 for row in lock.build().fetch_all(&mut *conn).await? {
                     let balance: Dec = row.try_get("cash")?;
-                    cash.insert(row.try_get("id")?, balance.0);
+                    let id: String = row.try_get("id")?;
+                    let tax: String = row.try_get("tax")?;
+                    let created_at: DateTime<Utc> = row.try_get("created_at")?;
+                    cash.insert(id.clone(), balance.0);
+                    settings.insert(id, (parse_tax(&tax)?, created_at));
                 }
+                let mut stored_lots = Self::read_lots(conn, tenant, chunk, Some(symbol)).await?;
+                let today = rebalancer_domain::calendar::exchange_date(now);
+                let mut new_lots: Vec<(String, String, Lot)> = Vec::new();
+                let mut realized = Vec::new();
                 let mut read = QueryBuilder::<DB>::new(
                     "SELECT account_id, quantity, average_cost FROM positions WHERE tenant_id = ",
                 );
@@ -122,6 +134,54 @@ impl SqlStore<DB> {
                     }
                     balance = booked.cash;
                     let (quantity, cost) = (booked.position.quantity, booked.position.average_cost);
+                    // Lots: buys open one each, sales close them by the
+                    // account's method; they end covering the position.
+                    let (tax, created_at) = &settings[*account_id];
+                    let mut open = lots::cover(
+                        stored_lots
+                            .remove(&((*account_id).to_owned(), symbol.to_owned()))
+                            .unwrap_or_default(),
+                        held.get(*account_id).map_or(Decimal::ZERO, |held| held.0),
+                        average_cost,
+                        rebalancer_domain::calendar::exchange_date(*created_at),
+                        OPENING_LOT,
+                    );
+                    for allocation in &by_account[account_id] {
+                        match allocation.side {
+                            Side::Buy => {
+                                let id = if open.iter().any(|lot| lot.id == allocation.fill_id) {
+                                    format!("{}-{}", allocation.fill_id, allocation.order_id)
+                                } else {
+                                    allocation.fill_id.clone()
+                                };
+                                lots::buy(
+                                    &mut open,
+                                    id,
+                                    allocation.quantity,
+                                    allocation.amount,
+                                    today,
+                                );
+                            }
+                            Side::Sell => {
+                                let (sale, left) = rebalancer_domain::tax::close(
+                                    tax,
+                                    &open,
+                                    allocation.quantity,
+                                    allocation.price,
+                                    today,
+                                );
+                                open = left;
+                                realized.extend(
+                                    sale.closed.into_iter().map(|closed| (allocation, closed)),
+                                );
+                            }
+                        }
+                    }
+                    let open = lots::cover(open, quantity, cost, today, OPENING_LOT);
+                    new_lots.extend(
+                        open.into_iter()
+                            .map(|lot| ((*account_id).to_owned(), symbol.to_owned(), lot)),
+                    );
                     balances.push(((*account_id).to_owned(), balance));
                     if quantity.is_zero() {
                         closed.push((*account_id).to_owned());
@@ -171,6 +231,19 @@ impl SqlStore<DB> {
                     delete.push(")");
                     delete.build().execute(&mut *conn).await?;
                 }
+                Self::replace_lots(conn, tenant, Some(symbol), chunk, &new_lots).await?;
+                let rows: Vec<Realized<'_>> = realized
+                    .iter()
+                    .map(|(allocation, closed)| Realized {
+                        account_id: &allocation.account_id,
+                        symbol: &allocation.symbol,
+                        order_id: &allocation.order_id,
+                        fill_id: &allocation.fill_id,
+                        sold_on: today,
+                        closed,
+                    })
+                    .collect();
+                Self::insert_realized(conn, tenant, &rows).await?;
             }
         }
         Ok(breaks)

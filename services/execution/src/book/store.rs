@@ -3,10 +3,14 @@
 
 use std::fmt::Debug;
 
-use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
 use rebalancer_domain::account::{AccountStatus, AccountType, CashLimits, Restriction};
 use rebalancer_domain::cash::{CashAction, CashMovementKind, CashMovementStatus};
+use rebalancer_domain::lots::Lot;
 use rebalancer_domain::preferences::TradingPreferences;
+use rebalancer_domain::tax::TaxSettings;
 use rust_decimal::Decimal;
 
 use crate::store::{Created, IdempotencyClaim, PageRequest, StoreError};
@@ -41,6 +45,8 @@ pub struct AccountRecord {
     pub earmarked: Decimal,
     /// Restricted symbols, substitutes, cash reserve.
     pub preferences: TradingPreferences,
+    /// Tax status, lot method, gain budgets.
+    pub tax: TaxSettings,
 }
 
 impl AccountRecord {
@@ -65,6 +71,9 @@ pub struct AccountUpsert {
     pub restrictions: Vec<Restriction>,
     pub account_type: AccountType,
     pub margin_limit: Decimal,
+    /// Lots given per symbol, each summing to its position; a position
+    /// without keeps its stored lots, covered to its new quantity.
+    pub lots: HashMap<String, Vec<Lot>>,
     /// When set, the current revision must match.
     pub expected_revision: Option<i64>,
     pub now: DateTime<Utc>,
@@ -169,6 +178,52 @@ pub trait AccountStore: Send + Sync + Debug {
         range: &HoldingsRange,
         limit: u32,
     ) -> Result<Vec<HoldingsRecord>, StoreError>;
+}
+
+/// Part of a lot an allocated sale closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealizedLot {
+    pub symbol: String,
+    pub order_id: String,
+    pub lot_id: String,
+    pub acquired: NaiveDate,
+    pub sold_on: NaiveDate,
+    pub quantity: Decimal,
+    pub basis: Decimal,
+    pub proceeds: Decimal,
+    /// "short" or "long".
+    pub term: String,
+}
+
+/// Tax lots, realized gains and tax settings.
+#[tonic::async_trait]
+pub trait LotStore: Send + Sync + Debug {
+    /// An account's stored open lots by symbol (a position's shares they
+    /// do not cover are read as one lot by the caller).
+    async fn account_lots(
+        &self,
+        tenant: &str,
+        account_id: &str,
+    ) -> Result<HashMap<String, Vec<Lot>>, StoreError>;
+
+    /// Lots an account's sales closed on `since` or later, oldest first.
+    async fn realized(
+        &self,
+        tenant: &str,
+        account_id: &str,
+        since: NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<RealizedLot>, StoreError>;
+
+    /// Replaces an account's tax settings (a new revision).
+    async fn set_tax_settings(
+        &self,
+        tenant: &str,
+        id: &str,
+        settings: &TaxSettings,
+        expected_revision: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<AccountRecord, StoreError>;
 }
 
 /// Which accounts a holdings batch covers.

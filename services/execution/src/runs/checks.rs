@@ -171,6 +171,24 @@ impl Execution {
         if limits.free_cash() < run.cash_before - CENT {
             changes.extend(overspend(&orders, limits));
         }
+        // Gains booked since the plan may have spent the year's budget.
+        if let (Some(budget), Some(tax)) = (account.tax.annual_gain_budget, &run.tax)
+            && account.tax.status == rebalancer_domain::tax::TaxStatus::Taxable
+            && run.kind == rebalancer_domain::run::RunKind::FullRebalance
+        {
+            let planned = tax.short_term_gain + tax.long_term_gain;
+            let year = self
+                .realized_this_year(&context.tenant, &account.id)
+                .await?;
+            let realized = year.short_term + year.long_term;
+            if planned > Decimal::ZERO && realized + planned > budget {
+                changes.push(format!(
+                    "its sales realize ${} of gains; with ${} realized this year since, the annual gain budget of ${budget} would be exceeded",
+                    planned.round_dp(2),
+                    realized.round_dp(2)
+                ));
+            }
+        }
         if let (Some(portfolio_id), Some(version)) = (&run.portfolio_id, run.portfolio_version) {
             let now = self.assigned_target(context, &run.account_id).await?;
             let current = now

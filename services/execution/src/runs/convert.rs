@@ -8,7 +8,10 @@ use rebalancer_proto::common;
 use rebalancer_proto::execution as pb;
 use rust_decimal::Decimal;
 
-use crate::runs::store::{BatchStatus, DriftEntry, OrderRecord, RunRecord, SkipEntry};
+use crate::book::convert::{lot_method_to_wire, tax_status_to_wire, term_to_wire};
+use crate::runs::store::{
+    BatchStatus, DriftEntry, LotClose, OrderRecord, RunRecord, RunTax, SkipEntry,
+};
 use crate::runs::{BatchView, OrderAdjustmentInput, RunSpecInput, TickerTotal};
 
 #[must_use]
@@ -254,6 +257,47 @@ pub fn order_to_wire(order: &OrderRecord) -> pb::Order {
         estimated_price: decimal_text(order.estimated_price),
         created_at: Some(timestamp(order.created_at)),
         updated_at: Some(timestamp(order.updated_at)),
+        tax_lots: Vec::new(),
+        estimated_gain: String::new(),
+    }
+}
+
+/// An order of `run` with the lots its sale is estimated to close.
+#[must_use]
+pub fn run_order_to_wire(run: &RunRecord, order: &OrderRecord) -> pb::Order {
+    let mut wire = order_to_wire(order);
+    if let Some(lots) = run
+        .tax
+        .as_ref()
+        .and_then(|tax| tax.orders.iter().find(|o| o.order_id == order.id))
+    {
+        wire.tax_lots = lots.lots.iter().map(closed_lot_to_wire).collect();
+        wire.estimated_gain = money_text(lots.lots.iter().map(|l| l.proceeds - l.basis).sum());
+    }
+    wire
+}
+
+fn closed_lot_to_wire(lot: &LotClose) -> pb::ClosedLot {
+    pb::ClosedLot {
+        lot_id: lot.lot_id.clone(),
+        acquired_on: lot.acquired.clone(),
+        quantity: decimal_text(lot.quantity),
+        cost_basis: money_text(lot.basis),
+        proceeds: money_text(lot.proceeds),
+        gain: money_text(lot.proceeds - lot.basis),
+        term: term_to_wire(&lot.term).into(),
+    }
+}
+
+#[must_use]
+pub fn tax_to_wire(tax: &RunTax) -> pb::TaxImpact {
+    pb::TaxImpact {
+        tax_status: tax_status_to_wire(&tax.status).into(),
+        lot_method: lot_method_to_wire(&tax.lot_method).into(),
+        short_term_gain: money_text(tax.short_term_gain),
+        long_term_gain: money_text(tax.long_term_gain),
+        total_gain: money_text(tax.short_term_gain + tax.long_term_gain),
+        budget_left: tax.budget_left.map(money_text).unwrap_or_default(),
     }
 }
 
@@ -268,6 +312,7 @@ fn skip_reason_to_wire(reason: &str) -> pb::SkipReason {
         "excluded" => pb::SkipReason::Excluded,
         "below_investment_minimum" => pb::SkipReason::BelowInvestmentMinimum,
         "below_minimum_drift" => pb::SkipReason::BelowMinimumDrift,
+        "tax" => pb::SkipReason::Tax,
         _ => pb::SkipReason::Unspecified,
     }
 }
@@ -330,9 +375,10 @@ pub fn run_to_wire(run: &RunRecord) -> pb::Run {
             .orders
             .iter()
             .filter(|o| !o.excluded)
-            .map(order_to_wire)
+            .map(|order| run_order_to_wire(run, order))
             .collect(),
         skipped_orders: run.skipped.iter().map(skipped_to_wire).collect(),
+        tax: run.tax.as_ref().map(tax_to_wire),
         drift: run.drift.iter().map(drift_to_wire).collect(),
         batch_id: run.batch_id.clone().unwrap_or_default(),
         etag: format!("r{}", run.revision),

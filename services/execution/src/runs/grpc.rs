@@ -17,8 +17,8 @@ use tonic::{Request, Response, Status};
 
 use crate::grpc::{ExecutionApi, required};
 use crate::runs::convert::{
-    adjustment_input, drift_to_wire, order_to_wire, run_kind_from_wire, run_spec_input,
-    run_status_from_wire, run_to_wire, skipped_to_wire,
+    adjustment_input, drift_to_wire, run_kind_from_wire, run_spec_input, run_status_from_wire,
+    run_to_wire, skipped_to_wire,
 };
 use crate::runs::store::{RunFilter, RunRecord};
 
@@ -74,8 +74,9 @@ impl RunService for ExecutionApi {
             .map(|d| money_text(d.expected_value))
             .unwrap_or_default();
         Ok(Response::new(pb::PreviewRunResponse {
-            orders: run.orders.iter().map(order_to_wire).collect(),
+            orders: wire.orders.clone(),
             skipped_orders: run.skipped.iter().map(skipped_to_wire).collect(),
+            tax: wire.tax.clone(),
             drift: run.drift.iter().map(drift_to_wire).collect(),
             equity: money_text(run.equity),
             cash_before: money_text(run.cash_before),

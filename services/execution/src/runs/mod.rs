@@ -16,6 +16,7 @@ pub(crate) mod sql;
 mod sql_batches;
 pub mod store;
 mod targets;
+mod tax;
 
 pub use app::{OrderAdjustmentInput, RunSpecInput};
 pub use batches::{BatchInput, BatchView, TickerTotal};

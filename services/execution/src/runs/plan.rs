@@ -16,6 +16,7 @@ use rebalancer_domain::decimal::{parse_decimal, significant_scale};
 use rebalancer_domain::ids::external_id_problem;
 use rebalancer_domain::portfolio::{TargetInput, Weight, WeightTarget};
 use rebalancer_domain::run::{ApprovalMode, InitiatedFrom, OrderStatus, RunKind, RunStatus};
+use rebalancer_domain::tax::TaxView;
 use rebalancer_domain::trades::{self, AccountSnapshot, Holding, PlanInput, PlanKind, TradeAsset};
 use rebalancer_domain::{Symbol, account};
 use rebalancer_kit::RequestContext;
@@ -354,28 +355,54 @@ impl Execution {
             let conditions = preferences.substitute_conditions(conditions);
             target.weights = band_edge_weights(&target.weights, &conditions, cash, &values);
         }
-        let snapshot = AccountSnapshot {
+        let mut snapshot = AccountSnapshot {
             cash,
             holdings,
             buys_blocked: account_record.restrictions.iter().any(|r| r.blocks_buys())
                 || valuation.leverage_exceeded(),
             sells_blocked: account_record.restrictions.iter().any(|r| r.blocks_sells()),
             restricted: preferences.symbol_restrictions(),
+            sell_limits: Vec::new(),
         };
         let plan_kind = match kind {
             RunKind::FullRebalance => PlanKind::FullRebalance,
             RunKind::InvestCash => PlanKind::InvestCash,
             RunKind::Liquidation => PlanKind::Liquidation { amount },
         };
-        let plan = trades::plan(&PlanInput {
-            kind: plan_kind,
-            account: &snapshot,
-            target: &target.weights,
-            assets: &trade_assets,
-            minimum_order_notional,
-            whole_shares_only: target.whole_shares_only,
-            asset_rules: &target.asset_rules,
+        let plan_with = |snapshot: &AccountSnapshot| {
+            trades::plan(&PlanInput {
+                kind: plan_kind,
+                account: snapshot,
+                target: &target.weights,
+                assets: &trade_assets,
+                minimum_order_notional,
+                whole_shares_only: target.whole_shares_only,
+                asset_rules: &target.asset_rules,
+            })
+        };
+        let mut plan = plan_with(&snapshot);
+        // Sales close lots: read them, hold back what the tax controls
+        // refuse (and the buys it would pay for), estimate the gains.
+        let sells = plan.orders.iter().any(|o| o.side == trades::Side::Sell);
+        let tax_inputs = if sells || !account_record.tax.is_default() {
+            let today = calendar::exchange_date(now);
+            Some(self.tax_inputs(context, &account_record, today).await?)
+        } else {
+            None
+        };
+        let tax_view = tax_inputs.as_ref().map(|inputs| TaxView {
+            settings: &account_record.tax,
+            lots: &inputs.lots,
+            realized_this_year: inputs.realized_this_year,
+            today: inputs.today,
         });
+        if let (RunKind::FullRebalance, Some(view)) = (kind, &tax_view) {
+            let limits = view.sell_limits(&plan.orders);
+            if !limits.is_empty() {
+                snapshot.sell_limits = limits;
+                plan = plan_with(&snapshot);
+            }
+        }
 
         let id = new_id();
         let approval_mode = spec.approval_mode.unwrap_or(target.approval_mode);
@@ -415,6 +442,9 @@ impl Execution {
                 }
             })
             .collect();
+        let tax = tax_view
+            .as_ref()
+            .and_then(|view| super::tax::run_tax(&account_record, view, &plan.orders, &orders));
         let status = if orders.is_empty() {
             if plan.skipped.is_empty() {
                 RunStatus::CompletedSuccess
@@ -504,6 +534,7 @@ impl Execution {
             expires_at: Some(expires_at),
             broker: None,
             trace_context: rebalancer_kit::trace::current_traceparent(),
+            tax,
             orders,
         };
         Ok(run)
@@ -519,6 +550,7 @@ fn skip_entry(skipped: &trades::SkippedTrade) -> SkipEntry {
         trades::SkipReason::Restricted => "restricted",
         trades::SkipReason::RoundsToZero => "rounds_to_zero",
         trades::SkipReason::NoPrice => "no_price",
+        trades::SkipReason::Tax => "tax",
     };
     SkipEntry {
         symbol: skipped.symbol.to_string(),

@@ -18,7 +18,7 @@ pub(crate) const RUN_COLUMNS: &str = "id, account_id, kind, status, initiated_fr
      portfolio_version, approval_mode, batch_id, cash_movement_id, transmission_id, cancel_requested, equity, \
      cash_before, minimum_order_notional, weights_json, algorithm_json, drift_json, skipped_json, adjustments_json, \
      approved_by, revision, created_at, updated_at, approved_at, started_at, completed_at, canceled_at, expires_at, \
-     broker, trace_context";
+     broker, trace_context, tax_json";
 
 pub(crate) const ORDER_COLUMNS: &str = "id, run_id, account_id, position, symbol, side, quantity, notional, \
      whole_shares, estimated_price, status, filled_quantity, filled_notional, filled_amount, client_order_id, \
@@ -93,9 +93,9 @@ impl RunStore for SqlStore<DB> {
              portfolio_version, approval_mode, batch_id, cash_movement_id, transmission_id, cancel_requested, equity, \
              cash_before, minimum_order_notional, weights_json, algorithm_json, drift_json, skipped_json, \
              adjustments_json, approved_by, revision, created_at, updated_at, approved_at, started_at, completed_at, \
-             canceled_at, expires_at, extended_hours, trace_context) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, \
-             $32, $33, $34)",
+             canceled_at, expires_at, extended_hours, trace_context, tax_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+             $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, \
+             $30, $31, $32, $33, $34, $35)",
         )
         .bind(tenant.to_owned())
         .bind(run.id.clone())
@@ -131,6 +131,10 @@ impl RunStore for SqlStore<DB> {
         .bind(run.expires_at)
         .bind(run.algorithm.extended_hours)
         .bind(run.trace_context.clone())
+        .bind(match &run.tax {
+            Some(tax) => json(tax)?,
+            None => String::new(),
+        })
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -510,6 +514,7 @@ pub(crate) fn run_from_row<R>(row: &R) -> Result<RunRecord, StoreError> {
     let drift: String = row.try_get("drift_json")?;
     let skipped: String = row.try_get("skipped_json")?;
     let adjustments: String = row.try_get("adjustments_json")?;
+    let tax: String = row.try_get("tax_json")?;
     Ok(RunRecord {
         id: row.try_get("id")?,
         account_id: row.try_get("account_id")?,
@@ -548,6 +553,11 @@ pub(crate) fn run_from_row<R>(row: &R) -> Result<RunRecord, StoreError> {
         expires_at: row.try_get("expires_at")?,
         broker: row.try_get("broker")?,
         trace_context: row.try_get("trace_context")?,
+        tax: if tax.is_empty() {
+            None
+        } else {
+            Some(unjson(&tax)?)
+        },
         orders: Vec::new(),
     })
 }

@@ -19,6 +19,41 @@ pub struct TargetWeight {
     pub percent: Decimal,
 }
 
+/// What a run's sales are estimated to realize, lot by lot, when planned
+/// (prices are the estimates the orders were sized at).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunTax {
+    /// The account's tax status and lot method when planned.
+    pub status: String,
+    pub lot_method: String,
+    pub short_term_gain: Decimal,
+    pub long_term_gain: Decimal,
+    /// The net gain the account's budgets still allowed after this plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_left: Option<Decimal>,
+    pub orders: Vec<OrderTax>,
+}
+
+/// The lots one sale is estimated to close.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderTax {
+    pub order_id: String,
+    pub lots: Vec<LotClose>,
+}
+
+/// Part or all of one lot closed by a sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LotClose {
+    pub lot_id: String,
+    /// YYYY-MM-DD.
+    pub acquired: String,
+    pub quantity: Decimal,
+    pub basis: Decimal,
+    pub proceeds: Decimal,
+    /// "short" or "long".
+    pub term: String,
+}
+
 /// A ticker's weight before and after a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriftEntry {
@@ -123,6 +158,9 @@ pub struct RunRecord {
     /// The W3C traceparent of the request that created it: the worker's
     /// transmission continues that trace.
     pub trace_context: Option<String>,
+    /// Estimated lots and gains of its sales; `None` for a run without sales
+    /// or planned before lots.
+    pub tax: Option<RunTax>,
     pub orders: Vec<OrderRecord>,
 }
 

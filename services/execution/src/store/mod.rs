@@ -17,7 +17,7 @@ pub use rebalancer_kit::page::PageRequest;
 
 use crate::blocks::store::{BlockStore, OrderBook};
 use crate::book::reconcile_store::ReconciliationStore;
-use crate::book::store::{AccountStore, CashStore};
+use crate::book::store::{AccountStore, CashStore, LotStore};
 use crate::broker::brokers::TradingModeStore;
 use crate::broker::fix::store::FixBook;
 use crate::broker::paper_store::PaperBook;
@@ -28,6 +28,7 @@ pub use sql::SqlStore;
 /// Everything the Execution service keeps.
 pub trait ExecutionStore:
     AccountStore
+    + LotStore
     + CashStore
     + AssetStore
     + MasterStore
@@ -44,6 +45,7 @@ pub trait ExecutionStore:
 
 impl<T> ExecutionStore for T where
     T: AccountStore
+        + LotStore
         + CashStore
         + AssetStore
         + MasterStore

@@ -1,0 +1,42 @@
+-- Tax-aware rebalancing: an account's tax settings (status, lot method,
+-- gain budgets, no short-term gains) as JSON, '' the default (taxable,
+-- FIFO, no controls); its open tax lots; the lots its sales closed; a run's
+-- estimated lots and gains.
+ALTER TABLE accounts ADD COLUMN tax TEXT NOT NULL DEFAULT '';
+
+-- Open lots of a position. A position's shares not covered by its lots
+-- (accounts from before lots, or loaded without them) are read as one lot
+-- at the average cost, acquired the day the account was created.
+CREATE TABLE tax_lots (
+    tenant_id  TEXT    NOT NULL,
+    account_id TEXT    NOT NULL,
+    symbol     TEXT    NOT NULL,
+    lot_id     TEXT    NOT NULL,
+    quantity   TEXT NOT NULL,
+    -- Dollars paid for the quantity, to the cent.
+    basis      TEXT NOT NULL,
+    -- YYYY-MM-DD.
+    acquired   TEXT    NOT NULL,
+    PRIMARY KEY (tenant_id, account_id, symbol, lot_id)
+);
+
+-- What each allocated sale closed, lot by lot.
+CREATE TABLE realized_lots (
+    tenant_id  TEXT    NOT NULL,
+    account_id TEXT    NOT NULL,
+    symbol     TEXT    NOT NULL,
+    order_id   TEXT    NOT NULL,
+    fill_id    TEXT    NOT NULL,
+    lot_id     TEXT    NOT NULL,
+    acquired   TEXT    NOT NULL,
+    sold_on    TEXT    NOT NULL,
+    quantity   TEXT NOT NULL,
+    basis      TEXT NOT NULL,
+    proceeds   TEXT NOT NULL,
+    term       TEXT    NOT NULL CHECK (term IN ('short', 'long')),
+    PRIMARY KEY (tenant_id, fill_id, order_id, lot_id)
+);
+CREATE INDEX realized_lots_by_account ON realized_lots (tenant_id, account_id, sold_on);
+
+-- A run's estimated lots per sale and its gains, as JSON; '' none.
+ALTER TABLE runs ADD COLUMN tax_json TEXT NOT NULL DEFAULT '';

@@ -1,0 +1,106 @@
+//! Tax-aware planning of a run: the account's lots and settings read from
+//! the book, the controls turned into sell limits (the plan is made again
+//! under them), and the estimate of what each sale realizes, stored with
+//! the run.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use rebalancer_domain::Symbol;
+use rebalancer_domain::lots::Lot;
+use rebalancer_domain::tax::TaxView;
+use rebalancer_domain::trades::{PlannedOrder, Side};
+use rebalancer_kit::RequestContext;
+use rust_decimal::Decimal;
+
+use crate::Execution;
+use crate::book::convert::tax_texts;
+use crate::book::store::AccountRecord;
+use crate::error::ExecutionError;
+use crate::runs::store::{LotClose, OrderRecord, OrderTax, RunTax};
+
+/// What tax-aware planning needs of one account, read once per plan.
+#[derive(Debug, Clone)]
+pub(super) struct TaxInputs {
+    pub lots: HashMap<Symbol, Vec<Lot>>,
+    pub realized_this_year: Decimal,
+    pub today: NaiveDate,
+}
+
+impl Execution {
+    /// The account's lots (each position covered) and, when an annual
+    /// budget needs it, what it realized this year.
+    pub(super) async fn tax_inputs(
+        &self,
+        context: &RequestContext,
+        account: &AccountRecord,
+        today: NaiveDate,
+    ) -> Result<TaxInputs, ExecutionError> {
+        let lots = self
+            .covered_lots(&context.tenant, account)
+            .await?
+            .into_iter()
+            .filter_map(|(symbol, lots)| Some((Symbol::parse(&symbol).ok()?, lots)))
+            .collect();
+        let realized_this_year = if account.tax.annual_gain_budget.is_some() {
+            let year = self
+                .realized_this_year(&context.tenant, &account.id)
+                .await?;
+            year.short_term + year.long_term
+        } else {
+            Decimal::ZERO
+        };
+        Ok(TaxInputs {
+            lots,
+            realized_this_year,
+            today,
+        })
+    }
+}
+
+/// The estimate of what `planned` sales realize; `orders` are the records
+/// made from them, in the same order.
+pub(super) fn run_tax(
+    account: &AccountRecord,
+    view: &TaxView<'_>,
+    planned: &[PlannedOrder],
+    orders: &[OrderRecord],
+) -> Option<RunTax> {
+    let mut sales = Vec::new();
+    let mut per_order = Vec::new();
+    for (plan, order) in planned.iter().zip(orders) {
+        if plan.side != Side::Sell {
+            continue;
+        }
+        let sale = view.sale(&plan.symbol, plan.quantity, plan.price);
+        per_order.push(OrderTax {
+            order_id: order.id.clone(),
+            lots: sale
+                .closed
+                .iter()
+                .map(|closed| LotClose {
+                    lot_id: closed.lot_id.clone(),
+                    acquired: closed.acquired.to_string(),
+                    quantity: closed.quantity,
+                    basis: closed.basis,
+                    proceeds: closed.proceeds,
+                    term: closed.term.as_str().to_owned(),
+                })
+                .collect(),
+        });
+        sales.push(sale);
+    }
+    if per_order.is_empty() && view.budget().is_none() {
+        return None;
+    }
+    let summary = view.summary(&sales);
+    let (status, method) = tax_texts(&account.tax);
+    Some(RunTax {
+        status: status.to_owned(),
+        lot_method: method.to_owned(),
+        short_term_gain: summary.short_term,
+        long_term_gain: summary.long_term,
+        budget_left: summary.budget_left,
+        orders: per_order,
+    })
+}
