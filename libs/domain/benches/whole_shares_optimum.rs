@@ -136,6 +136,7 @@ impl Case {
             sells_blocked: false,
             restricted: Vec::new(),
             sell_limits: Vec::new(),
+            buy_blocks: Vec::new(),
         };
         (account, target, assets)
     }

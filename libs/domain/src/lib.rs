@@ -16,6 +16,7 @@ pub mod decimal;
 pub mod evaluation;
 pub mod exact;
 pub mod holdings;
+pub mod household;
 pub mod ids;
 pub mod lots;
 pub mod netting;
@@ -32,6 +33,7 @@ mod text_enum;
 pub mod trades;
 pub mod trading_hours;
 pub mod violation;
+pub mod wash_sale;
 
 pub use decimal::parse_decimal;
 pub use symbol::Symbol;

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::Symbol;
 use crate::Violations;
 use crate::lots::{self, Lot, LotMethod, Sale, Term};
-use crate::trades::{PlannedOrder, SellLimit, Side};
+use crate::trades::{PlannedOrder, SellLimit, Side, SkipReason};
 
 /// How gains of an account are taxed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -146,6 +146,9 @@ pub struct TaxView<'a> {
     /// Net gains realized so far this calendar year.
     pub realized_this_year: Decimal,
     pub today: NaiveDate,
+    /// Symbols whose lots at a loss may not be sold (the wash-sale guard),
+    /// with why.
+    pub frozen_losses: &'a HashMap<Symbol, String>,
 }
 
 /// What one run's sales realize.
@@ -178,12 +181,38 @@ impl TaxView<'_> {
     }
 
     /// Lot indexes in the order a sale at `price` closes them: the method's
-    /// order, less the lots "no short-term gains" keeps.
-    fn closing(&self, lots: &[Lot], price: Decimal) -> Vec<usize> {
+    /// order, less the lots "no short-term gains" and (for a `symbol`) the
+    /// wash-sale guard keep.
+    fn closing(&self, symbol: Option<&Symbol>, lots: &[Lot], price: Decimal) -> Vec<usize> {
         let method = self.settings.lot_method.method();
         lots::closing_order(lots, &method, price, self.today)
             .into_iter()
-            .filter(|index| !self.held_for_term(&lots[*index], price))
+            .filter(|index| {
+                !self.held_for_term(&lots[*index], price)
+                    && !symbol
+                        .is_some_and(|symbol| self.held_for_wash(symbol, &lots[*index], price))
+            })
+            .collect()
+    }
+
+    /// Whether the wash-sale guard keeps `lot` of `symbol` from a sale at
+    /// `price` (it would realize a loss).
+    fn held_for_wash(&self, symbol: &Symbol, lot: &Lot, price: Decimal) -> bool {
+        self.controlled() && price < lot.cost_per_share() && self.frozen_losses.contains_key(symbol)
+    }
+
+    /// `closing`, then the lots it keeps, in the method's order.
+    fn closing_all(&self, symbol: Option<&Symbol>, lots: &[Lot], price: Decimal) -> Vec<String> {
+        let mut order = self.closing(symbol, lots, price);
+        let rest: Vec<usize> =
+            lots::closing_order(lots, &self.settings.lot_method.method(), price, self.today)
+                .into_iter()
+                .filter(|index| !order.contains(index))
+                .collect();
+        order.extend(rest);
+        order
+            .into_iter()
+            .map(|index| lots[index].id.clone())
             .collect()
     }
 
@@ -199,7 +228,10 @@ impl TaxView<'_> {
     #[must_use]
     pub fn sale(&self, symbol: &Symbol, quantity: Decimal, price: Decimal) -> Sale {
         match self.lots.get(symbol) {
-            Some(lots) => close(self.settings, lots, quantity, price, self.today).0,
+            Some(lots) => {
+                let method = LotMethod::Specific(self.closing_all(Some(symbol), lots, price));
+                lots::sell(lots, quantity, price, self.today, &method).0
+            }
             None => Sale {
                 closed: Vec::new(),
                 uncovered: quantity,
@@ -245,16 +277,38 @@ impl TaxView<'_> {
         if !self.controlled() {
             return Vec::new();
         }
-        let mut limits: BTreeMap<Symbol, (Decimal, String)> = BTreeMap::new();
+        let mut limits: BTreeMap<Symbol, (Decimal, String, SkipReason)> = BTreeMap::new();
         let mut queues: BTreeMap<Symbol, (Decimal, Vec<Chunk>)> = BTreeMap::new();
         for order in orders.iter().filter(|order| order.side == Side::Sell) {
             let Some(lots) = self.lots.get(&order.symbol) else {
                 continue;
             };
-            let closing = self.closing(lots, order.price);
+            let closing = self.closing(Some(&order.symbol), lots, order.price);
             let eligible: Decimal = closing.iter().map(|index| lots[*index].quantity).sum();
             let mut wanted = order.quantity;
-            if eligible < order.quantity && self.settings.no_short_term_gains {
+            let washed = lots
+                .iter()
+                .any(|lot| self.held_for_wash(&order.symbol, lot, order.price));
+            if eligible < order.quantity && washed {
+                let reason = self
+                    .frozen_losses
+                    .get(&order.symbol)
+                    .cloned()
+                    .unwrap_or_default();
+                limits.insert(
+                    order.symbol.clone(),
+                    (
+                        eligible,
+                        format!(
+                            "{} shares of {} at a loss not sold: {reason}",
+                            (order.quantity - eligible).normalize(),
+                            order.symbol
+                        ),
+                        SkipReason::WashSale,
+                    ),
+                );
+                wanted = eligible;
+            } else if eligible < order.quantity && self.settings.no_short_term_gains {
                 let first_long = lots
                     .iter()
                     .filter(|lot| self.held_for_term(lot, order.price))
@@ -271,6 +325,7 @@ impl TaxView<'_> {
                             order.symbol,
                             first_long.map_or_else(String::new, |date| date.to_string())
                         ),
+                        SkipReason::Tax,
                     ),
                 );
                 wanted = eligible;
@@ -308,20 +363,23 @@ impl TaxView<'_> {
                     realized.round_dp(2),
                     held_back_gain(chunks, *accepted).round_dp(2),
                 );
-                let entry = limits
-                    .entry(symbol.clone())
-                    .or_insert((*accepted, detail.clone()));
+                let entry = limits.entry(symbol.clone()).or_insert((
+                    *accepted,
+                    detail.clone(),
+                    SkipReason::Tax,
+                ));
                 if *accepted <= entry.0 {
-                    *entry = (*accepted, detail);
+                    *entry = (*accepted, detail, SkipReason::Tax);
                 }
             }
         }
         limits
             .into_iter()
-            .map(|(symbol, (quantity, detail))| SellLimit {
+            .map(|(symbol, (quantity, detail, reason))| SellLimit {
                 symbol,
                 quantity,
                 detail,
+                reason,
             })
             .collect()
     }
@@ -340,35 +398,31 @@ impl TaxView<'_> {
     }
 }
 
-/// Closes `quantity` shares of `lots` sold at `price` on `sold` as the
+/// Closes `quantity` shares of `lots` sold at `price` on `sold`: the
+/// `planned` lots first (those the plan chose, in its order), then as the
 /// account's settings say (its lot method; for a taxable account with "no
-/// short-term gains", short-term gains last): what the sale realizes and
+/// short-term gains", short-term gains last). What the sale realizes and
 /// the lots left.
 #[must_use]
 pub fn close(
     settings: &TaxSettings,
     lots: &[Lot],
+    planned: &[String],
     quantity: Decimal,
     price: Decimal,
     sold: NaiveDate,
 ) -> (Sale, Vec<Lot>) {
+    let none = HashMap::new();
     let view = TaxView {
         settings,
-        lots: &HashMap::new(),
+        lots: &none,
         realized_this_year: Decimal::ZERO,
         today: sold,
+        frozen_losses: &HashMap::new(),
     };
-    let mut order = view.closing(lots, price);
-    // What the controls hold back closes last, if a fill still asks for it.
-    let rest: Vec<usize> = lots::closing_order(lots, &settings.lot_method.method(), price, sold)
-        .into_iter()
-        .filter(|index| !order.contains(index))
-        .collect();
-    order.extend(rest);
-    let ids = order
-        .into_iter()
-        .map(|index| lots[index].id.clone())
-        .collect();
+    let rest = view.closing_all(None, lots, price);
+    let mut ids: Vec<String> = planned.to_vec();
+    ids.extend(rest.into_iter().filter(|id| !planned.contains(id)));
     lots::sell(lots, quantity, price, sold, &LotMethod::Specific(ids))
 }
 

@@ -43,11 +43,14 @@ fn sell(symbol_text: &str, quantity: Decimal, price: Decimal) -> PlannedOrder {
 }
 
 fn view<'a>(settings: &'a TaxSettings, lots: &'a HashMap<Symbol, Vec<Lot>>) -> TaxView<'a> {
+    static NONE: std::sync::LazyLock<HashMap<Symbol, String>> =
+        std::sync::LazyLock::new(HashMap::new);
     TaxView {
         settings,
         lots,
         realized_this_year: Decimal::ZERO,
         today: date("2026-03-02"),
+        frozen_losses: &NONE,
     }
 }
 
@@ -167,4 +170,41 @@ fn settings_validate_budgets_precisely() {
     .expect("valid");
     assert_eq!(good.run_gain_budget, Some(dec!(1000)));
     assert!(TaxSettings::default().is_default());
+}
+
+#[test]
+fn the_wash_sale_guard_keeps_loss_lots_and_says_why() {
+    let settings = TaxSettings {
+        lot_method: LotSelection::Hifo,
+        ..TaxSettings::default()
+    };
+    let lots = lots();
+    let frozen = HashMap::from([(symbol("SPY"), "wash sale: bought in acct-b".to_owned())]);
+    let view = TaxView {
+        frozen_losses: &frozen,
+        ..view(&settings, &lots)
+    };
+    // HIFO would sell the loss first; the guard keeps it: 20 shares left.
+    let limits = view.sell_limits(&[sell("SPY", dec!(25), dec!(500))]);
+    assert_eq!(limits[0].quantity, dec!(20));
+    assert_eq!(limits[0].reason, SkipReason::WashSale);
+    assert!(
+        limits[0]
+            .detail
+            .starts_with("5 shares of SPY at a loss not sold: wash sale")
+    );
+    let sale = view.sale(&symbol("SPY"), dec!(20), dec!(500));
+    assert!(sale.closed.iter().all(|c| c.lot_id != "loss"));
+    assert_eq!(sale.closed[0].lot_id, "short-gain");
+    // Booking closes the lots the plan chose first.
+    let (booked, _) = close(
+        &settings,
+        &lots[&symbol("SPY")],
+        &["long-gain".to_owned()],
+        dec!(12),
+        dec!(500),
+        date("2026-03-02"),
+    );
+    let ids: Vec<&str> = booked.closed.iter().map(|c| c.lot_id.as_str()).collect();
+    assert_eq!(ids, ["long-gain", "loss"]);
 }

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 
 use super::ledger::Ledger;
 use super::rounding::percent_share;
-use super::{PlanInput, Side};
+use super::{PlanInput, Side, SkipReason};
 use crate::Symbol;
 use crate::portfolio::WeightTarget;
 
@@ -39,7 +39,9 @@ pub(super) struct Line {
     /// many points.
     pub(super) minimum_drift: Option<Decimal>,
     /// The most shares a full rebalance may sell, and why.
-    pub(super) sell_limit: Option<(Decimal, String)>,
+    pub(super) sell_limit: Option<(Decimal, String, SkipReason)>,
+    /// Why the account may not buy this symbol today (wash sale).
+    pub(super) buy_blocked: Option<String>,
 }
 
 /// A held symbol without a price: kept as is, outside equity.
@@ -134,7 +136,19 @@ impl Book {
                         .iter()
                         .filter(|limit| &limit.symbol == symbol)
                         .min_by(|a, b| a.quantity.cmp(&b.quantity))
-                        .map(|limit| (limit.quantity.max(Decimal::ZERO), limit.detail.clone())),
+                        .map(|limit| {
+                            (
+                                limit.quantity.max(Decimal::ZERO),
+                                limit.detail.clone(),
+                                limit.reason,
+                            )
+                        }),
+                    buy_blocked: input
+                        .account
+                        .buy_blocks
+                        .iter()
+                        .find(|block| &block.symbol == symbol)
+                        .map(|block| block.detail.clone()),
                 }),
                 None if quantity > Decimal::ZERO => unpriced_holdings.push(UnpricedHolding {
                     symbol: symbol.clone(),

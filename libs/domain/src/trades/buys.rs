@@ -104,6 +104,10 @@ fn buyable_needs<'a>(
             let detail = "the account may not buy".to_owned();
             let refusal = Refusal::new(SkipReason::Restricted, floor_cents(need), detail);
             ledger.refuse(line, Side::Buy, refusal);
+        } else if let Some(detail) = &line.buy_blocked {
+            let detail = format!("{detail}: its target weight stays in cash");
+            let refusal = Refusal::new(SkipReason::WashSale, floor_cents(need), detail);
+            ledger.refuse(line, Side::Buy, refusal);
         } else if line.buy_restricted {
             let detail = format!(
                 "{} is restricted from buying in this account: its target weight stays in cash",

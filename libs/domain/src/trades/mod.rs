@@ -109,6 +109,17 @@ pub struct AccountSnapshot {
     /// control: a gain budget, no short-term gains); what it leaves is
     /// skipped with [`SkipReason::Tax`] and this detail.
     pub sell_limits: Vec<SellLimit>,
+    /// Symbols this account may not buy today, and why (the wash-sale
+    /// guard): skipped with [`SkipReason::WashSale`], the weight left in
+    /// cash.
+    pub buy_blocks: Vec<BuyBlock>,
+}
+
+/// A symbol one account may not buy today, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuyBlock {
+    pub symbol: Symbol,
+    pub detail: String,
 }
 
 /// A cap on one symbol's sales, and why.
@@ -119,6 +130,8 @@ pub struct SellLimit {
     pub quantity: Decimal,
     /// A sentence for people: why no more is sold.
     pub detail: String,
+    /// [`SkipReason::Tax`] or [`SkipReason::WashSale`].
+    pub reason: SkipReason,
 }
 
 /// A symbol one account may not buy, sell, or both.
@@ -214,6 +227,9 @@ crate::text_enum! {
         NoPrice = "no_price",
         /// A tax control (gain budget, no short-term gains) holds the sale back.
         Tax = "tax",
+        /// The wash-sale guard: a loss sale or a buy within 30 days of the
+        /// other in the household.
+        WashSale = "wash_sale",
     }
 }
 

@@ -240,6 +240,7 @@ fn build_world(
             sells_blocked,
             restricted: Vec::new(),
             sell_limits: Vec::new(),
+            buy_blocks: Vec::new(),
         },
         target: target_weights(&raw_targets, cash_weight),
         assets,

@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use super::book::Line;
 use super::ledger::{Refusal, notional_order, quantity_order};
 use super::rounding::floor_cents;
-use super::{PlannedOrder, Side, SkipReason};
+use super::{PlannedOrder, Side};
 
 /// The part of `order` the line's sell limit allows, and the refusal of the
 /// rest (none when the limit does not bind).
@@ -16,7 +16,7 @@ pub(super) fn cap_sell(
     line: &Line,
     order: PlannedOrder,
 ) -> (Option<PlannedOrder>, Option<Refusal>) {
-    let Some((limit, detail)) = &line.sell_limit else {
+    let Some((limit, detail, reason)) = &line.sell_limit else {
         return (Some(order), None);
     };
     if order.quantity <= *limit {
@@ -35,10 +35,7 @@ pub(super) fn cap_sell(
         .as_ref()
         .map_or(Decimal::ZERO, PlannedOrder::cash_amount);
     let left = floor_cents(order.cash_amount() - raised).max(Decimal::ZERO);
-    (
-        kept,
-        Some(Refusal::new(SkipReason::Tax, left, detail.clone())),
-    )
+    (kept, Some(Refusal::new(*reason, left, detail.clone())))
 }
 
 #[cfg(test)]
@@ -48,7 +45,7 @@ mod tests {
     use rust_decimal_macros::dec;
 
     use super::super::{
-        AccountSnapshot, Holding, PlanInput, PlanKind, SellLimit, TradeAsset, plan,
+        AccountSnapshot, Holding, PlanInput, PlanKind, SellLimit, SkipReason, TradeAsset, plan,
     };
     use super::*;
     use crate::Symbol;
@@ -73,9 +70,11 @@ mod tests {
                     symbol: spy(),
                     quantity,
                     detail: "gain budget used".to_owned(),
+                    reason: SkipReason::Tax,
                 })
                 .into_iter()
                 .collect(),
+            buy_blocks: Vec::new(),
         };
         let tlt = Symbol::parse("TLT").expect("symbol");
         let assets: HashMap<Symbol, TradeAsset> = [(spy(), dec!(100)), (tlt.clone(), dec!(50))]

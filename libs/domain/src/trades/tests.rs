@@ -33,6 +33,7 @@ impl Scenario {
                 sells_blocked: false,
                 restricted: Vec::new(),
                 sell_limits: Vec::new(),
+                buy_blocks: Vec::new(),
             },
             target: Vec::new(),
             assets: HashMap::new(),

@@ -341,6 +341,7 @@ pub fn account_to_wire(view: &AccountView) -> pb::Account {
         preferences: Some(preferences_to_wire(&view.record.preferences)),
         tax_settings: Some(tax_settings_to_wire(&view.record.tax)),
         realized_gains: view.realized.as_ref().map(realized_to_wire),
+        household_id: view.record.household_id.clone().unwrap_or_default(),
     }
 }
 

@@ -141,6 +141,41 @@ impl AccountService for ExecutionApi {
         }))
     }
 
+    async fn upsert_household(
+        &self,
+        request: Request<pb::UpsertHouseholdRequest>,
+    ) -> Result<Response<pb::UpsertHouseholdResponse>, Status> {
+        self.upsert_household_rpc(request).await
+    }
+
+    async fn get_household(
+        &self,
+        request: Request<pb::GetHouseholdRequest>,
+    ) -> Result<Response<pb::GetHouseholdResponse>, Status> {
+        self.get_household_rpc(request).await
+    }
+
+    async fn list_households(
+        &self,
+        request: Request<pb::ListHouseholdsRequest>,
+    ) -> Result<Response<pb::ListHouseholdsResponse>, Status> {
+        self.list_households_rpc(request).await
+    }
+
+    async fn set_identical_securities(
+        &self,
+        request: Request<pb::SetIdenticalSecuritiesRequest>,
+    ) -> Result<Response<pb::SetIdenticalSecuritiesResponse>, Status> {
+        self.set_identical_securities_rpc(request).await
+    }
+
+    async fn get_identical_securities(
+        &self,
+        request: Request<pb::GetIdenticalSecuritiesRequest>,
+    ) -> Result<Response<pb::GetIdenticalSecuritiesResponse>, Status> {
+        self.get_identical_securities_rpc(request).await
+    }
+
     async fn list_accounts(
         &self,
         request: Request<pb::ListAccountsRequest>,

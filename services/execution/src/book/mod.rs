@@ -5,13 +5,17 @@
 //! (`runs/`) or talk to the broker (`broker/`).
 
 mod app;
+pub mod app_households;
 pub mod convert;
 mod grpc;
+mod grpc_households;
+pub mod households;
 mod reconcile;
 pub mod reconcile_store;
 mod sql_accounts;
 mod sql_booking;
 mod sql_cash;
+mod sql_households;
 mod sql_lots;
 mod sql_reconcile;
 pub mod store;

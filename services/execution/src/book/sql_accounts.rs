@@ -23,7 +23,7 @@ impl AccountStore for SqlStore<DB> {
         upsert: AccountUpsert,
     ) -> Result<(AccountRecord, bool), StoreError> {
         let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
-        let current = sqlx::query("SELECT revision, created_at, last_rebalanced_at, earmarked, restrictions, preferences, tax FROM accounts WHERE tenant_id = $1 AND id = $2")
+        let current = sqlx::query("SELECT revision, created_at, last_rebalanced_at, earmarked, restrictions, preferences, tax, household_id FROM accounts WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.to_owned())
             .bind(upsert.id.clone())
             .fetch_optional(&mut *tx)
@@ -31,6 +31,7 @@ impl AccountStore for SqlStore<DB> {
         let restrictions = restrictions_text(&upsert.restrictions);
         let mut preferences = TradingPreferences::default();
         let mut tax = rebalancer_domain::tax::TaxSettings::default();
+        let mut household_id = None;
         let (revision, created_at, last_rebalanced_at, earmarked, created) = match current {
             None => {
                 if upsert.expected_revision.is_some() {
@@ -76,6 +77,7 @@ impl AccountStore for SqlStore<DB> {
                 preferences = parse_preferences(&stored)?;
                 let stored: String = row.try_get("tax")?;
                 tax = parse_tax(&stored)?;
+                household_id = row.try_get("household_id")?;
                 // Reconciliation's restriction stays until a statement agrees.
                 let held: String = row.try_get("restrictions")?;
                 let restrictions = if parse_restrictions(&held)?.contains(&Restriction::BrokerBreak)
@@ -195,6 +197,7 @@ impl AccountStore for SqlStore<DB> {
                 earmarked,
                 preferences,
                 tax,
+                household_id,
             },
             created,
         ))
@@ -350,7 +353,7 @@ impl SqlStore<DB> {
     ) -> Result<Vec<AccountRecord>, StoreError> {
         let mut query = QueryBuilder::<DB>::new(
             "SELECT id, status, cash, restrictions, revision, created_at, updated_at, last_rebalanced_at, \
-             account_type, margin_limit, earmarked, preferences, tax FROM accounts WHERE tenant_id = ",
+             account_type, margin_limit, earmarked, preferences, tax, household_id FROM accounts WHERE tenant_id = ",
         );
         query.push_bind(tenant.to_owned());
         if !range.account_ids.is_empty() {
@@ -409,6 +412,7 @@ impl SqlStore<DB> {
                 earmarked: earmarked.0,
                 preferences: parse_preferences(&preferences)?,
                 tax: parse_tax(&tax)?,
+                household_id: row.try_get("household_id")?,
             });
         }
         let (Some(first), Some(last)) = (accounts.first(), accounts.last()) else {

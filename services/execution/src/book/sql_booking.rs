@@ -69,6 +69,13 @@ impl SqlStore<DB> {
                     settings.insert(id, (parse_tax(&tax)?, created_at));
                 }
                 let mut stored_lots = Self::read_lots(conn, tenant, chunk, Some(symbol)).await?;
+                let sells: Vec<&str> = chunk
+                    .iter()
+                    .flat_map(|account| by_account[account].iter())
+                    .filter(|allocation| allocation.side == Side::Sell)
+                    .map(|allocation| allocation.order_id.as_str())
+                    .collect();
+                let planned = Self::planned_lots(conn, tenant, &sells).await?;
                 let today = rebalancer_domain::calendar::exchange_date(now);
                 let mut new_lots: Vec<(String, String, Lot)> = Vec::new();
                 let mut realized = Vec::new();
@@ -166,6 +173,9 @@ impl SqlStore<DB> {
                                 let (sale, left) = rebalancer_domain::tax::close(
                                     tax,
                                     &open,
+                                    planned
+                                        .get(&allocation.order_id)
+                                        .map_or(&[][..], Vec::as_slice),
                                     allocation.quantity,
                                     allocation.price,
                                     today,

@@ -136,6 +136,42 @@ impl SqlStore<DB> {
         Ok(())
     }
 
+    /// The lots each of `orders` was planned to close, by order id (from
+    /// its run's tax estimate).
+    pub(crate) async fn planned_lots(
+        conn: &mut DB::Connection,
+        tenant: &str,
+        orders: &[&str],
+    ) -> Result<HashMap<String, Vec<String>>, StoreError> {
+        let mut planned = HashMap::new();
+        if orders.is_empty() {
+            return Ok(planned);
+        }
+        let mut query = QueryBuilder::<DB>::new("SELECT tax_json FROM runs WHERE tenant_id = ");
+        query
+            .push_bind(tenant.to_owned())
+            .push(" AND tax_json <> '' AND id IN (SELECT run_id FROM orders WHERE tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND id IN (");
+        let mut ids = query.separated(", ");
+        for id in orders {
+            ids.push_bind((*id).to_owned());
+        }
+        query.push("))");
+        for row in query.build().fetch_all(&mut *conn).await? {
+            let text: String = row.try_get("tax_json")?;
+            let tax: crate::runs::store::RunTax = serde_json::from_str(&text)
+                .map_err(|error| StoreError::Corrupt(format!("run tax: {error}")))?;
+            for order in tax.orders {
+                planned.insert(
+                    order.order_id,
+                    order.lots.into_iter().map(|lot| lot.lot_id).collect(),
+                );
+            }
+        }
+        Ok(planned)
+    }
+
     /// Records what sales closed.
     pub(crate) async fn insert_realized(
         conn: &mut DB::Connection,

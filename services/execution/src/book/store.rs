@@ -47,6 +47,8 @@ pub struct AccountRecord {
     pub preferences: TradingPreferences,
     /// Tax status, lot method, gain budgets.
     pub tax: TaxSettings,
+    /// The household it belongs to, if any.
+    pub household_id: Option<String>,
 }
 
 impl AccountRecord {

@@ -41,6 +41,8 @@ pub struct RunSpecInput {
     /// When a run not yet started ends TIMEOUT; `Err` for a time out of
     /// range; `None`: the close of the trading day.
     pub expires_at: Option<Result<DateTime<Utc>, ()>>,
+    /// Trade through the wash-sale guard.
+    pub allow_wash_sales: bool,
 }
 
 /// An edit of one order, as a client sent it.

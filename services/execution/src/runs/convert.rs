@@ -220,6 +220,7 @@ pub fn run_spec_input(spec: &pb::RunSpec) -> RunSpecInput {
         portfolio_id: spec.portfolio_id.clone(),
         portfolio_version: spec.portfolio_version,
         expires_at: spec.expires_at.as_ref().map(|at| datetime(at).ok_or(())),
+        allow_wash_sales: spec.allow_wash_sales,
     }
 }
 
@@ -313,6 +314,7 @@ fn skip_reason_to_wire(reason: &str) -> pb::SkipReason {
         "below_investment_minimum" => pb::SkipReason::BelowInvestmentMinimum,
         "below_minimum_drift" => pb::SkipReason::BelowMinimumDrift,
         "tax" => pb::SkipReason::Tax,
+        "wash_sale" => pb::SkipReason::WashSale,
         _ => pb::SkipReason::Unspecified,
     }
 }

@@ -28,6 +28,27 @@ const WATCH_POLL: Duration = Duration::from_millis(500);
 type WatchStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::WatchRunResponse, Status>> + Send>>;
 
+/// A planned, unstored run as `PreviewRun` answers it.
+fn preview_to_wire(run: &RunRecord) -> pb::PreviewRunResponse {
+    let wire = run_to_wire(run);
+    let cash_after = run
+        .drift
+        .iter()
+        .find(|d| d.symbol.is_none())
+        .map(|d| money_text(d.expected_value))
+        .unwrap_or_default();
+    pb::PreviewRunResponse {
+        orders: wire.orders,
+        skipped_orders: run.skipped.iter().map(skipped_to_wire).collect(),
+        tax: wire.tax,
+        drift: run.drift.iter().map(drift_to_wire).collect(),
+        equity: money_text(run.equity),
+        cash_before: money_text(run.cash_before),
+        cash_after,
+        weights: wire.weights,
+    }
+}
+
 fn spec_of(spec: Option<pb::RunSpec>) -> Result<pb::RunSpec, Status> {
     spec.ok_or_else(|| invalid_field("spec", "is required (account_id, type, ...)"))
 }
@@ -66,23 +87,7 @@ impl RunService for ExecutionApi {
             .execution
             .preview_run(&context, run_spec_input(&spec))
             .await?;
-        let wire = run_to_wire(&run);
-        let cash_after = run
-            .drift
-            .iter()
-            .find(|d| d.symbol.is_none())
-            .map(|d| money_text(d.expected_value))
-            .unwrap_or_default();
-        Ok(Response::new(pb::PreviewRunResponse {
-            orders: wire.orders.clone(),
-            skipped_orders: run.skipped.iter().map(skipped_to_wire).collect(),
-            tax: wire.tax.clone(),
-            drift: run.drift.iter().map(drift_to_wire).collect(),
-            equity: money_text(run.equity),
-            cash_before: money_text(run.cash_before),
-            cash_after,
-            weights: wire.weights,
-        }))
+        Ok(Response::new(preview_to_wire(&run)))
     }
 
     async fn get_run(
@@ -189,6 +194,73 @@ impl RunService for ExecutionApi {
             .await?;
         Ok(Response::new(pb::CancelRunResponse {
             run: Some(run_to_wire(&run)),
+        }))
+    }
+
+    async fn preview_household_rebalance(
+        &self,
+        request: Request<pb::PreviewHouseholdRebalanceRequest>,
+    ) -> Result<Response<pb::PreviewHouseholdRebalanceResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        required("household_id", &message.household_id)?;
+        let plans = self
+            .execution
+            .preview_household_rebalance(&context, &message.household_id, message.allow_wash_sales)
+            .await?;
+        let gain = |term: fn(&crate::runs::store::RunTax) -> Decimal| -> Decimal {
+            plans
+                .iter()
+                .filter_map(|run| run.tax.as_ref())
+                .map(term)
+                .sum()
+        };
+        Ok(Response::new(pb::PreviewHouseholdRebalanceResponse {
+            short_term_gain: money_text(gain(|tax| tax.short_term_gain)),
+            long_term_gain: money_text(gain(|tax| tax.long_term_gain)),
+            plans: plans
+                .iter()
+                .map(|run| pb::HouseholdPlan {
+                    account_id: run.account_id.clone(),
+                    preview: Some(preview_to_wire(run)),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn create_household_rebalance(
+        &self,
+        request: Request<pb::CreateHouseholdRebalanceRequest>,
+    ) -> Result<Response<pb::CreateHouseholdRebalanceResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        let claim = required_claim(
+            "CreateHouseholdRebalance",
+            &message.idempotency_key,
+            &message,
+            |m| m.idempotency_key.clear(),
+        )?;
+        required("household_id", &message.household_id)?;
+        let approval_mode = match message.approval_mode {
+            0 => None,
+            value => Some(
+                crate::runs::convert::approval_mode_from_wire(value).ok_or_else(|| {
+                    invalid_field("approval_mode", "is not a known approval mode")
+                })?,
+            ),
+        };
+        let runs = self
+            .execution
+            .create_household_rebalance(
+                &context,
+                &message.household_id,
+                &claim,
+                approval_mode,
+                message.allow_wash_sales,
+            )
+            .await?;
+        Ok(Response::new(pb::CreateHouseholdRebalanceResponse {
+            runs: runs.iter().map(run_to_wire).collect(),
         }))
     }
 

@@ -11,6 +11,7 @@ pub mod convert;
 mod four_eyes;
 mod grpc;
 mod grpc_batches;
+mod households;
 mod plan;
 pub(crate) mod sql;
 mod sql_batches;

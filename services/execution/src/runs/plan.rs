@@ -363,7 +363,20 @@ impl Execution {
             sells_blocked: account_record.restrictions.iter().any(|r| r.blocks_sells()),
             restricted: preferences.symbol_restrictions(),
             sell_limits: Vec::new(),
+            buy_blocks: Vec::new(),
         };
+        // The wash-sale guard: across the household, unless overridden.
+        let today = calendar::exchange_date(now);
+        let wash = if spec.allow_wash_sales {
+            None
+        } else {
+            Some(self.wash_guard(context, &account_record, today).await?)
+        };
+        if let Some(wash) = &wash
+            && kind != RunKind::Liquidation
+        {
+            snapshot.buy_blocks = wash.buy_blocks(trade_assets.keys());
+        }
         let plan_kind = match kind {
             RunKind::FullRebalance => PlanKind::FullRebalance,
             RunKind::InvestCash => PlanKind::InvestCash,
@@ -385,16 +398,24 @@ impl Execution {
         // refuse (and the buys it would pay for), estimate the gains.
         let sells = plan.orders.iter().any(|o| o.side == trades::Side::Sell);
         let tax_inputs = if sells || !account_record.tax.is_default() {
-            let today = calendar::exchange_date(now);
             Some(self.tax_inputs(context, &account_record, today).await?)
         } else {
             None
+        };
+        let frozen_losses = match (&wash, &tax_inputs) {
+            (Some(wash), Some(inputs)) if kind == RunKind::FullRebalance => {
+                wash.frozen_losses(&account_record.id, &inputs.lots, |symbol| {
+                    trade_assets.get(symbol).map(|asset| asset.price)
+                })
+            }
+            _ => HashMap::new(),
         };
         let tax_view = tax_inputs.as_ref().map(|inputs| TaxView {
             settings: &account_record.tax,
             lots: &inputs.lots,
             realized_this_year: inputs.realized_this_year,
             today: inputs.today,
+            frozen_losses: &frozen_losses,
         });
         if let (RunKind::FullRebalance, Some(view)) = (kind, &tax_view) {
             let limits = view.sell_limits(&plan.orders);
@@ -467,6 +488,11 @@ impl Execution {
             }
         } else {
             spec.reason.clone()
+        };
+        let reason = if spec.allow_wash_sales {
+            format!("{reason} (wash-sale guard overridden)")
+        } else {
+            reason
         };
         let run = RunRecord {
             id,
@@ -551,6 +577,7 @@ fn skip_entry(skipped: &trades::SkippedTrade) -> SkipEntry {
         trades::SkipReason::RoundsToZero => "rounds_to_zero",
         trades::SkipReason::NoPrice => "no_price",
         trades::SkipReason::Tax => "tax",
+        trades::SkipReason::WashSale => "wash_sale",
     };
     SkipEntry {
         symbol: skipped.symbol.to_string(),

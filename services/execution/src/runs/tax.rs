@@ -5,11 +5,12 @@
 
 use std::collections::HashMap;
 
-use chrono::NaiveDate;
+use chrono::{Days, NaiveDate};
 use rebalancer_domain::Symbol;
 use rebalancer_domain::lots::Lot;
 use rebalancer_domain::tax::TaxView;
-use rebalancer_domain::trades::{PlannedOrder, Side};
+use rebalancer_domain::trades::{BuyBlock, PlannedOrder, Side};
+use rebalancer_domain::wash_sale::{self, IdenticalGroups, LossSale, RecentBuy, Window};
 use rebalancer_kit::RequestContext;
 use rust_decimal::Decimal;
 
@@ -55,6 +56,131 @@ impl Execution {
             realized_this_year,
             today,
         })
+    }
+}
+
+/// What the household did in the wash-sale window, and the tenant's
+/// substantially identical securities.
+#[derive(Debug, Clone)]
+pub(super) struct WashGuard {
+    pub window: Window,
+    pub groups: IdenticalGroups,
+    pub today: NaiveDate,
+}
+
+impl Execution {
+    /// The wash-sale window of `account`'s household (or of the account
+    /// alone, outside a household).
+    pub(super) async fn wash_guard(
+        &self,
+        context: &RequestContext,
+        account: &AccountRecord,
+        today: NaiveDate,
+    ) -> Result<WashGuard, ExecutionError> {
+        let members = match &account.household_id {
+            Some(id) => self
+                .store
+                .get_household(&context.tenant, id)
+                .await?
+                .map(|record| record.household.account_ids)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let members = if members.is_empty() {
+            vec![account.id.clone()]
+        } else {
+            members
+        };
+        let since = today
+            .checked_sub_days(Days::new(wash_sale::WINDOW_DAYS))
+            .unwrap_or(today);
+        let (losses, buys) = self
+            .store
+            .wash_window(&context.tenant, &members, since)
+            .await?;
+        let groups: Vec<Vec<Symbol>> = self
+            .store
+            .identical_securities(&context.tenant)
+            .await?
+            .iter()
+            .map(|group| group.iter().filter_map(|s| Symbol::parse(s).ok()).collect())
+            .collect();
+        Ok(WashGuard {
+            window: Window {
+                losses: losses
+                    .into_iter()
+                    .filter_map(|row| {
+                        Some(LossSale {
+                            symbol: Symbol::parse(&row.symbol).ok()?,
+                            account_id: row.account_id,
+                            sold_on: row.sold_on,
+                            loss: row.loss,
+                        })
+                    })
+                    .collect(),
+                buys: buys
+                    .into_iter()
+                    .filter_map(|row| {
+                        Some(RecentBuy {
+                            symbol: Symbol::parse(&row.symbol).ok()?,
+                            account_id: row.account_id,
+                            acquired: row.acquired,
+                            lot_id: row.lot_id,
+                        })
+                    })
+                    .collect(),
+            },
+            groups: IdenticalGroups::new(&groups),
+            today,
+        })
+    }
+}
+
+impl WashGuard {
+    /// The symbols of `candidates` a buy of which would wash a loss.
+    pub(super) fn buy_blocks<'a>(
+        &self,
+        candidates: impl Iterator<Item = &'a Symbol>,
+    ) -> Vec<BuyBlock> {
+        candidates
+            .filter_map(|symbol| {
+                Some(BuyBlock {
+                    symbol: symbol.clone(),
+                    detail: self.window.buy_blocked(symbol, &self.groups, self.today)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The held symbols of `account_id` whose lots at a loss (at `prices`)
+    /// may not be sold, with why.
+    pub(super) fn frozen_losses(
+        &self,
+        account_id: &str,
+        lots: &HashMap<Symbol, Vec<Lot>>,
+        prices: impl Fn(&Symbol) -> Option<Decimal>,
+    ) -> HashMap<Symbol, String> {
+        lots.iter()
+            .filter_map(|(symbol, lots)| {
+                let price = prices(symbol)?;
+                let losing: Vec<String> = lots
+                    .iter()
+                    .filter(|lot| price < lot.cost_per_share())
+                    .map(|lot| lot.id.clone())
+                    .collect();
+                if losing.is_empty() {
+                    return None;
+                }
+                let why = self.window.loss_sale_blocked(
+                    account_id,
+                    symbol,
+                    &losing,
+                    &self.groups,
+                    self.today,
+                )?;
+                Some((symbol.clone(), why))
+            })
+            .collect()
     }
 }
 

@@ -16,6 +16,7 @@ pub use rebalancer_kit::idempotency::{Created, IdempotencyClaim};
 pub use rebalancer_kit::page::PageRequest;
 
 use crate::blocks::store::{BlockStore, OrderBook};
+use crate::book::households::HouseholdStore;
 use crate::book::reconcile_store::ReconciliationStore;
 use crate::book::store::{AccountStore, CashStore, LotStore};
 use crate::broker::brokers::TradingModeStore;
@@ -29,6 +30,7 @@ pub use sql::SqlStore;
 pub trait ExecutionStore:
     AccountStore
     + LotStore
+    + HouseholdStore
     + CashStore
     + AssetStore
     + MasterStore
@@ -46,6 +48,7 @@ pub trait ExecutionStore:
 impl<T> ExecutionStore for T where
     T: AccountStore
         + LotStore
+        + HouseholdStore
         + CashStore
         + AssetStore
         + MasterStore
