@@ -245,6 +245,30 @@ pub fn buy(
     }
 }
 
+/// Adds a buy of `quantity` at a total cost of `basis` to the lot `id`
+/// acquired on `acquired` (the fills of one order on one day are one lot),
+/// or opens it; a lot `id` of another day gets the date in its id.
+pub fn add(lots: &mut Vec<Lot>, id: &str, quantity: Decimal, basis: Decimal, acquired: NaiveDate) {
+    if quantity <= Decimal::ZERO {
+        return;
+    }
+    let dated = format!("{id}-{acquired}");
+    if let Some(lot) = lots
+        .iter_mut()
+        .find(|lot| (lot.id == id || lot.id == dated) && lot.acquired == acquired)
+    {
+        lot.quantity += quantity;
+        lot.basis += basis.max(Decimal::ZERO);
+        return;
+    }
+    let id = if lots.iter().any(|lot| lot.id == id) {
+        dated
+    } else {
+        id.to_owned()
+    };
+    buy(lots, id, quantity, basis, acquired);
+}
+
 /// A split of `new` shares for every `old`: quantities scale, each lot's
 /// basis and date stay (so its cost per share scales the other way).
 pub fn split(lots: &mut [Lot], new: Decimal, old: Decimal) {

@@ -78,6 +78,7 @@ impl SqlStore<DB> {
                 let planned = Self::planned_lots(conn, tenant, &sells).await?;
                 let today = rebalancer_domain::calendar::exchange_date(now);
                 let mut new_lots: Vec<(String, String, Lot)> = Vec::new();
+                let mut gone_lots: Vec<(String, String)> = Vec::new();
                 let mut realized = Vec::new();
                 let mut read = QueryBuilder::<DB>::new(
                     "SELECT account_id, quantity, average_cost FROM positions WHERE tenant_id = ",
@@ -144,10 +145,15 @@ impl SqlStore<DB> {
                     // Lots: buys open one each, sales close them by the
                     // account's method; they end covering the position.
                     let (tax, created_at) = &settings[*account_id];
+                    let stored = stored_lots
+                        .remove(&((*account_id).to_owned(), symbol.to_owned()))
+                        .unwrap_or_default();
+                    let before: HashMap<String, (Decimal, Decimal)> = stored
+                        .iter()
+                        .map(|lot| (lot.id.clone(), (lot.quantity, lot.basis)))
+                        .collect();
                     let mut open = lots::cover(
-                        stored_lots
-                            .remove(&((*account_id).to_owned(), symbol.to_owned()))
-                            .unwrap_or_default(),
+                        stored,
                         held.get(*account_id).map_or(Decimal::ZERO, |held| held.0),
                         average_cost,
                         rebalancer_domain::calendar::exchange_date(*created_at),
@@ -155,20 +161,14 @@ impl SqlStore<DB> {
                     );
                     for allocation in &by_account[account_id] {
                         match allocation.side {
-                            Side::Buy => {
-                                let id = if open.iter().any(|lot| lot.id == allocation.fill_id) {
-                                    format!("{}-{}", allocation.fill_id, allocation.order_id)
-                                } else {
-                                    allocation.fill_id.clone()
-                                };
-                                lots::buy(
-                                    &mut open,
-                                    id,
-                                    allocation.quantity,
-                                    allocation.amount,
-                                    today,
-                                );
-                            }
+                            // The fills of one order on one day are one lot.
+                            Side::Buy => lots::add(
+                                &mut open,
+                                &allocation.order_id,
+                                allocation.quantity,
+                                allocation.amount,
+                                today,
+                            ),
                             Side::Sell => {
                                 let (sale, left) = rebalancer_domain::tax::close(
                                     tax,
@@ -188,8 +188,15 @@ impl SqlStore<DB> {
                         }
                     }
                     let open = lots::cover(open, quantity, cost, today, OPENING_LOT);
+                    // Only what changed is written.
+                    for id in before.keys() {
+                        if !open.iter().any(|lot| &lot.id == id) {
+                            gone_lots.push(((*account_id).to_owned(), id.clone()));
+                        }
+                    }
                     new_lots.extend(
                         open.into_iter()
+                            .filter(|lot| before.get(&lot.id) != Some(&(lot.quantity, lot.basis)))
                             .map(|lot| ((*account_id).to_owned(), symbol.to_owned(), lot)),
                     );
                     balances.push(((*account_id).to_owned(), balance));
@@ -241,7 +248,7 @@ impl SqlStore<DB> {
                     delete.push(")");
                     delete.build().execute(&mut *conn).await?;
                 }
-                Self::replace_lots(conn, tenant, Some(symbol), chunk, &new_lots).await?;
+                Self::change_lots(conn, tenant, symbol, &new_lots, &gone_lots).await?;
                 let rows: Vec<Realized<'_>> = realized
                     .iter()
                     .map(|(allocation, closed)| Realized {

@@ -172,6 +172,58 @@ impl SqlStore<DB> {
         Ok(planned)
     }
 
+    /// Writes the lots of `symbol` that changed (inserted or updated) and
+    /// deletes those closed, as (account, lot id).
+    pub(crate) async fn change_lots(
+        conn: &mut DB::Connection,
+        tenant: &str,
+        symbol: &str,
+        changed: &[(String, String, Lot)],
+        gone: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        for chunk in changed.chunks(1000) {
+            let mut upsert = QueryBuilder::<DB>::new(
+                "INSERT INTO tax_lots (tenant_id, account_id, symbol, lot_id, quantity, basis, acquired) ",
+            );
+            upsert.push_values(chunk, |mut row, (account_id, symbol, lot)| {
+                row.push_bind(tenant.to_owned())
+                    .push_bind(account_id.clone())
+                    .push_bind(symbol.clone())
+                    .push_bind(lot.id.clone())
+                    .push_bind(Dec(lot.quantity))
+                    .push_bind(Dec(lot.basis))
+                    .push_bind(lot.acquired.to_string());
+            });
+            upsert.push(
+                " ON CONFLICT (tenant_id, account_id, symbol, lot_id) DO UPDATE SET \
+                 quantity = excluded.quantity, basis = excluded.basis, acquired = excluded.acquired",
+            );
+            upsert.build().execute(&mut *conn).await?;
+        }
+        for chunk in gone.chunks(400) {
+            let mut delete = QueryBuilder::<DB>::new("DELETE FROM tax_lots WHERE tenant_id = ");
+            delete
+                .push_bind(tenant.to_owned())
+                .push(" AND symbol = ")
+                .push_bind(symbol.to_owned())
+                .push(" AND (");
+            for (index, (account_id, lot_id)) in chunk.iter().enumerate() {
+                if index > 0 {
+                    delete.push(" OR ");
+                }
+                delete
+                    .push("(account_id = ")
+                    .push_bind(account_id.clone())
+                    .push(" AND lot_id = ")
+                    .push_bind(lot_id.clone())
+                    .push(")");
+            }
+            delete.push(")");
+            delete.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
     /// Records what sales closed.
     pub(crate) async fn insert_realized(
         conn: &mut DB::Connection,
