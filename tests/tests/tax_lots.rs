@@ -16,10 +16,10 @@ use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::execution::market_data_service_client::MarketDataServiceClient;
 use rebalancer_proto::execution::run_service_client::RunServiceClient;
 use rebalancer_proto::execution::{
-    Account, Asset, CreateRunRequest, GetAccountRequest, GetHoldingsRequest, GetRunRequest,
-    HoldingTerm, LotMethod, OrderSide, Position, PreviewRunRequest, PreviewRunResponse, Quote, Run,
-    RunSpec, RunStatus, SetTaxSettingsRequest, SkipReason, TaxLot, TaxSettings, TaxStatus,
-    UpsertAccountRequest, UpsertAssetsRequest, UpsertQuotesRequest,
+    Account, ApplySplitRequest, Asset, CreateRunRequest, GetAccountRequest, GetHoldingsRequest,
+    GetRunRequest, HoldingTerm, LotMethod, OrderSide, Position, PreviewRunRequest,
+    PreviewRunResponse, Quote, Run, RunSpec, RunStatus, SetTaxSettingsRequest, SkipReason, TaxLot,
+    TaxSettings, TaxStatus, UpsertAccountRequest, UpsertAssetsRequest, UpsertQuotesRequest,
 };
 use rebalancer_server::stack::MarketChoice;
 use rebalancer_tests::{Backend, StackOptions, TestStack, violated_fields};
@@ -494,6 +494,95 @@ async fn lots_drive_gains_budgets_and_bookings(backend: Backend) {
     let after = desk.account("acct-budget").await;
     assert_eq!(after.etag, before.etag);
     assert_eq!(after.positions, before.positions);
+
+    // A 2-for-1 split: positions and lots double, bases and dates stay;
+    // a retry does not split twice.
+    let split = |key: &str| ApplySplitRequest {
+        idempotency_key: key.to_owned(),
+        symbol: "SPY".to_owned(),
+        new_shares: "2".to_owned(),
+        old_shares: "1".to_owned(),
+        effective_on: rebalancer_domain::calendar::exchange_date(now).to_string(),
+    };
+    for _ in 0..2 {
+        let applied = desk
+            .accounts
+            .apply_split(firm.request(split("split-1")))
+            .await
+            .expect("split")
+            .into_inner();
+        assert_eq!(applied.accounts_adjusted, 5);
+    }
+    let fifo = desk.account("acct-fifo").await;
+    let spy = &fifo.positions[0];
+    assert_eq!(d(&spy.quantity), d("60"));
+    let split_lots: Vec<(&str, Decimal, Decimal)> = spy
+        .lots
+        .iter()
+        .map(|l| (l.id.as_str(), d(&l.quantity), d(&l.cost_basis)))
+        .collect();
+    assert_eq!(
+        split_lots,
+        [
+            ("long-gain", d("20"), d("3000")),
+            ("loss", d("20"), d("5500")),
+            ("short-gain", d("20"), d("4500")),
+        ]
+    );
+    let refused = desk
+        .accounts
+        .apply_split(firm.request(ApplySplitRequest {
+            idempotency_key: "split-bad".to_owned(),
+            symbol: "bad sym".to_owned(),
+            new_shares: "0".to_owned(),
+            old_shares: "1.5".to_owned(),
+            effective_on: "2026-13-01".to_owned(),
+        }))
+        .await
+        .expect_err("bad split");
+    assert_eq!(
+        violated_fields(&refused),
+        ["symbol", "new_shares", "old_shares", "effective_on"]
+    );
+
+    // Within its drift tolerance a taxable account is not traded for drift
+    // alone; past it, it is.
+    let tolerance = |points: &str| SetTaxSettingsRequest {
+        account_id: "acct-lifo".to_owned(),
+        tax_settings: Some(TaxSettings {
+            lot_method: LotMethod::Lifo.into(),
+            drift_tolerance: points.to_owned(),
+            ..TaxSettings::default()
+        }),
+        etag: String::new(),
+    };
+    desk.accounts
+        .set_tax_settings(firm.request(tolerance("5")))
+        .await
+        .expect("tolerance");
+    let near = || vec![weight("", "3"), weight("SPY", "97")];
+    let held = desk.preview(spec("acct-lifo", near())).await;
+    assert!(held.orders.is_empty(), "{held:?}");
+    assert_eq!(held.skipped_orders[0].reason, i32::from(SkipReason::Tax));
+    assert!(
+        held.skipped_orders[0]
+            .detail
+            .starts_with("within the taxable drift tolerance of 5 points"),
+        "{}",
+        held.skipped_orders[0].detail
+    );
+    desk.accounts
+        .set_tax_settings(firm.request(tolerance("2")))
+        .await
+        .expect("tolerance");
+    let traded = desk.preview(spec("acct-lifo", near())).await;
+    assert_eq!(traded.orders.len(), 1, "{traded:?}");
+    let refused = desk
+        .accounts
+        .set_tax_settings(firm.request(tolerance("100")))
+        .await
+        .expect_err("bad tolerance");
+    assert_eq!(violated_fields(&refused), ["tax_settings.drift_tolerance"]);
 
     stack.stop().await;
 }

@@ -440,5 +440,68 @@ pub fn cover(
     lots
 }
 
+/// A split as an operator sent it.
+#[derive(Debug, Clone, Default)]
+pub struct SplitInput {
+    pub symbol: String,
+    pub new_shares: String,
+    pub old_shares: String,
+    pub effective_on: String,
+}
+
+/// A validated split: `new` shares for every `old`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    pub symbol: crate::Symbol,
+    pub new: Decimal,
+    pub old: Decimal,
+    pub effective_on: NaiveDate,
+}
+
+impl SplitInput {
+    /// # Errors
+    /// A violation per bad field.
+    pub fn validate(self) -> Result<Split, crate::Violations> {
+        let mut violations = crate::Violations::new();
+        let symbol = crate::Symbol::parse(&self.symbol)
+            .map_err(|error| violations.add("symbol", error.to_string()))
+            .ok();
+        let mut shares = |field: &str, text: &str| match crate::decimal::parse_decimal(text) {
+            Ok(value)
+                if value.fract().is_zero()
+                    && value >= Decimal::ONE
+                    && value <= Decimal::ONE_THOUSAND =>
+            {
+                Some(value.normalize())
+            }
+            _ => {
+                violations.add(field, "must be a whole number from 1 to 1000");
+                None
+            }
+        };
+        let new = shares("new_shares", &self.new_shares);
+        let old = shares("old_shares", &self.old_shares);
+        if let (Some(new), Some(old)) = (new, old)
+            && new == old
+        {
+            violations.add("new_shares", "must differ from old_shares");
+        }
+        let effective_on = NaiveDate::parse_from_str(&self.effective_on, "%Y-%m-%d")
+            .map_err(|_| violations.add("effective_on", "must be a date, YYYY-MM-DD"))
+            .ok();
+        match (symbol, new, old, effective_on) {
+            (Some(symbol), Some(new), Some(old), Some(effective_on)) if violations.is_empty() => {
+                Ok(Split {
+                    symbol,
+                    new,
+                    old,
+                    effective_on,
+                })
+            }
+            _ => Err(violations),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

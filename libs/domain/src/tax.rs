@@ -76,6 +76,10 @@ pub struct TaxSettings {
     /// long term.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_short_term_gains: bool,
+    /// Percentage points: a taxable account whose every line is closer to
+    /// its target than this is not traded for drift alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_tolerance: Option<Decimal>,
 }
 
 impl TaxSettings {
@@ -94,6 +98,8 @@ pub struct TaxSettingsInput {
     pub run_gain_budget: String,
     pub annual_gain_budget: String,
     pub no_short_term_gains: bool,
+    /// Empty: none.
+    pub drift_tolerance: String,
 }
 
 impl TaxSettingsInput {
@@ -124,6 +130,26 @@ impl TaxSettingsInput {
         };
         let run_gain_budget = budget("run_gain_budget", &self.run_gain_budget);
         let annual_gain_budget = budget("annual_gain_budget", &self.annual_gain_budget);
+        let drift_tolerance = if self.drift_tolerance.is_empty() {
+            None
+        } else {
+            match crate::decimal::parse_decimal(&self.drift_tolerance) {
+                Ok(value)
+                    if value > Decimal::ZERO
+                        && value < Decimal::ONE_HUNDRED
+                        && crate::decimal::significant_scale(value) <= 2 =>
+                {
+                    Some(value.normalize())
+                }
+                _ => {
+                    violations.add(
+                        "drift_tolerance",
+                        "must be percentage points above 0 and below 100 with at most 2 decimals",
+                    );
+                    None
+                }
+            }
+        };
         if !violations.is_empty() {
             return Err(violations);
         }
@@ -133,8 +159,58 @@ impl TaxSettingsInput {
             run_gain_budget,
             annual_gain_budget,
             no_short_term_gains: self.no_short_term_gains,
+            drift_tolerance,
         })
     }
+}
+
+/// Holds a taxable account's full rebalance back when no line of `plan`
+/// (cash included) is further from its target than the account's drift
+/// tolerance: its orders become skipped trades with the reason, and the
+/// expected weights stay the current ones. Whether it did.
+pub fn hold_within_tolerance(settings: &TaxSettings, plan: &mut crate::trades::Plan) -> bool {
+    let Some(tolerance) = settings.drift_tolerance else {
+        return false;
+    };
+    if settings.status != TaxStatus::Taxable || plan.orders.is_empty() {
+        return false;
+    }
+    let Some(widest) = plan
+        .drift
+        .iter()
+        .max_by(|a, b| a.drift.abs().cmp(&b.drift.abs()))
+    else {
+        return false;
+    };
+    if widest.drift.abs() >= tolerance {
+        return false;
+    }
+    let name = widest
+        .symbol
+        .as_ref()
+        .map_or_else(|| "cash".to_owned(), ToString::to_string);
+    let detail = format!(
+        "within the taxable drift tolerance of {tolerance} points (widest: {name} at {} points): not traded for drift alone",
+        widest.drift.round_dp(2)
+    );
+    for order in plan.orders.drain(..) {
+        plan.skipped.push(crate::trades::SkippedTrade {
+            notional: order
+                .cash_amount()
+                .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::ToZero),
+            symbol: order.symbol,
+            side: order.side,
+            quantity: order.quantity,
+            reason: SkipReason::Tax,
+            detail: detail.clone(),
+        });
+    }
+    for line in &mut plan.drift {
+        line.expected_weight = line.current_weight;
+        line.expected_value = line.current_value;
+    }
+    plan.cash_after = plan.cash_before;
+    true
 }
 
 /// An account's lots and settings on the day of a plan.

@@ -193,6 +193,7 @@ pub const RPCS: &[(&str, Permission)] = {
         ("execution.v1.AccountService/ListHouseholds", Read),
         ("execution.v1.AccountService/SetIdenticalSecurities", Advise),
         ("execution.v1.AccountService/GetIdenticalSecurities", Read),
+        ("execution.v1.AccountService/ApplySplit", Operate),
         ("execution.v1.AccountService/ListAccounts", Read),
         ("execution.v1.AccountService/CreateCashMovement", Operate),
         ("execution.v1.AccountService/ListCashMovements", Read),

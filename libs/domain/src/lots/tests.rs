@@ -153,6 +153,16 @@ enum Step {
     },
     /// A split new-for-old.
     Split { new: u8, old: u8 },
+    /// A fill of one of three orders (merged into that order's lot that day).
+    Fill {
+        order: u8,
+        milli: u32,
+        cents: u32,
+        day: u32,
+    },
+    /// A custodian's sync to a quantity (thousandths) at an average cost
+    /// (cents): shares the lots miss become a lot, extra lots are closed.
+    Sync { milli: u32, cents: u32 },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -162,6 +172,9 @@ fn step() -> impl Strategy<Value = Step> {
         3 => (1u32..=60_000, 1u32..=100_000, 0u32..=900, 0u8..5)
             .prop_map(|(milli, cents, day, method)| Step::Sell { milli, cents, day, method }),
         1 => (1u8..=4, 1u8..=3).prop_map(|(new, old)| Step::Split { new, old }),
+        2 => (0u8..3, 1u32..=20_000, 0u32..=2_000_000, 0u32..=3)
+            .prop_map(|(order, milli, cents, day)| Step::Fill { order, milli, cents, day }),
+        1 => (0u32..=80_000, 0u32..=100_000).prop_map(|(milli, cents)| Step::Sync { milli, cents }),
     ]
 }
 
@@ -219,6 +232,40 @@ proptest! {
                     let exact = quantity_before * Decimal::from(new) / Decimal::from(old);
                     prop_assert!(quantity_after <= exact);
                     prop_assert!(exact - quantity_after < Decimal::new(1, 9) * Decimal::from(lots.len().max(1)));
+                    lots.retain(|l| !l.quantity.is_zero());
+                }
+                Step::Fill { order, milli, cents, day } => {
+                    let quantity = Decimal::new(i64::from(milli), 3);
+                    let basis = Decimal::new(i64::from(cents), 2);
+                    let count = lots.len();
+                    add(&mut lots, &format!("order-{order}"), quantity, basis, start + chrono::Duration::days(i64::from(day)));
+                    let quantity_after: Decimal = lots.iter().map(|l| l.quantity).sum();
+                    let basis_after: Decimal = lots.iter().map(|l| l.basis).sum();
+                    prop_assert_eq!(quantity_after, quantity_before + quantity);
+                    prop_assert_eq!(basis_after, basis_before + basis);
+                    prop_assert!(lots.len() <= count + 1);
+                    let mut ids: Vec<&str> = lots.iter().map(|l| l.id.as_str()).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    prop_assert_eq!(ids.len(), lots.len());
+                }
+                Step::Sync { milli, cents } => {
+                    let quantity = Decimal::new(i64::from(milli), 3);
+                    let cost = Decimal::new(i64::from(cents), 2);
+                    lots = cover(lots, quantity, cost, start, "opening");
+                    let quantity_after: Decimal = lots.iter().map(|l| l.quantity).sum();
+                    let basis_after: Decimal = lots.iter().map(|l| l.basis).sum();
+                    prop_assert_eq!(quantity_after, quantity);
+                    if quantity >= quantity_before {
+                        let missing = quantity - quantity_before;
+                        prop_assert_eq!(
+                            basis_after,
+                            basis_before
+                                + (missing * cost).round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+                        );
+                    } else {
+                        prop_assert!(basis_after <= basis_before);
+                    }
                     lots.retain(|l| !l.quantity.is_zero());
                 }
             }

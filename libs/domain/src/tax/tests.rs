@@ -208,3 +208,76 @@ fn the_wash_sale_guard_keeps_loss_lots_and_says_why() {
     let ids: Vec<&str> = booked.closed.iter().map(|c| c.lot_id.as_str()).collect();
     assert_eq!(ids, ["long-gain", "loss"]);
 }
+
+#[test]
+fn a_taxable_account_within_its_tolerance_is_not_traded_for_drift_alone() {
+    use crate::portfolio::Weight;
+    use crate::trades::{AccountSnapshot, Holding, PlanInput, PlanKind, TradeAsset, plan};
+    let assets = HashMap::from([(
+        symbol("SPY"),
+        TradeAsset {
+            symbol: symbol("SPY"),
+            price: dec!(100),
+            tradable: true,
+            fractionable: true,
+        },
+    )]);
+    let account = AccountSnapshot {
+        cash: dec!(0),
+        holdings: vec![Holding {
+            symbol: symbol("SPY"),
+            quantity: dec!(100),
+        }],
+        buys_blocked: false,
+        sells_blocked: false,
+        restricted: Vec::new(),
+        sell_limits: Vec::new(),
+        buy_blocks: Vec::new(),
+    };
+    let target = vec![
+        Weight::cash(dec!(2)),
+        Weight::asset(symbol("SPY"), dec!(98)),
+    ];
+    let planned = || {
+        plan(&PlanInput {
+            kind: PlanKind::FullRebalance,
+            account: &account,
+            target: &target,
+            assets: &assets,
+            minimum_order_notional: dec!(1),
+            whole_shares_only: false,
+            asset_rules: &[],
+        })
+    };
+    let settings = |tolerance: Decimal, status: TaxStatus| TaxSettings {
+        status,
+        drift_tolerance: Some(tolerance),
+        ..TaxSettings::default()
+    };
+    let mut held = planned();
+    assert!(hold_within_tolerance(
+        &settings(dec!(3), TaxStatus::Taxable),
+        &mut held
+    ));
+    assert!(held.orders.is_empty());
+    assert_eq!(held.skipped[0].reason, SkipReason::Tax);
+    assert!(
+        held.skipped[0]
+            .detail
+            .starts_with("within the taxable drift tolerance of 3 points (widest: "),
+        "{}",
+        held.skipped[0].detail
+    );
+    assert_eq!(held.cash_after, dec!(0));
+    // At the tolerance, or in an IRA, the account trades.
+    let mut traded = planned();
+    assert!(!hold_within_tolerance(
+        &settings(dec!(2), TaxStatus::Taxable),
+        &mut traded
+    ));
+    assert_eq!(traded.orders.len(), 1);
+    assert!(!hold_within_tolerance(
+        &settings(dec!(3), TaxStatus::TaxDeferred),
+        &mut traded
+    ));
+}

@@ -65,3 +65,16 @@ CREATE TABLE identical_securities (
     group_no  INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, symbol)
 );
+
+-- Splits applied to the book (positions and lots scaled by new/old).
+CREATE TABLE splits (
+    tenant_id    TEXT    NOT NULL,
+    id           TEXT    NOT NULL,
+    symbol       TEXT    NOT NULL,
+    new_shares   TEXT    NOT NULL,
+    old_shares   TEXT    NOT NULL,
+    effective_on TEXT    NOT NULL,
+    accounts     INTEGER NOT NULL,
+    created_at   TEXT    NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);

@@ -240,6 +240,27 @@ impl Execution {
         self.detailed_view(&context.tenant, record).await
     }
 
+    /// Applies a split to every account holding the symbol.
+    ///
+    /// # Errors
+    /// `Invalid` with field violations; `FailedPrecondition` while orders
+    /// in the symbol are open.
+    #[tracing::instrument(name = "apply_split", skip_all, fields(tenant = %context.tenant, symbol = %input.symbol))]
+    pub async fn apply_split(
+        &self,
+        context: &RequestContext,
+        input: rebalancer_domain::lots::SplitInput,
+        claim: &IdempotencyClaim,
+    ) -> Result<i64, ExecutionError> {
+        let split = input.validate().map_err(ExecutionError::Invalid)?;
+        let applied = self
+            .store
+            .apply_split(&context.tenant, &split, claim, self.clock.now())
+            .await?;
+        tracing::info!(replayed = !applied.is_new(), "split applied");
+        Ok(applied.into_inner())
+    }
+
     /// An account's open lots by symbol, each position covered (shares its
     /// stored lots miss read as one lot at the average cost).
     pub(crate) async fn covered_lots(

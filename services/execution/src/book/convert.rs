@@ -231,6 +231,7 @@ pub fn tax_settings_to_wire(settings: &TaxSettings) -> pb::TaxSettings {
         run_gain_budget: optional_text(settings.run_gain_budget, money_text),
         annual_gain_budget: optional_text(settings.annual_gain_budget, money_text),
         no_short_term_gains: settings.no_short_term_gains,
+        drift_tolerance: optional_text(settings.drift_tolerance, decimal_text),
     }
 }
 
@@ -271,6 +272,7 @@ pub fn tax_settings_input(
         run_gain_budget: settings.run_gain_budget,
         annual_gain_budget: settings.annual_gain_budget,
         no_short_term_gains: settings.no_short_term_gains,
+        drift_tolerance: settings.drift_tolerance,
     })
 }
 

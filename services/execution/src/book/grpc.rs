@@ -176,6 +176,27 @@ impl AccountService for ExecutionApi {
         self.get_identical_securities_rpc(request).await
     }
 
+    async fn apply_split(
+        &self,
+        request: Request<pb::ApplySplitRequest>,
+    ) -> Result<Response<pb::ApplySplitResponse>, Status> {
+        let context = RequestContext::of(&request)?;
+        let message = request.into_inner();
+        let claim = required_claim("ApplySplit", &message.idempotency_key, &message, |m| {
+            m.idempotency_key.clear()
+        })?;
+        let input = rebalancer_domain::lots::SplitInput {
+            symbol: message.symbol,
+            new_shares: message.new_shares,
+            old_shares: message.old_shares,
+            effective_on: message.effective_on,
+        };
+        let accounts = self.execution.apply_split(&context, input, &claim).await?;
+        Ok(Response::new(pb::ApplySplitResponse {
+            accounts_adjusted: i32::try_from(accounts).unwrap_or(i32::MAX),
+        }))
+    }
+
     async fn list_accounts(
         &self,
         request: Request<pb::ListAccountsRequest>,

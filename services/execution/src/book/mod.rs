@@ -18,6 +18,7 @@ mod sql_cash;
 mod sql_households;
 mod sql_lots;
 mod sql_reconcile;
+mod sql_splits;
 pub mod store;
 
 pub use app::{AccountView, HoldingsView, PositionInput, YearGains, parse_etag};

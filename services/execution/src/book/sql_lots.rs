@@ -310,6 +310,16 @@ impl LotStore for SqlStore<DB> {
         Ok(realized)
     }
 
+    async fn apply_split(
+        &self,
+        tenant: &str,
+        split: &rebalancer_domain::lots::Split,
+        claim: &crate::store::IdempotencyClaim,
+        now: DateTime<Utc>,
+    ) -> Result<crate::store::Created<i64>, StoreError> {
+        self.split_book(tenant, split, claim, now).await
+    }
+
     async fn set_tax_settings(
         &self,
         tenant: &str,

@@ -217,6 +217,19 @@ pub trait LotStore: Send + Sync + Debug {
         limit: u32,
     ) -> Result<Vec<RealizedLot>, StoreError>;
 
+    /// Applies a split to every account holding its symbol, once per
+    /// claim; the number of accounts changed.
+    ///
+    /// # Errors
+    /// `FailedPrecondition` while orders in the symbol are open.
+    async fn apply_split(
+        &self,
+        tenant: &str,
+        split: &rebalancer_domain::lots::Split,
+        claim: &crate::store::IdempotencyClaim,
+        now: DateTime<Utc>,
+    ) -> Result<crate::store::Created<i64>, StoreError>;
+
     /// Replaces an account's tax settings (a new revision).
     async fn set_tax_settings(
         &self,

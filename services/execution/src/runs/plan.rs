@@ -424,6 +424,10 @@ impl Execution {
                 plan = plan_with(&snapshot);
             }
         }
+        // Drift alone does not pay a taxable account's tax.
+        if kind == RunKind::FullRebalance {
+            rebalancer_domain::tax::hold_within_tolerance(&account_record.tax, &mut plan);
+        }
 
         let id = new_id();
         let approval_mode = spec.approval_mode.unwrap_or(target.approval_mode);
