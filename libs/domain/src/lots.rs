@@ -261,11 +261,12 @@ pub fn add(lots: &mut Vec<Lot>, id: &str, quantity: Decimal, basis: Decimal, acq
         lot.basis += basis.max(Decimal::ZERO);
         return;
     }
-    let id = if lots.iter().any(|lot| lot.id == id) {
-        dated
-    } else {
-        id.to_owned()
-    };
+    let taken = |candidate: &str| lots.iter().any(|lot| lot.id == candidate);
+    let id = std::iter::once(id.to_owned())
+        .chain(std::iter::once(dated.clone()))
+        .chain((2..).map(|n| format!("{dated}-{n}")))
+        .find(|candidate| !taken(candidate))
+        .unwrap_or(dated);
     buy(lots, id, quantity, basis, acquired);
 }
 
@@ -416,11 +417,12 @@ pub fn cover(
     let held: Decimal = lots.iter().map(|lot| lot.quantity).sum();
     if held < quantity {
         let missing = quantity - held;
-        let id = if lots.iter().any(|lot| lot.id == uncovered_id) {
-            format!("{uncovered_id}-{}", lots.len())
-        } else {
-            uncovered_id.to_owned()
-        };
+        // The first of `uncovered_id`, `uncovered_id-2`, ... not taken.
+        let taken = |id: &str| lots.iter().any(|lot| lot.id == id);
+        let id = std::iter::once(uncovered_id.to_owned())
+            .chain((2..).map(|n| format!("{uncovered_id}-{n}")))
+            .find(|id| !taken(id))
+            .unwrap_or_default();
         lots.push(Lot {
             id,
             quantity: missing,
