@@ -16,10 +16,11 @@ use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::execution::market_data_service_client::MarketDataServiceClient;
 use rebalancer_proto::execution::run_service_client::RunServiceClient;
 use rebalancer_proto::execution::{
-    Account, ApplySplitRequest, Asset, CreateRunRequest, GetAccountRequest, GetHoldingsRequest,
-    GetRunRequest, HoldingTerm, LotMethod, OrderSide, Position, PreviewRunRequest,
-    PreviewRunResponse, Quote, Run, RunSpec, RunStatus, SetTaxSettingsRequest, SkipReason, TaxLot,
-    TaxSettings, TaxStatus, UpsertAccountRequest, UpsertAssetsRequest, UpsertQuotesRequest,
+    Account, AdjustRunRequest, ApplySplitRequest, ApproveRunRequest, Asset, CreateRunRequest,
+    GetAccountRequest, GetHoldingsRequest, GetRunRequest, HoldingTerm, LotMethod, OrderAdjustment,
+    OrderSide, Position, PreviewRunRequest, PreviewRunResponse, Quote, Run, RunSpec, RunStatus,
+    SetTaxSettingsRequest, SkipReason, TaxLot, TaxSettings, TaxStatus, UpsertAccountRequest,
+    UpsertAssetsRequest, UpsertQuotesRequest,
 };
 use rebalancer_server::stack::MarketChoice;
 use rebalancer_tests::{Backend, StackOptions, TestStack, violated_fields};
@@ -583,6 +584,111 @@ async fn lots_drive_gains_budgets_and_bookings(backend: Backend) {
         .await
         .expect_err("bad tolerance");
     assert_eq!(violated_fields(&refused), ["tax_settings.drift_tolerance"]);
+
+    // Specific lots chosen in an edit: the estimate follows, and the fills
+    // close those lots (HIFO alone would close the loss lot first).
+    let proposed = desk
+        .runs
+        .create_run(firm.request(CreateRunRequest {
+            idempotency_key: "hifo-run".to_owned(),
+            spec: Some(RunSpec {
+                approval_mode: rebalancer_proto::common::ApprovalMode::Manual.into(),
+                ..spec("acct-hifo", half())
+            }),
+        }))
+        .await
+        .expect("proposed run")
+        .into_inner()
+        .run
+        .expect("run");
+    let sale = proposed.orders[0].clone();
+    assert_eq!(d(&sale.quantity), d("30"));
+    let adjust = |lot_ids: Vec<&str>, quantity: &str, order: &str, etag: &str| AdjustRunRequest {
+        run_id: proposed.id.clone(),
+        etag: etag.to_owned(),
+        adjustments: vec![OrderAdjustment {
+            order_id: order.to_owned(),
+            quantity: quantity.to_owned(),
+            lot_ids: lot_ids.into_iter().map(ToOwned::to_owned).collect(),
+            ..OrderAdjustment::default()
+        }],
+        ..AdjustRunRequest::default()
+    };
+    let chosen = desk
+        .runs
+        .adjust_run(firm.request(adjust(vec!["short-gain"], "", &sale.id, &proposed.etag)))
+        .await
+        .expect("lots chosen")
+        .into_inner()
+        .run
+        .expect("run");
+    let lots_of = |run: &Run| -> Vec<(String, Decimal, Decimal)> {
+        run.orders[0]
+            .tax_lots
+            .iter()
+            .map(|l| (l.lot_id.clone(), d(&l.quantity), d(&l.gain)))
+            .collect()
+    };
+    // 20 × (500 − 225), then FIFO: 10 × (500 − 150).
+    assert_eq!(
+        lots_of(&chosen),
+        [
+            ("short-gain".to_owned(), d("20"), d("5500.00")),
+            ("long-gain".to_owned(), d("10"), d("3500.00")),
+        ]
+    );
+    let refused = desk
+        .runs
+        .adjust_run(firm.request(adjust(vec!["nope"], "", &sale.id, &chosen.etag)))
+        .await
+        .expect_err("unknown lot");
+    assert_eq!(violated_fields(&refused), ["adjustments[0].lot_ids[0]"]);
+    let chosen = desk
+        .runs
+        .adjust_run(firm.request(adjust(vec!["long-gain"], "10", &sale.id, &chosen.etag)))
+        .await
+        .expect("fewer shares, another lot")
+        .into_inner()
+        .run
+        .expect("run");
+    assert_eq!(
+        lots_of(&chosen),
+        [("long-gain".to_owned(), d("10"), d("3500.00"))]
+    );
+    assert_eq!(chosen.tax.as_ref().expect("tax").long_term_gain, "3500.00");
+    desk.runs
+        .approve_run(firm.request(ApproveRunRequest {
+            run_id: chosen.id.clone(),
+            etag: chosen.etag.clone(),
+        }))
+        .await
+        .expect("approve");
+    let mut ended = desk.run(&chosen.id).await;
+    for _ in 0..600 {
+        if !matches!(
+            RunStatus::try_from(ended.status),
+            Ok(RunStatus::Queued | RunStatus::InProgress)
+        ) {
+            break;
+        }
+        stack.advance_and_tick(TimeDelta::seconds(1), 1).await;
+        ended = desk.run(&chosen.id).await;
+    }
+    let hifo = desk.account("acct-hifo").await;
+    let kept: Vec<(&str, Decimal)> = hifo.positions[0]
+        .lots
+        .iter()
+        .map(|l| (l.id.as_str(), d(&l.quantity)))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("long-gain", d("10")),
+            ("loss", d("20")),
+            ("short-gain", d("20"))
+        ],
+        "{ended:?}"
+    );
 
     stack.stop().await;
 }

@@ -52,6 +52,8 @@ pub struct OrderAdjustmentInput {
     pub quantity: String,
     pub notional: String,
     pub exclude: bool,
+    /// Sales: the lots to close first, in order.
+    pub lot_ids: Vec<String>,
 }
 
 impl Execution {
@@ -286,6 +288,7 @@ impl Execution {
             })?;
         let mut violations = Violations::new();
         let mut skipped = run.skipped.clone();
+        let mut lot_choices: Vec<(usize, String, Vec<String>)> = Vec::new();
         for (index, adjustment) in adjustments.iter().enumerate() {
             let at = |field: &str| format!("adjustments[{index}].{field}");
             let Some(order) = run.orders.iter().find(|o| o.id == adjustment.order_id) else {
@@ -321,6 +324,23 @@ impl Execution {
                 });
                 continue;
             }
+            if !adjustment.lot_ids.is_empty() {
+                if order.side != Side::Sell {
+                    violations.add(at("lot_ids"), "only a sale closes lots");
+                    continue;
+                }
+                lot_choices.push((index, order.id.clone(), adjustment.lot_ids.clone()));
+                log.push(AdjustmentEntry {
+                    actor: context.actor.clone(),
+                    at: now,
+                    order_id: Some(order.id.clone()),
+                    action: "lots_chosen".to_owned(),
+                    details: adjustment.lot_ids.join(", "),
+                });
+                if adjustment.quantity.is_empty() && adjustment.notional.is_empty() {
+                    continue;
+                }
+            }
             let held = account
                 .positions
                 .iter()
@@ -355,6 +375,20 @@ impl Execution {
                     violations.add(format!("adjustments[{index}].{field}"), problem.clone());
                 }
             }
+        }
+        // The tax estimate follows the edits and the lots chosen.
+        if violations.is_empty() && (run.tax.is_some() || !lot_choices.is_empty()) {
+            change.tax = Some(
+                self.adjusted_tax(
+                    context,
+                    &run,
+                    &account,
+                    &change.order_edits,
+                    &lot_choices,
+                    &mut violations,
+                )
+                .await?,
+            );
         }
         if !violations.is_empty() {
             return Err(violations.into());

@@ -231,6 +231,7 @@ pub fn adjustment_input(adjustment: &pb::OrderAdjustment) -> OrderAdjustmentInpu
         quantity: adjustment.quantity.clone(),
         notional: adjustment.notional.clone(),
         exclude: adjustment.exclude,
+        lot_ids: adjustment.lot_ids.clone(),
     }
 }
 

@@ -337,6 +337,13 @@ impl RunStore for SqlStore<DB> {
                 .push(", adjustments_json = ")
                 .push_bind(json(adjustments)?);
         }
+        if let Some(tax) = &change.tax {
+            let text = match tax {
+                Some(tax) => json(tax)?,
+                None => String::new(),
+            };
+            query.push(", tax_json = ").push_bind(text);
+        }
         query
             .push(" WHERE tenant_id = ")
             .push_bind(tenant.to_owned());

@@ -200,6 +200,8 @@ pub struct RunChange {
     pub order_edits: Vec<OrderEdit>,
     /// Orders whose status changes (with a reason).
     pub order_statuses: Vec<(String, OrderStatus, String)>,
+    /// The tax estimate made again (`Some(None)`: no sales left).
+    pub tax: Option<Option<RunTax>>,
 }
 
 rebalancer_kit::text_enum! {

@@ -7,10 +7,11 @@ use std::collections::HashMap;
 
 use chrono::{Days, NaiveDate};
 use rebalancer_domain::Symbol;
-use rebalancer_domain::lots::Lot;
+use rebalancer_domain::lots::{self, Lot, LotMethod, Sale};
 use rebalancer_domain::tax::TaxView;
 use rebalancer_domain::trades::{BuyBlock, PlannedOrder, Side};
 use rebalancer_domain::wash_sale::{self, IdenticalGroups, LossSale, RecentBuy, Window};
+use rebalancer_domain::{Violations, calendar};
 use rebalancer_kit::RequestContext;
 use rust_decimal::Decimal;
 
@@ -18,7 +19,7 @@ use crate::Execution;
 use crate::book::convert::tax_texts;
 use crate::book::store::AccountRecord;
 use crate::error::ExecutionError;
-use crate::runs::store::{LotClose, OrderRecord, OrderTax, RunTax};
+use crate::runs::store::{LotClose, OrderEdit, OrderRecord, OrderTax, RunRecord, RunTax};
 
 /// What tax-aware planning needs of one account, read once per plan.
 #[derive(Debug, Clone)]
@@ -184,6 +185,109 @@ impl WashGuard {
     }
 }
 
+impl Execution {
+    /// The run's tax estimate after `edits` and the lots chosen for some
+    /// sales (`(adjustment index, order id, lot ids)`); a chosen lot the
+    /// account does not hold in the symbol is a violation.
+    pub(super) async fn adjusted_tax(
+        &self,
+        context: &RequestContext,
+        run: &RunRecord,
+        account: &AccountRecord,
+        edits: &[OrderEdit],
+        choices: &[(usize, String, Vec<String>)],
+        violations: &mut Violations,
+    ) -> Result<Option<RunTax>, ExecutionError> {
+        let today = calendar::exchange_date(self.clock.now());
+        let inputs = self.tax_inputs(context, account, today).await?;
+        let none = HashMap::new();
+        let view = TaxView {
+            settings: &account.tax,
+            lots: &inputs.lots,
+            realized_this_year: inputs.realized_this_year,
+            today,
+            frozen_losses: &none,
+        };
+        let mut sales = Vec::new();
+        let mut per_order = Vec::new();
+        for order in run
+            .orders
+            .iter()
+            .filter(|o| o.side == Side::Sell && !o.excluded)
+        {
+            let edit = edits.iter().find(|e| e.order_id == order.id);
+            if edit.is_some_and(|e| e.excluded) {
+                continue;
+            }
+            let quantity = edit.map_or(order.quantity, |e| e.quantity);
+            let Ok(symbol) = Symbol::parse(&order.symbol) else {
+                continue;
+            };
+            let held = inputs.lots.get(&symbol).cloned().unwrap_or_default();
+            let sale = match choices.iter().find(|(_, id, _)| id == &order.id) {
+                Some((index, _, ids)) => {
+                    let mut seen = std::collections::HashSet::new();
+                    for (position, id) in ids.iter().enumerate() {
+                        if !held.iter().any(|lot| &lot.id == id) {
+                            violations.add(
+                                format!("adjustments[{index}].lot_ids[{position}]"),
+                                format!("lot {id} is not held in {symbol}"),
+                            );
+                        } else if !seen.insert(id) {
+                            violations.add(
+                                format!("adjustments[{index}].lot_ids[{position}]"),
+                                format!("lot {id} is named twice"),
+                            );
+                        }
+                    }
+                    lots::sell(
+                        &held,
+                        quantity,
+                        order.estimated_price,
+                        today,
+                        &LotMethod::Specific(ids.clone()),
+                    )
+                    .0
+                }
+                None => view.sale(&symbol, quantity, order.estimated_price),
+            };
+            per_order.push(order_tax(&order.id, &sale));
+            sales.push(sale);
+        }
+        if per_order.is_empty() && view.budget().is_none() {
+            return Ok(None);
+        }
+        let summary = view.summary(&sales);
+        let (status, method) = tax_texts(&account.tax);
+        Ok(Some(RunTax {
+            status: status.to_owned(),
+            lot_method: method.to_owned(),
+            short_term_gain: summary.short_term,
+            long_term_gain: summary.long_term,
+            budget_left: summary.budget_left,
+            orders: per_order,
+        }))
+    }
+}
+
+fn order_tax(order_id: &str, sale: &Sale) -> OrderTax {
+    OrderTax {
+        order_id: order_id.to_owned(),
+        lots: sale
+            .closed
+            .iter()
+            .map(|closed| LotClose {
+                lot_id: closed.lot_id.clone(),
+                acquired: closed.acquired.to_string(),
+                quantity: closed.quantity,
+                basis: closed.basis,
+                proceeds: closed.proceeds,
+                term: closed.term.as_str().to_owned(),
+            })
+            .collect(),
+    }
+}
+
 /// The estimate of what `planned` sales realize; `orders` are the records
 /// made from them, in the same order.
 pub(super) fn run_tax(
@@ -199,21 +303,7 @@ pub(super) fn run_tax(
             continue;
         }
         let sale = view.sale(&plan.symbol, plan.quantity, plan.price);
-        per_order.push(OrderTax {
-            order_id: order.id.clone(),
-            lots: sale
-                .closed
-                .iter()
-                .map(|closed| LotClose {
-                    lot_id: closed.lot_id.clone(),
-                    acquired: closed.acquired.to_string(),
-                    quantity: closed.quantity,
-                    basis: closed.basis,
-                    proceeds: closed.proceeds,
-                    term: closed.term.as_str().to_owned(),
-                })
-                .collect(),
-        });
+        per_order.push(order_tax(&order.id, &sale));
         sales.push(sale);
     }
     if per_order.is_empty() && view.budget().is_none() {
