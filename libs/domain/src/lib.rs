@@ -15,6 +15,7 @@ pub mod cash;
 pub mod decimal;
 pub mod evaluation;
 pub mod exact;
+pub mod harvest;
 pub mod holdings;
 pub mod household;
 pub mod ids;
