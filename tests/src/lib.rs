@@ -7,6 +7,7 @@ pub mod bench;
 pub mod binary;
 pub mod book_model;
 pub mod fix_acceptor;
+pub mod market;
 pub mod pki;
 pub mod process;
 pub mod stack;

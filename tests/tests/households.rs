@@ -6,65 +6,28 @@
 //! the IRA then holds back the taxable account's loss sale; bad households
 //! and groups are refused precisely and change nothing.
 
-use chrono::{DateTime, Duration, TimeDelta, Utc};
+use chrono::Duration;
 use rebalancer_kit::Clock;
 use rebalancer_proto::client::{CallContext, TracedChannel};
-use rebalancer_proto::common::{ApprovalMode, RunType, Weight, WeightType};
+use rebalancer_proto::common::{ApprovalMode, RunType, Weight};
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::execution::market_data_service_client::MarketDataServiceClient;
 use rebalancer_proto::execution::run_service_client::RunServiceClient;
 use rebalancer_proto::execution::{
-    ApproveRunRequest, Asset, CreateHouseholdRebalanceRequest, CreateRunRequest,
-    GetHouseholdRequest, GetRunRequest, IdenticalSecurities, OrderSide, Position,
-    PreviewHouseholdRebalanceRequest, PreviewRunRequest, PreviewRunResponse, Quote, Run, RunSpec,
-    RunStatus, SetIdenticalSecuritiesRequest, SetTaxSettingsRequest, SkipReason, TaxLot,
-    TaxSettings, TaxStatus, UpsertAccountRequest, UpsertAssetsRequest, UpsertHouseholdRequest,
-    UpsertQuotesRequest,
+    ApproveRunRequest, CreateHouseholdRebalanceRequest, CreateRunRequest, GetHouseholdRequest,
+    IdenticalSecurities, OrderSide, Position, PreviewHouseholdRebalanceRequest, PreviewRunRequest,
+    PreviewRunResponse, Run, RunSpec, RunStatus, SetIdenticalSecuritiesRequest,
+    SetTaxSettingsRequest, SkipReason, TaxLot, TaxSettings, TaxStatus, UpsertAccountRequest,
+    UpsertAssetsRequest, UpsertHouseholdRequest, UpsertQuotesRequest,
 };
 use rebalancer_server::stack::MarketChoice;
-use rebalancer_tests::{Backend, StackOptions, TestStack, violated_fields};
+use rebalancer_tests::market::{listed_asset, quote, tick_until_ended};
+use rebalancer_tests::{Backend, StackOptions, TestStack, violated_fields, weight};
 use rust_decimal::Decimal;
 use tonic::Code;
 
 fn d(text: &str) -> Decimal {
     text.parse().unwrap_or_else(|_| panic!("decimal {text:?}"))
-}
-
-fn asset(symbol: &str) -> Asset {
-    Asset {
-        symbol: symbol.to_owned(),
-        name: format!("{symbol} Trust"),
-        exchange: "ARCA".to_owned(),
-        asset_class: "us_equity".to_owned(),
-        active: true,
-        tradable: true,
-        fractionable: false,
-        marginable: true,
-        ..Asset::default()
-    }
-}
-
-fn quote(symbol: &str, last: &str, at: DateTime<Utc>) -> Quote {
-    Quote {
-        symbol: symbol.to_owned(),
-        last: last.to_owned(),
-        timestamp: Some(rebalancer_kit::wire::timestamp(at)),
-        ..Quote::default()
-    }
-}
-
-fn weight(symbol: &str, percent: &str) -> Weight {
-    Weight {
-        r#type: if symbol.is_empty() {
-            WeightType::Cash
-        } else {
-            WeightType::Asset
-        }
-        .into(),
-        symbol: symbol.to_owned(),
-        percent: percent.to_owned(),
-        ..Weight::default()
-    }
 }
 
 fn spec(account: &str, weights: Vec<Weight>, allow_wash_sales: bool) -> RunSpec {
@@ -122,18 +85,6 @@ impl Desk {
             .into_inner()
     }
 
-    async fn run(&mut self, id: &str) -> Run {
-        self.runs
-            .get_run(self.firm.request(GetRunRequest {
-                run_id: id.to_owned(),
-            }))
-            .await
-            .expect("run")
-            .into_inner()
-            .run
-            .expect("run")
-    }
-
     /// Creates a run and ticks until it ends.
     async fn execute(&mut self, stack: &TestStack, key: &str, spec: RunSpec) -> Run {
         let run = self
@@ -147,17 +98,7 @@ impl Desk {
             .into_inner()
             .run
             .expect("run");
-        let mut ended = self.run(&run.id).await;
-        for _ in 0..600 {
-            if !matches!(
-                RunStatus::try_from(ended.status),
-                Ok(RunStatus::Queued | RunStatus::InProgress)
-            ) {
-                break;
-            }
-            stack.advance_and_tick(TimeDelta::seconds(1), 1).await;
-            ended = self.run(&run.id).await;
-        }
+        let ended = tick_until_ended(stack, &mut self.runs, &self.firm, &run.id).await;
         assert!(
             matches!(
                 RunStatus::try_from(ended.status),
@@ -183,7 +124,12 @@ async fn households_locate_assets_and_guard_wash_sales(backend: Backend) {
     let mut market = MarketDataServiceClient::new(channel.clone());
     market
         .upsert_assets(firm.request(UpsertAssetsRequest {
-            assets: vec![asset("SPY"), asset("AGG"), asset("VOO"), asset("IVV")],
+            assets: vec![
+                listed_asset("SPY", false),
+                listed_asset("AGG", false),
+                listed_asset("VOO", false),
+                listed_asset("IVV", false),
+            ],
         }))
         .await
         .expect("assets");
@@ -492,16 +438,7 @@ async fn households_locate_assets_and_guard_wash_sales(backend: Backend) {
         }))
         .await
         .expect("approve the IRA's run");
-    for _ in 0..600 {
-        let run = desk.run(&ira_run).await;
-        if !matches!(
-            RunStatus::try_from(run.status),
-            Ok(RunStatus::Queued | RunStatus::InProgress)
-        ) {
-            break;
-        }
-        stack.advance_and_tick(TimeDelta::seconds(1), 1).await;
-    }
+    tick_until_ended(&stack, &mut desk.runs, &firm, &ira_run).await;
     let replayed = desk
         .runs
         .create_household_rebalance(firm.request(CreateHouseholdRebalanceRequest {

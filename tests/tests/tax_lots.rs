@@ -8,50 +8,28 @@
 //! gain; bad settings and lots are refused field by field and change
 //! nothing.
 
-use chrono::{DateTime, Duration, TimeDelta, Utc};
+use chrono::{DateTime, Duration, Utc};
 use rebalancer_kit::Clock;
 use rebalancer_proto::client::{CallContext, TracedChannel};
-use rebalancer_proto::common::{RunType, Weight, WeightType};
+use rebalancer_proto::common::{RunType, Weight};
 use rebalancer_proto::execution::account_service_client::AccountServiceClient;
 use rebalancer_proto::execution::market_data_service_client::MarketDataServiceClient;
 use rebalancer_proto::execution::run_service_client::RunServiceClient;
 use rebalancer_proto::execution::{
-    Account, AdjustRunRequest, ApplySplitRequest, ApproveRunRequest, Asset, CreateRunRequest,
-    GetAccountRequest, GetHoldingsRequest, GetRunRequest, HoldingTerm, LotMethod, OrderAdjustment,
-    OrderSide, Position, PreviewRunRequest, PreviewRunResponse, Quote, Run, RunSpec, RunStatus,
+    Account, AdjustRunRequest, ApplySplitRequest, ApproveRunRequest, CreateRunRequest,
+    GetAccountRequest, GetHoldingsRequest, HoldingTerm, LotMethod, OrderAdjustment, OrderSide,
+    Position, PreviewRunRequest, PreviewRunResponse, Run, RunSpec, RunStatus,
     SetTaxSettingsRequest, SkipReason, TaxLot, TaxSettings, TaxStatus, UpsertAccountRequest,
     UpsertAssetsRequest, UpsertQuotesRequest,
 };
 use rebalancer_server::stack::MarketChoice;
-use rebalancer_tests::{Backend, StackOptions, TestStack, violated_fields};
+use rebalancer_tests::market::{listed_asset, quote, tick_until_ended};
+use rebalancer_tests::{Backend, StackOptions, TestStack, violated_fields, weight};
 use rust_decimal::Decimal;
 use tonic::Code;
 
 fn d(text: &str) -> Decimal {
     text.parse().unwrap_or_else(|_| panic!("decimal {text:?}"))
-}
-
-fn asset(symbol: &str) -> Asset {
-    Asset {
-        symbol: symbol.to_owned(),
-        name: format!("{symbol} Trust"),
-        exchange: "ARCA".to_owned(),
-        asset_class: "us_equity".to_owned(),
-        active: true,
-        tradable: true,
-        fractionable: false,
-        marginable: true,
-        ..Asset::default()
-    }
-}
-
-fn quote(symbol: &str, last: &str, at: DateTime<Utc>) -> Quote {
-    Quote {
-        symbol: symbol.to_owned(),
-        last: last.to_owned(),
-        timestamp: Some(rebalancer_kit::wire::timestamp(at)),
-        ..Quote::default()
-    }
 }
 
 fn lot(id: &str, quantity: &str, basis: &str, acquired: DateTime<Utc>) -> TaxLot {
@@ -73,20 +51,6 @@ fn spy_lots(now: DateTime<Utc>) -> Vec<TaxLot> {
         lot("short-gain", "10", "4500", now - Duration::days(60)),
         lot("loss", "10", "5500", now - Duration::days(200)),
     ]
-}
-
-fn weight(symbol: &str, percent: &str) -> Weight {
-    Weight {
-        r#type: if symbol.is_empty() {
-            WeightType::Cash
-        } else {
-            WeightType::Asset
-        }
-        .into(),
-        symbol: symbol.to_owned(),
-        percent: percent.to_owned(),
-        ..Weight::default()
-    }
 }
 
 fn spec(account: &str, weights: Vec<Weight>) -> RunSpec {
@@ -168,18 +132,6 @@ impl Desk {
             .account
             .expect("account")
     }
-
-    async fn run(&mut self, id: &str) -> Run {
-        self.runs
-            .get_run(self.firm.request(GetRunRequest {
-                run_id: id.to_owned(),
-            }))
-            .await
-            .expect("run")
-            .into_inner()
-            .run
-            .expect("run")
-    }
 }
 
 async fn lots_drive_gains_budgets_and_bookings(backend: Backend) {
@@ -196,7 +148,7 @@ async fn lots_drive_gains_budgets_and_bookings(backend: Backend) {
     let mut market = MarketDataServiceClient::new(channel.clone());
     market
         .upsert_assets(firm.request(UpsertAssetsRequest {
-            assets: vec![asset("SPY"), asset("TLT")],
+            assets: vec![listed_asset("SPY", false), listed_asset("TLT", false)],
         }))
         .await
         .expect("assets");
@@ -350,17 +302,7 @@ async fn lots_drive_gains_budgets_and_bookings(backend: Backend) {
         .run
         .expect("run");
     assert_eq!(run.tax.as_ref().expect("tax").total_gain, "1000.00");
-    let mut ended = desk.run(&run.id).await;
-    for _ in 0..600 {
-        if !matches!(
-            RunStatus::try_from(ended.status),
-            Ok(RunStatus::Queued | RunStatus::InProgress)
-        ) {
-            break;
-        }
-        stack.advance_and_tick(TimeDelta::seconds(1), 1).await;
-        ended = desk.run(&run.id).await;
-    }
+    let ended = tick_until_ended(&stack, &mut desk.runs, &firm, &run.id).await;
     // The paper broker's slippage may leave a TLT share unbought.
     assert!(
         matches!(
@@ -663,17 +605,7 @@ async fn lots_drive_gains_budgets_and_bookings(backend: Backend) {
         }))
         .await
         .expect("approve");
-    let mut ended = desk.run(&chosen.id).await;
-    for _ in 0..600 {
-        if !matches!(
-            RunStatus::try_from(ended.status),
-            Ok(RunStatus::Queued | RunStatus::InProgress)
-        ) {
-            break;
-        }
-        stack.advance_and_tick(TimeDelta::seconds(1), 1).await;
-        ended = desk.run(&chosen.id).await;
-    }
+    let ended = tick_until_ended(&stack, &mut desk.runs, &firm, &chosen.id).await;
     let hifo = desk.account("acct-hifo").await;
     let kept: Vec<(&str, Decimal)> = hifo.positions[0]
         .lots

@@ -236,13 +236,6 @@ pub struct GainSummary {
     pub budget_left: Option<Decimal>,
 }
 
-impl GainSummary {
-    #[must_use]
-    pub fn total(&self) -> Decimal {
-        self.short_term + self.long_term
-    }
-}
-
 /// The part of a sale one lot makes.
 #[derive(Debug, Clone)]
 struct Chunk {

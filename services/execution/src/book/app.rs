@@ -70,7 +70,7 @@ pub fn parse_etag(field: &str, etag: &str) -> Result<Option<i64>, Violations> {
 
 impl Execution {
     /// Values an account at current prices.
-    async fn view(&self, record: AccountRecord) -> Result<AccountView, ExecutionError> {
+    pub(super) async fn view(&self, record: AccountRecord) -> Result<AccountView, ExecutionError> {
         let symbols: Vec<String> = record.positions.iter().map(|p| p.symbol.clone()).collect();
         let prices = self.prices(&symbols).await?;
         let valuation = holdings::value(

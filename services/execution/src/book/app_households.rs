@@ -105,7 +105,15 @@ impl Execution {
         let mut cash = Decimal::ZERO;
         let mut values: BTreeMap<String, Decimal> = BTreeMap::new();
         for account_id in &record.household.account_ids {
-            let account = self.get_account(context, account_id).await?;
+            // Valued only: lots and realized gains are not needed here.
+            let record = self
+                .store
+                .get_account(&context.tenant, account_id)
+                .await?
+                .ok_or_else(|| {
+                    ExecutionError::NotFound(format!("account {account_id} not found"))
+                })?;
+            let account = self.view(record).await?;
             let free = account.record.limits().free_cash();
             let positions: Decimal = account
                 .valuation

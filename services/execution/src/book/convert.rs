@@ -175,7 +175,8 @@ pub fn term_to_wire(term: &str) -> pb::HoldingTerm {
     }
 }
 
-fn tax_status_of(status: TaxStatus) -> &'static str {
+#[must_use]
+pub fn tax_status_of(status: TaxStatus) -> &'static str {
     match status {
         TaxStatus::Taxable => "taxable",
         TaxStatus::TaxDeferred => "tax_deferred",

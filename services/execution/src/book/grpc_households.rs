@@ -11,7 +11,7 @@ use rebalancer_proto::execution as pb;
 use tonic::{Request, Response, Status};
 
 use crate::book::app_households::HouseholdView;
-use crate::book::convert::tax_status_to_wire;
+use crate::book::convert::{tax_status_of, tax_status_to_wire};
 use crate::book::households::HouseholdRecord;
 use crate::grpc::{ExecutionApi, required};
 
@@ -56,12 +56,7 @@ fn view_to_wire(view: &HouseholdView) -> pb::GetHouseholdResponse {
             .iter()
             .map(|member| pb::HouseholdMember {
                 account_id: member.account_id.clone(),
-                tax_status: tax_status_to_wire(match member.tax_status {
-                    rebalancer_domain::tax::TaxStatus::Taxable => "taxable",
-                    rebalancer_domain::tax::TaxStatus::TaxDeferred => "tax_deferred",
-                    rebalancer_domain::tax::TaxStatus::TaxExempt => "tax_exempt",
-                })
-                .into(),
+                tax_status: tax_status_to_wire(tax_status_of(member.tax_status)).into(),
                 value: money_text(member.value),
                 located_weights: member.located.iter().map(weight_to_wire).collect(),
             })

@@ -229,43 +229,15 @@ impl AccountStore for SqlStore<DB> {
             serde_json::to_string(preferences)
                 .map_err(|error| StoreError::Corrupt(format!("preferences: {error}")))?
         };
-        let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT revision FROM accounts WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.to_owned())
-                .bind(id.to_owned())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(revision) = current else {
-            return Err(StoreError::NotFound(format!("account {id} not found")));
-        };
-        if let Some(expected) = expected_revision
-            && expected != revision
-        {
-            return Err(StoreError::StaleRevision(format!(
-                "account {id} changed since etag r{expected} (now r{revision})"
-            )));
-        }
-        let updated = sqlx::query(
-            "UPDATE accounts SET preferences = $3, revision = revision + 1, updated_at = $4 \
-             WHERE tenant_id = $1 AND id = $2 AND revision = $5 RETURNING revision",
+        self.set_account_text(
+            tenant,
+            id,
+            AccountText::Preferences,
+            text,
+            expected_revision,
+            now,
         )
-        .bind(tenant.to_owned())
-        .bind(id.to_owned())
-        .bind(text)
-        .bind(now)
-        .bind(revision)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if updated.is_none() {
-            return Err(StoreError::StaleRevision(format!(
-                "account {id} changed concurrently"
-            )));
-        }
-        tx.commit().await?;
-        self.get_account(tenant, id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("account {id} not found")))
+        .await
     }
 
     async fn list_accounts(
@@ -323,8 +295,75 @@ impl AccountStore for SqlStore<DB> {
     }
 }
 
+/// An account's settings stored as JSON text, set by their own RPC.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AccountText {
+    Preferences,
+    Tax,
+}
+
+impl AccountText {
+    fn column(self) -> &'static str {
+        match self {
+            Self::Preferences => "preferences",
+            Self::Tax => "tax",
+        }
+    }
+}
+
 #[rebalancer_kit::sql_store]
 impl SqlStore<DB> {
+    /// Replaces one settings column of an account (a new revision); the
+    /// account as it is now.
+    pub(crate) async fn set_account_text(
+        &self,
+        tenant: &str,
+        id: &str,
+        column: AccountText,
+        text: String,
+        expected_revision: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<AccountRecord, StoreError> {
+        let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT revision FROM accounts WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.to_owned())
+                .bind(id.to_owned())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(revision) = current else {
+            return Err(StoreError::NotFound(format!("account {id} not found")));
+        };
+        if let Some(expected) = expected_revision
+            && expected != revision
+        {
+            return Err(StoreError::StaleRevision(format!(
+                "account {id} changed since etag r{expected} (now r{revision})"
+            )));
+        }
+        let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE accounts SET {} = $3, revision = revision + 1, updated_at = $4 \
+                 WHERE tenant_id = $1 AND id = $2 AND revision = $5 RETURNING revision",
+            column.column()
+        )))
+        .bind(tenant.to_owned())
+        .bind(id.to_owned())
+        .bind(text)
+        .bind(now)
+        .bind(revision)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if updated.is_none() {
+            return Err(StoreError::StaleRevision(format!(
+                "account {id} changed concurrently"
+            )));
+        }
+        tx.commit().await?;
+        self.get_account(tenant, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("account {id} not found")))
+    }
+
     /// Accounts in id order, with their positions (one range query for all
     /// the positions of the page).
     async fn select_accounts(

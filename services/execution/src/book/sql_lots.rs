@@ -11,6 +11,7 @@ use rebalancer_domain::tax::TaxSettings;
 use rebalancer_kit::db::Dec;
 use sqlx::{QueryBuilder, Row};
 
+use crate::book::sql_accounts::AccountText;
 use crate::book::store::{AccountRecord, LotStore, RealizedLot};
 use crate::store::{SqlStore, StoreError};
 
@@ -117,12 +118,21 @@ impl SqlStore<DB> {
         }
         delete.push(")");
         delete.build().execute(&mut *conn).await?;
+        Self::upsert_lots(conn, tenant, lots).await
+    }
+
+    /// Inserts or updates lots as (account, symbol, lot).
+    async fn upsert_lots(
+        conn: &mut DB::Connection,
+        tenant: &str,
+        lots: &[(String, String, Lot)],
+    ) -> Result<(), StoreError> {
         // Seven binds a row: well under SQLite's 32,766.
         for chunk in lots.chunks(1000) {
-            let mut insert = QueryBuilder::<DB>::new(
+            let mut upsert = QueryBuilder::<DB>::new(
                 "INSERT INTO tax_lots (tenant_id, account_id, symbol, lot_id, quantity, basis, acquired) ",
             );
-            insert.push_values(chunk, |mut row, (account_id, symbol, lot)| {
+            upsert.push_values(chunk, |mut row, (account_id, symbol, lot)| {
                 row.push_bind(tenant.to_owned())
                     .push_bind(account_id.clone())
                     .push_bind(symbol.clone())
@@ -131,7 +141,11 @@ impl SqlStore<DB> {
                     .push_bind(Dec(lot.basis))
                     .push_bind(lot.acquired.to_string());
             });
-            insert.build().execute(&mut *conn).await?;
+            upsert.push(
+                " ON CONFLICT (tenant_id, account_id, symbol, lot_id) DO UPDATE SET \
+                 quantity = excluded.quantity, basis = excluded.basis, acquired = excluded.acquired",
+            );
+            upsert.build().execute(&mut *conn).await?;
         }
         Ok(())
     }
@@ -181,25 +195,7 @@ impl SqlStore<DB> {
         changed: &[(String, String, Lot)],
         gone: &[(String, String)],
     ) -> Result<(), StoreError> {
-        for chunk in changed.chunks(1000) {
-            let mut upsert = QueryBuilder::<DB>::new(
-                "INSERT INTO tax_lots (tenant_id, account_id, symbol, lot_id, quantity, basis, acquired) ",
-            );
-            upsert.push_values(chunk, |mut row, (account_id, symbol, lot)| {
-                row.push_bind(tenant.to_owned())
-                    .push_bind(account_id.clone())
-                    .push_bind(symbol.clone())
-                    .push_bind(lot.id.clone())
-                    .push_bind(Dec(lot.quantity))
-                    .push_bind(Dec(lot.basis))
-                    .push_bind(lot.acquired.to_string());
-            });
-            upsert.push(
-                " ON CONFLICT (tenant_id, account_id, symbol, lot_id) DO UPDATE SET \
-                 quantity = excluded.quantity, basis = excluded.basis, acquired = excluded.acquired",
-            );
-            upsert.build().execute(&mut *conn).await?;
-        }
+        Self::upsert_lots(conn, tenant, changed).await?;
         for chunk in gone.chunks(400) {
             let mut delete = QueryBuilder::<DB>::new("DELETE FROM tax_lots WHERE tenant_id = ");
             delete
@@ -329,42 +325,7 @@ impl LotStore for SqlStore<DB> {
         now: DateTime<Utc>,
     ) -> Result<AccountRecord, StoreError> {
         let text = tax_text(settings)?;
-        let mut tx = self.pool().begin_with(DB::BEGIN_WRITE).await?;
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT revision FROM accounts WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.to_owned())
-                .bind(id.to_owned())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(revision) = current else {
-            return Err(StoreError::NotFound(format!("account {id} not found")));
-        };
-        if let Some(expected) = expected_revision
-            && expected != revision
-        {
-            return Err(StoreError::StaleRevision(format!(
-                "account {id} changed since etag r{expected} (now r{revision})"
-            )));
-        }
-        let updated = sqlx::query(
-            "UPDATE accounts SET tax = $3, revision = revision + 1, updated_at = $4 \
-             WHERE tenant_id = $1 AND id = $2 AND revision = $5 RETURNING revision",
-        )
-        .bind(tenant.to_owned())
-        .bind(id.to_owned())
-        .bind(text)
-        .bind(now)
-        .bind(revision)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if updated.is_none() {
-            return Err(StoreError::StaleRevision(format!(
-                "account {id} changed concurrently"
-            )));
-        }
-        tx.commit().await?;
-        crate::book::store::AccountStore::get_account(self, tenant, id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("account {id} not found")))
+        self.set_account_text(tenant, id, AccountText::Tax, text, expected_revision, now)
+            .await
     }
 }
